@@ -1,0 +1,107 @@
+"""The Python API: Faust source in, a runnable `Program` out.
+
+    parse -> evaluate -> arity check -> propagate -> Program
+
+Compilation runs in a worker thread with a large stack and a raised recursion limit, because
+the stages recurse over trees whose depth follows the program (a sum of 5,000 terms, a
+`seq` of 2,000 stages, deep compile-time recursion in libraries).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Callable, Iterable, Optional
+
+from . import boxes as B
+from .errors import FaustError, Span
+
+STACK_BYTES = 512 * 1024 * 1024
+RECURSION_LIMIT = 200_000
+
+
+def run_deep(fn: Callable, *args, **kwargs):
+    """Run `fn` in a thread with a big stack; re-raise its exception here."""
+    result: dict = {}
+
+    def target():
+        old = sys.getrecursionlimit()
+        sys.setrecursionlimit(RECURSION_LIMIT)
+        try:
+            result["value"] = fn(*args, **kwargs)
+        except BaseException as e:  # re-raised in the caller's thread
+            result["error"] = e
+        finally:
+            sys.setrecursionlimit(old)
+
+    old_size = threading.stack_size()
+    threading.stack_size(STACK_BYTES)
+    try:
+        t = threading.Thread(target=target, name="faustdiff-compile")
+        t.start()
+    finally:
+        threading.stack_size(old_size)
+    t.join()
+    if "error" in result:
+        err = result["error"]
+        if isinstance(err, RecursionError):
+            raise FaustError("the program is nested too deeply to compile "
+                             "(recursion limit reached)") from None
+        raise err
+    return result["value"]
+
+
+def evaluate_source(text: str, filename: str = "<string>", include: Iterable = (),
+                    name: str = "process") -> B.Box:
+    """Parse and evaluate a program to its normal-form `process` box (arity-checked)."""
+    def work():
+        from .parse import parse_source
+        from .evaluate import Resolver, evaluate_process
+        from .arity import arity
+        program = parse_source(text, filename)
+        base = os.path.dirname(os.path.abspath(filename)) if not filename.startswith("<") else os.getcwd()
+        box = evaluate_process(program, Resolver(tuple(include), base), name)
+        ins, outs = arity(box)
+        if outs == 0:
+            raise FaustError("the Faust program has no output signal",
+                             box.span or Span(filename, 1, 1))
+        return box
+    return run_deep(work)
+
+
+def compile_source(text: str, filename: str = "<string>", sample_rate: float = 44100,
+                   include: Iterable = (), backend: Optional[str] = None):
+    """Compile Faust source text to a `Program`."""
+    box = evaluate_source(text, filename, include)
+
+    def build():
+        from .program import Program
+        return Program.from_box(box, sample_rate=sample_rate, backend=backend)
+    return run_deep(build)
+
+
+def read_source(path: str) -> str:
+    """Read a .dsp file as UTF-8, with errors a user can act on."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise FaustError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise FaustError(f"{path}: is a directory, not a Faust file") from None
+    except OSError as e:
+        raise FaustError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise FaustError(f"invalid UTF-8 byte 0x{data[e.start]:02x}",
+                         Span(path, line, col)) from None
+
+
+def compile_file(path: str, sample_rate: float = 44100, include: Iterable = (),
+                 backend: Optional[str] = None):
+    """Compile a .dsp file to a `Program`; libraries are searched in the file's folder,
+    `include`, `$FAUST_LIB_PATH`, then the bundled libraries."""
+    return compile_source(read_source(str(path)), str(path), sample_rate, include, backend)
