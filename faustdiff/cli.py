@@ -1,0 +1,243 @@
+"""The ``faustdiff`` command line (click), a thin layer over `faustdiff.api` and `audio_io`.
+
+    faustdiff run FILE.dsp [--input KIND|FILE] [--samples N] [--sr RATE] [--set LABEL=VALUE]...
+                           [-I DIR]... [-o OUT] [--wav-bits 32|64] [--emit]
+    faustdiff compile FILE.dsp [-o MODULE.py] [--sr RATE] [-I DIR]...
+    faustdiff --version
+
+Exit status: 0 on success, 1 on ANY error. Errors print one message on stderr:
+``file:line:col: error: ...`` for an error with a source position, ``faustdiff: error: ...``
+otherwise; click's own usage errors (unknown option, missing argument, a non-integer
+``--samples``) keep click's "Usage: ... Error: ..." text. Click exits 2 on usage errors by
+default; `_Main.main` runs click in non-standalone mode and maps every error to 1 itself.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+
+import click
+import numpy as np
+
+from . import __version__, audio_io
+from .errors import FaustError
+
+DEFAULT_SAMPLES = 44100
+DEFAULT_SR = 44100
+
+
+class _Main(click.Group):
+    """The command group, with our exit-status and error-message policy."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(args, prog_name or "faustdiff", complete_var,
+                              standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except click.ClickException as e:  # usage errors: click's text, but status 1
+            e.show()
+            code = 1
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("faustdiff: interrupted", err=True)
+            code = 1
+        except FaustError as e:
+            click.echo(error_message(e), err=True)
+            code = 1
+        except BrokenPipeError:  # `faustdiff ... | head`
+            code = 1
+        except OSError as e:
+            where = f" '{e.filename}'" if e.filename else ""
+            click.echo(f"faustdiff: error: cannot access{where}: {e.strerror or e}", err=True)
+            code = 1
+        except Exception as e:  # a bug of ours: keep the traceback for the report
+            traceback.print_exc()
+            click.echo(f"faustdiff: internal error: {type(e).__name__}: {e} "
+                       f"(a bug in faustdiff; please report it with the traceback above)",
+                       err=True)
+            code = 1
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def error_message(e: FaustError) -> str:
+    """The one message for a FaustError: ``file:line:col: error: ...`` or ``faustdiff: error: ...``."""
+    return str(e) if e.span else f"faustdiff: {e}"
+
+
+def _api():
+    """`faustdiff.api`, imported on first use (so `--help`/`--version` stay fast)."""
+    try:
+        return importlib.import_module("faustdiff.api")
+    except ModuleNotFoundError as e:
+        if e.name != "faustdiff.api":
+            raise
+        raise FaustError("the compiler pipeline (faustdiff.api) is not available in this "
+                         "installation") from None
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="faustdiff",
+                      message="%(prog)s %(version)s")
+def main():
+    """faustdiff: a Python compiler for the Faust audio language, with forward-mode
+    automatic differentiation. All errors exit with status 1."""
+
+
+def _check_sr(sr: int) -> None:
+    if sr <= 0:
+        raise FaustError(f"--sr must be a positive number of samples per second, got {sr}")
+
+
+def _parse_settings(settings: tuple[str, ...]) -> list[tuple[str, float]]:
+    parsed = []
+    for s in settings:
+        label, eq, value = s.rpartition("=")
+        if not eq or not label.strip():
+            raise FaustError(f"--set '{s}': expected LABEL=VALUE")
+        try:
+            parsed.append((label.strip(), float(value)))
+        except ValueError:
+            raise FaustError(f"--set '{s}': '{value}' is not a number") from None
+    return parsed
+
+
+def _compile(file: str, sr: int, include: tuple[str, ...]):
+    return _api().compile_file(file, sample_rate=sr, include=tuple(include))
+
+
+def _module_source(file: str, sr: int, include: tuple[str, ...]) -> str:
+    gen = getattr(_api(), "compile_module_source", None)
+    if gen is None:
+        # TODO(codegen): remove once faustdiff.api.compile_module_source lands.
+        raise FaustError("generating Python code (faustdiff compile, run --emit) is not yet "
+                         "available in this version")
+    return gen(file, sample_rate=sr, include=tuple(include))
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--input", "-i", "input_", metavar="KIND|FILE",
+              help="Input signal: impulse, zeros, osc, noise or sine (on every input), or a "
+                   ".csv/.wav/.npy file. Default: impulse when the program has inputs.")
+@click.option("--samples", "-n", type=int, metavar="N",
+              help=f"Samples to render. Default: the input file's length, else {DEFAULT_SAMPLES}. "
+                   "A shorter input file is followed by zeros.")
+@click.option("--sr", type=int, metavar="RATE",
+              help=f"Sample rate in Hz. Default: the input WAV's rate, else {DEFAULT_SR}.")
+@click.option("--set", "settings", multiple=True, metavar="LABEL=VALUE",
+              help="Set a control (slider, nentry, button, checkbox) before rendering; repeatable.")
+@click.option("-I", "include", multiple=True, metavar="DIR",
+              help="Add a directory to the library search path; repeatable.")
+@click.option("-o", "--output", metavar="OUT",
+              help="Write the outputs to OUT: .csv (outputs then bargraphs), .wav (float) or "
+                   ".npy (outputs, n). Default: print a summary.")
+@click.option("--wav-bits", type=click.Choice(["32", "64"]), default="32", show_default=True,
+              help="Sample format of a .wav output (IEEE float).")
+@click.option("--emit", is_flag=True,
+              help="Print the generated Python code instead of rendering.")
+def run(file, input_, samples, sr, settings, include, output, wav_bits, emit):
+    """Compile FILE.dsp and render it."""
+    # Everything the user typed is checked before the (slow) compilation.
+    if samples is not None and samples < 0:
+        raise FaustError(f"--samples must be 0 or more, got {samples}")
+    if sr is not None:
+        _check_sr(sr)
+    values = _parse_settings(settings)
+    if output is not None:
+        audio_io.check_output_path(output)
+    if emit:
+        click.echo(_module_source(file, sr or DEFAULT_SR, include), nl=False)
+        return
+
+    data = None
+    kind = input_
+    if input_ is not None and input_ not in audio_io.INPUT_KINDS:
+        if audio_io.file_kind(input_) not in audio_io.INPUT_EXTENSIONS:
+            raise FaustError(f"unknown --input '{input_}': expected one of "
+                             f"{', '.join(audio_io.INPUT_KINDS)}, or a .csv, .wav or .npy file")
+        kind = None
+        data, file_sr = audio_io.read_input(input_)
+        if file_sr is not None and sr is None:
+            sr = file_sr
+        elif file_sr is not None and file_sr != sr:
+            click.echo(f"faustdiff: warning: '{input_}' is at {file_sr} Hz, rendering at "
+                       f"{sr} Hz (no resampling)", err=True)
+    sr = sr or DEFAULT_SR
+
+    program = _compile(file, sr, include)
+    params = program.params
+    for label, value in values:
+        if label not in params:
+            known = ", ".join(sorted(params)) if params else "none"
+            raise FaustError(f"--set '{label}': '{file}' has no control labelled '{label}' "
+                             f"(its controls: {known})")
+        program.set_param(label, value)
+
+    ins = program.num_inputs
+    if data is not None:
+        if data.shape[0] != ins:
+            unit = audio_io.channel_unit(input_)
+            raise FaustError(f"'{input_}' has {audio_io.plural(data.shape[0], unit)}, but "
+                             f"'{file}' has {audio_io.plural(ins, 'input')}")
+        n = data.shape[1] if samples is None else samples
+        inputs = data[:, :n]
+        if inputs.shape[1] < n:
+            inputs = np.pad(inputs, ((0, 0), (0, n - inputs.shape[1])))
+    else:
+        n = DEFAULT_SAMPLES if samples is None else samples
+        kind = kind or "impulse"
+        inputs = audio_io.generate_input(kind, ins, n, sr)
+
+    with np.errstate(all="ignore"):  # Faust arithmetic is IEEE: inf/NaN are results, not errors
+        outputs = program.compute(inputs if ins else None, n)
+    bargraphs = [(label, program.bargraphs[label]) for label in program.bargraph_labels]
+    if output is not None:
+        audio_io.write_output(output, outputs, bargraphs, sr, int(wav_bits))
+    else:
+        source = kind if data is None else f"'{input_}'"
+        _summary(file, program, outputs, bargraphs, n, sr, source if ins else None)
+
+
+def _summary(file, program, outputs, bargraphs, n, sr, source) -> None:
+    ins, outs = program.num_inputs, program.num_outputs
+    head = (f"{file}: {audio_io.plural(ins, 'input')}, {audio_io.plural(outs, 'output')}, "
+            f"{audio_io.plural(n, 'sample')} at {sr} Hz")
+    click.echo(head + (f", input {source}" if source else ""))
+    for i, out in enumerate(outputs):
+        if n:
+            with np.errstate(all="ignore"):
+                peak, rms = np.max(np.abs(out)), np.sqrt(np.mean(np.square(out)))
+            click.echo(f"  out{i}: peak {peak:.6g}  rms {rms:.6g}")
+        else:
+            click.echo(f"  out{i}: no samples")
+    for label, values in bargraphs:
+        last = f"final {values[-1]:.17g}" if len(values) else "no samples"
+        click.echo(f"  bargraph '{label}': {last}")
+
+
+@main.command("compile")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", metavar="MODULE.py",
+              help="Write the module to MODULE.py. Default: standard output.")
+@click.option("--sr", type=int, default=DEFAULT_SR, show_default=True, metavar="RATE",
+              help="Sample rate in Hz.")
+@click.option("-I", "include", multiple=True, metavar="DIR",
+              help="Add a directory to the library search path; repeatable.")
+def compile_cmd(file, output, sr, include):
+    """Compile FILE.dsp to a standalone importable Python module."""
+    _check_sr(sr)
+    if output is not None and audio_io.file_kind(output) != ".py":
+        raise FaustError(f"cannot write '{output}': a Python module needs a .py file name")
+    source = _module_source(file, sr, include)
+    if output is None:
+        click.echo(source, nl=False)
+    else:
+        with audio_io.atomic_write(output, "w", encoding="utf-8") as f:
+            f.write(source)
+
+
+
+if __name__ == "__main__":  # python -m faustdiff.cli ...
+    main()
