@@ -5,6 +5,11 @@ Every pass looks primitives up here instead of growing if-chains: the evaluator 
 numbers); later stages add their columns (type rule, run-time implementation, code template,
 derivative rule) to the same rows.
 
+Columns added for the signal stages (see `PrimRow`): `ty` (the type rule, interpreted by
+`plan`), `iimpl`/`fimpl` (scalar run-time implementations with C semantics on Python ints /
+floats), `interval` (interval rule for delay bounds and table indexes) and `jvp` (the
+forward-mode derivative rule, filled by the AD pass).
+
 Compile-time folding follows Faust 2.54.9 (see shared/docs/faust-language.md §6.3): int
 arithmetic wraps to 32 bits, `/` is always real, comparisons and bitwise operators are int,
 and a constant `%` converts both operands to int first (a quirk of that version).
@@ -53,18 +58,30 @@ def _num(v, is_int: bool):
 class PrimRow:
     """One primitive.
 
-    name   -- the Faust spelling of the box (`+`, `sin`, `select2`, ...)
-    ins    -- number of inputs (outputs are always 1)
-    infix  -- a single argument fills the SECOND input (`-(3)` is `_-3`), Faust's rule for
-              the infix operators, `^`/`pow`, `attach`, `enable`, `control`
-    fold   -- compile-time evaluation on Python numbers: (values, all_int) -> Int | Real,
-              or None when the primitive cannot be folded (delays, tables, ...)
+    name     -- the Faust spelling of the box (`+`, `sin`, `select2`, ...)
+    ins      -- number of inputs (outputs are always 1)
+    infix    -- a single argument fills the SECOND input (`-(3)` is `_-3`), Faust's rule for
+                the infix operators, `^`/`pow`, `attach`, `enable`, `control`
+    fold     -- compile-time evaluation on Python numbers: (values, all_int) -> Int | Real,
+                or None when the primitive cannot be folded (delays, tables, ...)
+    ty       -- type rule, one of `TYPE_RULES` (how `plan` types the node and converts its
+                operands); 'state' rows are built by dedicated constructors in `signals`
+    iimpl    -- run-time scalar on Python ints (operands already int32), result wrapped
+    fimpl    -- run-time scalar on Python floats (C double semantics: no exceptions, IEEE
+                inf/NaN); for 'cmp' rows both return 0/1, for 'select' rows it is generic
+    interval -- (list of (lo, hi)) -> (lo, hi): a sound over-approximation of the range
+    jvp      -- forward-mode rule (filled by the AD pass)
     """
     name: str
     ins: int
     infix: bool = False
     fold: Optional[Callable] = None
     outs: int = 1
+    ty: str = "state"
+    iimpl: Optional[Callable] = None
+    fimpl: Optional[Callable] = None
+    interval: Optional[Callable] = None
+    jvp: Optional[Callable] = None
 
 
 def _arith(op):
@@ -150,63 +167,517 @@ def _log10(x):
     return -math.inf if x == 0 else math.log10(x)
 
 
+
+# ---------------------------------------------------------------- run-time scalars (C semantics)
+
+INF, NAN = math.inf, math.nan
+
+
+def wrap(v: int) -> int:
+    """int32 wrap-around (fast path of wrap_int32)."""
+    return ((v + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+
+
+def f2i(x) -> int:
+    """C `(int)x` for a double (x86 cvttsd2si): truncation, INT_MIN for NaN/inf/overflow."""
+    try:
+        t = int(x)
+    except (ValueError, OverflowError):
+        return INT_MIN
+    return t if -0x80000000 <= t <= 0x7FFFFFFF else INT_MIN
+
+
+def fdiv(a: float, b: float) -> float:
+    try:
+        return a / b
+    except ZeroDivisionError:
+        if a != a or a == 0:
+            return NAN
+        return math.copysign(INF, a) * math.copysign(1.0, b)
+
+
+def irem(a: int, b: int) -> int:
+    if b == 0:
+        # C traps (SIGFPE); we refuse loudly rather than invent a value.
+        from .errors import FaustError
+        raise FaustError("integer remainder by zero at run time (`%` of ints)")
+    return c_rem(a, b)
+
+
+def _safe1(fn, on_value_error=NAN):
+    """A C math function of one double: domain errors give NaN, overflow inf."""
+    def f(x):
+        try:
+            return fn(x)
+        except ValueError:
+            return on_value_error(x) if callable(on_value_error) else on_value_error
+        except OverflowError:
+            return INF
+    return f
+
+
+def _c_log(fn):
+    def f(x):
+        if x == 0:
+            return -INF
+        try:
+            return fn(x)
+        except ValueError:
+            return NAN
+    return f
+
+
+def _sign_zero(r: float, x: float) -> float:
+    """C's floor/ceil/rint/round keep the sign of a zero result (`ceil(-0.5)` is -0.0)."""
+    return math.copysign(0.0, x) if r == 0 else r
+
+
+def c_floor(x: float) -> float:
+    return x if math.isinf(x) or x != x else _sign_zero(float(math.floor(x)), x)
+
+
+def c_ceil(x: float) -> float:
+    return x if math.isinf(x) or x != x else _sign_zero(float(math.ceil(x)), x)
+
+
+def c_rint_rt(x: float) -> float:
+    return x if math.isinf(x) or x != x else _sign_zero(float(round(x)), x)
+
+
+def c_round(x: float) -> float:
+    """C `round`: half away from zero (abs(x) - floor(abs(x)) is exact in double)."""
+    if math.isinf(x) or x != x:
+        return x
+    a = abs(x)
+    r = math.floor(a)
+    if a - r >= 0.5:
+        r += 1
+    return math.copysign(float(r), x)
+
+
+def c_fmod(a: float, b: float) -> float:
+    try:
+        return math.fmod(a, b)
+    except ValueError:
+        return NAN
+
+
+def c_remainder(a: float, b: float) -> float:
+    try:
+        return math.remainder(a, b)
+    except ValueError:
+        return NAN
+
+
+def c_pow(a: float, b: float) -> float:
+    """C `pow` on doubles: no exceptions (overflow -> ±inf, domain errors -> NaN)."""
+    try:
+        return math.pow(a, b)
+    except OverflowError:
+        odd = float(b).is_integer() and int(b) % 2 == 1
+        return -INF if (a < 0 and odd) else INF
+    except ValueError:
+        if a == 0 and b < 0:   # pow(±0, negative) is a pole
+            odd = float(b).is_integer() and int(b) % 2 == 1
+            return math.copysign(INF, a) if odd else INF
+        return NAN
+
+
+def c_min(a, b):
+    """std::min: (b < a) ? b : a (NaN handling follows from the comparison)."""
+    return b if b < a else a
+
+
+def c_max(a, b):
+    """std::max: (a < b) ? b : a."""
+    return b if a < b else a
+
+
+def _ishl(a: int, b: int) -> int:
+    return wrap(a << (b & 31))   # x86 masks the shift count
+
+
+def _ishr(a: int, b: int) -> int:
+    return a >> (b & 31)         # arithmetic shift of a signed int
+
+
+def _sel2(s, a, b):
+    return a if s == 0 else b
+
+
+def _sel3(s, a, b, c):
+    return a if s == 0 else (b if s == 1 else c)
+
+
+def _enable(x, y):
+    return x if y != 0 else x * 0
+
+
+def _first(x, y):
+    return x
+
+
+# ---------------------------------------------------------------- interval rules
+
+FULL = (-INF, INF)
+
+
+def _iv(lo, hi):
+    """Normalise an interval: NaN endpoints (inf - inf, 0 * inf) make it unbounded."""
+    if lo != lo or hi != hi:
+        return FULL
+    return (lo, hi)
+
+
+def iv_union(*ivs):
+    return (min(i[0] for i in ivs), max(i[1] for i in ivs))
+
+
+def _iv_add(a, b):
+    return _iv(a[0] + b[0], a[1] + b[1])
+
+
+def _iv_sub(a, b):
+    return _iv(a[0] - b[1], a[1] - b[0])
+
+
+def _iv_mul(a, b):
+    ps = [x * y for x in a for y in b]
+    if any(p != p for p in ps):
+        return FULL
+    return (min(ps), max(ps))
+
+
+def _iv_div(a, b):
+    if b[0] <= 0 <= b[1]:
+        return FULL
+    return _iv_mul(a, (1 / b[1], 1 / b[0]))
+
+
+def _iv_mod(a, b):
+    m = max(abs(b[0]), abs(b[1]))
+    if m == INF:
+        return a if a[0] >= 0 else FULL
+    if a[0] >= 0:
+        return (0, min(a[1], m))
+    return (-m, m)
+
+
+def _iv_and(a, b):
+    # x & k with one side non-negative is within [0, that side's max]
+    his = [i[1] for i in (a, b) if i[0] >= 0]
+    return (0, min(his)) if his else FULL
+
+
+def _iv_mono(fn):
+    """Rule for a non-decreasing function."""
+    def rule(a):
+        try:
+            return _iv(fn(a[0]), fn(a[1]))
+        except (ValueError, OverflowError):
+            return FULL
+    return rule
+
+
+def _iv_const(lo, hi):
+    return lambda *ivs: (lo, hi)
+
+
+def _iv_abs(a):
+    if a[0] >= 0:
+        return a
+    if a[1] <= 0:
+        return (-a[1], -a[0])
+    return (0, max(-a[0], a[1]))
+
+
+def _iv_min(a, b):
+    return (min(a[0], b[0]), min(a[1], b[1]))
+
+
+def _iv_max(a, b):
+    return (max(a[0], b[0]), max(a[1], b[1]))
+
+
+def _iv_sel(s, *branches):
+    return iv_union(*branches)
+
+
+def _iv_int(a):
+    return _iv_mono(lambda v: float(int(v)) if math.isfinite(v) else v)(a)
+
+
+def _iv_sqrt(a):
+    return (math.sqrt(max(a[0], 0)), math.sqrt(a[1])) if a[1] >= 0 else FULL
+
+
+def _iv_log(fn):
+    def rule(a):
+        if a[0] <= 0:
+            return (-INF, fn(a[1]) if a[1] > 0 else INF) if a[1] > 0 else FULL
+        return (fn(a[0]), fn(a[1]) if a[1] < INF else INF)
+    return rule
+
+
+def _iv_pos_bound(a, b):
+    m = max(abs(b[0]), abs(b[1]))
+    return (-m, m) if m < INF else FULL
+
+
+def _iv_first(a, *rest):
+    return a
+
+
+def _iv_full(*ivs):
+    return FULL
+
+
+# ---------------------------------------------------------------- the table
+
+def _a(iop, fop):
+    """An arithmetic row's two implementations."""
+    return dict(ty="arith", iimpl=iop, fimpl=fop)
+
+
+def _cmp_rt(op):
+    return dict(ty="cmp", iimpl=op, fimpl=op)
+
+
+def _r1(fn, iv=_iv_full):
+    return dict(ty="real", fimpl=fn, interval=iv)
+
+
+
 ROWS = [
-    PrimRow("+", 2, True, _arith(lambda a, b: a + b)),
-    PrimRow("-", 2, True, _arith(lambda a, b: a - b)),
-    PrimRow("*", 2, True, _arith(lambda a, b: a * b)),
-    PrimRow("/", 2, True, _div),
-    PrimRow("%", 2, True, _mod),
-    PrimRow("^", 2, True, _pow),
-    PrimRow("pow", 2, True, _pow),
-    PrimRow("<", 2, True, _cmp(lambda a, b: a < b)),
-    PrimRow("<=", 2, True, _cmp(lambda a, b: a <= b)),
-    PrimRow(">", 2, True, _cmp(lambda a, b: a > b)),
-    PrimRow(">=", 2, True, _cmp(lambda a, b: a >= b)),
-    PrimRow("==", 2, True, _cmp(lambda a, b: a == b)),
-    PrimRow("!=", 2, True, _cmp(lambda a, b: a != b)),
-    PrimRow("&", 2, True, _bit(lambda a, b: a & b)),
-    PrimRow("|", 2, True, _bit(lambda a, b: a | b)),
-    PrimRow("xor", 2, True, _bit(lambda a, b: a ^ b)),
-    PrimRow("<<", 2, True, _shl),
-    PrimRow(">>", 2, True, _shr),
+    PrimRow("+", 2, True, _arith(lambda a, b: a + b), interval=_iv_add,
+            **_a(lambda a, b: wrap(a + b), lambda a, b: a + b)),
+    PrimRow("-", 2, True, _arith(lambda a, b: a - b), interval=_iv_sub,
+            **_a(lambda a, b: wrap(a - b), lambda a, b: a - b)),
+    PrimRow("*", 2, True, _arith(lambda a, b: a * b), interval=_iv_mul,
+            **_a(lambda a, b: wrap(a * b), lambda a, b: a * b)),
+    PrimRow("/", 2, True, _div, ty="div", fimpl=fdiv, interval=_iv_div),
+    # int `%` is C's remainder, real `%` is fmod (a constant `%` folds on ints: see _mod)
+    PrimRow("%", 2, True, _mod, interval=_iv_mod, **_a(irem, c_fmod)),
+    # `^`/`pow` with a constant exponent is rewritten by signals.prim (x*x*x, sqrt, ...)
+    PrimRow("^", 2, True, _pow, interval=_iv_full,
+            **_a(lambda a, b: f2i(c_pow(float(a), float(b))), c_pow)),
+    PrimRow("pow", 2, True, _pow, interval=_iv_full,
+            **_a(lambda a, b: f2i(c_pow(float(a), float(b))), c_pow)),
+    PrimRow("<", 2, True, _cmp(lambda a, b: a < b), interval=_iv_const(0, 1),
+            **_cmp_rt(lambda a, b: int(a < b))),
+    PrimRow("<=", 2, True, _cmp(lambda a, b: a <= b), interval=_iv_const(0, 1),
+            **_cmp_rt(lambda a, b: int(a <= b))),
+    PrimRow(">", 2, True, _cmp(lambda a, b: a > b), interval=_iv_const(0, 1),
+            **_cmp_rt(lambda a, b: int(a > b))),
+    PrimRow(">=", 2, True, _cmp(lambda a, b: a >= b), interval=_iv_const(0, 1),
+            **_cmp_rt(lambda a, b: int(a >= b))),
+    PrimRow("==", 2, True, _cmp(lambda a, b: a == b), interval=_iv_const(0, 1),
+            **_cmp_rt(lambda a, b: int(a == b))),
+    PrimRow("!=", 2, True, _cmp(lambda a, b: a != b), interval=_iv_const(0, 1),
+            **_cmp_rt(lambda a, b: int(a != b))),
+    PrimRow("&", 2, True, _bit(lambda a, b: a & b), ty="bit", iimpl=lambda a, b: a & b,
+            interval=_iv_and),
+    PrimRow("|", 2, True, _bit(lambda a, b: a | b), ty="bit", iimpl=lambda a, b: a | b,
+            interval=_iv_full),
+    PrimRow("xor", 2, True, _bit(lambda a, b: a ^ b), ty="bit", iimpl=lambda a, b: a ^ b,
+            interval=_iv_full),
+    PrimRow("<<", 2, True, _shl, ty="bit", iimpl=_ishl, interval=_iv_full),
+    PrimRow(">>", 2, True, _shr, ty="bit", iimpl=_ishr, interval=_iv_full),
     PrimRow("@", 2, True),
-    PrimRow("attach", 2, True),
-    PrimRow("enable", 2, True),
-    PrimRow("control", 2, True),
+    PrimRow("attach", 2, True, ty="first", fimpl=_first, interval=_iv_first),
+    # enable/control: x when y != 0, else 0 (Faust also skips computing x; values agree)
+    PrimRow("enable", 2, True, ty="first", fimpl=_enable,
+            interval=lambda a, b: iv_union(a, (0, 0))),
+    PrimRow("control", 2, True, ty="first", fimpl=_enable,
+            interval=lambda a, b: iv_union(a, (0, 0))),
     PrimRow("prefix", 2),
     PrimRow("mem", 1),
-    PrimRow("int", 1, False, lambda v, i: Int(c_int(v[0]))),
-    PrimRow("float", 1, False, lambda v, i: Real(float(v[0]))),
-    PrimRow("sin", 1, False, _real1(math.sin)),
-    PrimRow("cos", 1, False, _real1(math.cos)),
-    PrimRow("tan", 1, False, _real1(math.tan)),
-    PrimRow("asin", 1, False, _real1(math.asin)),
-    PrimRow("acos", 1, False, _real1(math.acos)),
-    PrimRow("atan", 1, False, _real1(math.atan)),
-    PrimRow("exp", 1, False, _real1(math.exp)),
-    PrimRow("log", 1, False, _real1(_log)),
-    PrimRow("log10", 1, False, _real1(_log10)),
-    PrimRow("sqrt", 1, False, _real1(math.sqrt)),
-    PrimRow("abs", 1, False, _same_type(abs)),
-    PrimRow("floor", 1, False, _real1(math.floor)),
-    PrimRow("ceil", 1, False, _real1(math.ceil)),
-    PrimRow("rint", 1, False, _real1(c_rint)),
-    PrimRow("round", 1, False, _real1(lambda x: math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5))),
-    PrimRow("min", 2, False, _same_type(min)),
-    PrimRow("max", 2, False, _same_type(max)),
-    PrimRow("fmod", 2, False, _real2(math.fmod)),
-    PrimRow("remainder", 2, False, _real2(math.remainder)),
-    PrimRow("atan2", 2, False, _real2(math.atan2)),
-    PrimRow("select2", 3),
-    PrimRow("select3", 4),
+    PrimRow("int", 1, False, lambda v, i: Int(c_int(v[0])), ty="cast_int", iimpl=f2i,
+            interval=_iv_int),
+    PrimRow("float", 1, False, lambda v, i: Real(float(v[0])), ty="cast_real", fimpl=float,
+            interval=_iv_first),
+    PrimRow("sin", 1, False, _real1(math.sin), **_r1(_safe1(math.sin), _iv_const(-1, 1))),
+    PrimRow("cos", 1, False, _real1(math.cos), **_r1(_safe1(math.cos), _iv_const(-1, 1))),
+    PrimRow("tan", 1, False, _real1(math.tan), **_r1(_safe1(math.tan))),
+    PrimRow("asin", 1, False, _real1(math.asin),
+            **_r1(_safe1(math.asin), _iv_const(-math.pi / 2, math.pi / 2))),
+    PrimRow("acos", 1, False, _real1(math.acos),
+            **_r1(_safe1(math.acos), _iv_const(0, math.pi))),
+    PrimRow("atan", 1, False, _real1(math.atan),
+            **_r1(math.atan, _iv_mono(math.atan))),
+    PrimRow("exp", 1, False, _real1(math.exp), **_r1(_safe1(math.exp), _iv_mono(math.exp))),
+    PrimRow("log", 1, False, _real1(_log), **_r1(_c_log(math.log), _iv_log(math.log))),
+    PrimRow("log10", 1, False, _real1(_log10),
+            **_r1(_c_log(math.log10), _iv_log(math.log10))),
+    PrimRow("sqrt", 1, False, _real1(math.sqrt), **_r1(_safe1(math.sqrt), _iv_sqrt)),
+    PrimRow("abs", 1, False, _same_type(abs), interval=_iv_abs,
+            **_a(lambda a: wrap(abs(a)), abs)),
+    PrimRow("floor", 1, False, _real1(math.floor), **_r1(c_floor, _iv_mono(c_floor))),
+    PrimRow("ceil", 1, False, _real1(math.ceil), **_r1(c_ceil, _iv_mono(c_ceil))),
+    PrimRow("rint", 1, False, _real1(c_rint), **_r1(c_rint_rt, _iv_mono(c_rint_rt))),
+    PrimRow("round", 1, False,
+            _real1(lambda x: math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)),
+            **_r1(c_round, _iv_mono(c_round))),
+    PrimRow("min", 2, False, _same_type(min), interval=_iv_min, **_a(c_min, c_min)),
+    PrimRow("max", 2, False, _same_type(max), interval=_iv_max, **_a(c_max, c_max)),
+    PrimRow("fmod", 2, False, _real2(math.fmod), **_r1(c_fmod, _iv_pos_bound)),
+    PrimRow("remainder", 2, False, _real2(math.remainder),
+            **_r1(c_remainder, _iv_pos_bound)),
+    PrimRow("atan2", 2, False, _real2(math.atan2),
+            **_r1(math.atan2, _iv_const(-math.pi, math.pi))),
+    # select2 converts its selector with int(); select3 compares it as it is (§6.5)
+    PrimRow("select2", 3, ty="select2", fimpl=_sel2, interval=_iv_sel),
+    PrimRow("select3", 4, ty="select3", fimpl=_sel3, interval=_iv_sel),
     PrimRow("rdtable", 3),
     PrimRow("rwtable", 5),
-    PrimRow("assertbounds", 3),
+    PrimRow("assertbounds", 3, ty="last", fimpl=lambda lo, hi, x: x,
+            interval=lambda lo, hi, x: x),
     PrimRow("lowest", 1),
     PrimRow("highest", 1),
 ]
 
 PRIMITIVES: dict[str, PrimRow] = {r.name: r for r in ROWS}
+
+TYPE_RULES = ("arith", "div", "cmp", "bit", "real", "cast_int", "cast_real", "select2",
+              "select3", "first", "last", "state")
+
+
+def union_type(types) -> str:
+    """Faust's type union: int only if every operand is int."""
+    return "int" if all(t == "int" for t in types) else "real"
+
+
+def plan(name: str, arg_types: tuple) -> tuple[str, tuple, Callable]:
+    """How to run primitive `name` on operands of `arg_types` ('int'/'real').
+
+    Returns (result type, per-operand conversion, scalar function): the caller converts
+    operand i to conversion[i] ('int' with C's cast, 'real' with float(), None: as is), then
+    calls the function. This is the single place that knows Faust's typing rules
+    (faust-language.md §6.2).
+    """
+    row = PRIMITIVES[name]
+    n, ty = row.ins, row.ty
+    if ty in ("arith", "cmp"):
+        t = union_type(arg_types)
+        fn = row.iimpl if t == "int" else row.fimpl
+        return ("int" if ty == "cmp" else t), (t,) * n, fn
+    if ty == "div":
+        return "real", ("real",) * n, row.fimpl
+    if ty == "bit":
+        return "int", ("int",) * n, row.iimpl
+    if ty == "real":
+        return "real", ("real",) * n, row.fimpl
+    if ty == "cast_int":
+        return "int", ("int",), (lambda x: x)
+    if ty == "cast_real":
+        return "real", ("real",), (lambda x: x)
+    if ty == "select2":
+        t = union_type(arg_types[1:])
+        return t, ("int", t, t), row.fimpl
+    if ty == "select3":
+        t = union_type(arg_types[1:])
+        return t, (None, t, t, t), row.fimpl
+    if ty == "first":
+        return arg_types[0], (None, None), row.fimpl
+    if ty == "last":
+        return arg_types[-1], (None,) * n, row.fimpl
+    raise ValueError(f"primitive {name!r} has no scalar plan (built by a signal constructor)")
+
+
+def result_type(name: str, arg_types: tuple) -> str:
+    return plan(name, arg_types)[0]
+
+
+def convert(value, to: Optional[str]):
+    """Apply a `plan` conversion to a run-time value."""
+    if to == "int":
+        return value if value.__class__ is int else f2i(value)
+    if to == "real":
+        return float(value)
+    return value
+
+
+# ---------------------------------------------------------------- foreign functions
+
+def _libm(name, restype="d", argtypes="d"):
+    """A libm function through ctypes, for the few that `math` lacks (bit-exact with C)."""
+    import ctypes
+    import ctypes.util
+    lib = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    fn = getattr(lib, name)
+    ct = {"d": ctypes.c_double, "i": ctypes.c_int}
+    fn.restype = ct[restype]
+    fn.argtypes = [ct[c] for c in argtypes]
+    return fn
+
+
+def _lazy_libm(name, restype="d", argtypes="d"):
+    cell = []
+
+    def call(*args):
+        if not cell:
+            cell.append(_libm(name, restype, argtypes))
+        return cell[0](*args)
+    return call
+
+
+def _arc4random():
+    import random
+    return wrap(random.getrandbits(32))
+
+
+def _lgamma(x):
+    try:
+        return math.lgamma(x)
+    except ValueError:
+        return INF
+    except OverflowError:
+        return INF
+
+
+def _tgamma(x):
+    try:
+        return math.gamma(x)
+    except ValueError:
+        return NAN if x != 0 else math.copysign(INF, x)
+    except OverflowError:
+        return INF
+
+
+# name (the C double-precision name) -> scalar on already converted arguments.
+FFUNS: dict[str, Callable] = {
+    "tanh": math.tanh, "sinh": _safe1(math.sinh), "cosh": _safe1(math.cosh),
+    "asinh": math.asinh, "acosh": _safe1(math.acosh),
+    "atanh": _safe1(math.atanh, lambda x: math.copysign(INF, x) if abs(x) == 1 else NAN),
+    "exp2": _safe1(math.exp2), "expm1": _safe1(math.expm1), "log2": _c_log(math.log2),
+    "log1p": _safe1(math.log1p, lambda x: -INF if x == -1 else NAN),
+    "cbrt": math.cbrt, "fabs": math.fabs, "copysign": math.copysign,
+    "hypot": math.hypot, "fmin": lambda a, b: b if a != a else (a if b != b else min(a, b)),
+    "fmax": lambda a, b: b if a != a else (a if b != b else max(a, b)),
+    "fmod": c_fmod, "remainder": c_remainder, "round": c_round, "rint": c_rint_rt,
+    "nearbyint": c_rint_rt, "trunc": lambda x: _sign_zero(float(math.trunc(x)), x)
+    if math.isfinite(x) else x,
+    "floor": c_floor, "ceil": c_ceil, "sqrt": _safe1(math.sqrt), "exp": _safe1(math.exp),
+    "log": _c_log(math.log), "log10": _c_log(math.log10), "pow": c_pow,
+    "sin": _safe1(math.sin), "cos": _safe1(math.cos), "tan": _safe1(math.tan),
+    "asin": _safe1(math.asin), "acos": _safe1(math.acos), "atan": math.atan,
+    "atan2": math.atan2, "erf": math.erf, "erfc": math.erfc,
+    "lgamma": _lgamma, "tgamma": _tgamma, "nextafter": math.nextafter,
+    "lround": lambda x: f2i(c_round(x)), "lrint": lambda x: f2i(c_rint_rt(x)),
+    "isnan": lambda x: int(x != x), "isinf": lambda x: int(math.isinf(x)),
+    "isfinite": lambda x: int(math.isfinite(x)),
+    "logb": _lazy_libm("logb"), "ilogb": _lazy_libm("ilogb", "i", "d"),
+    "ldexp": _lazy_libm("ldexp", "d", "di"), "scalbn": _lazy_libm("scalbn", "d", "di"),
+    "j0": _lazy_libm("j0"), "j1": _lazy_libm("j1"), "jn": _lazy_libm("jn", "d", "id"),
+    "y0": _lazy_libm("y0"), "y1": _lazy_libm("y1"), "yn": _lazy_libm("yn", "d", "id"),
+    "arc4random": _arc4random,
+}
+
+
+def ffun_name(name: str) -> str:
+    """The double-precision variant of a foreign name (`tanhf|tanh|tanhl` -> `tanh`)."""
+    parts = [p.strip() for p in name.split("|")]
+    return parts[1] if len(parts) >= 2 else parts[0]
 
 
 def fold(name: str, values: list, all_int: bool):
