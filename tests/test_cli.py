@@ -428,12 +428,28 @@ def test_real_syntax_error_is_one_positioned_line(cli):
     assert re.fullmatch(r"bad\.dsp:2:\d+: error: [^\n]+\n", msg), msg
 
 
+def test_the_package_carries_its_grammar_and_libraries():
+    from importlib.resources import files
+    assert (files("faustdiff.grammar") / "faust.lark").is_file()
+    assert (files("faustdiff.lib") / "stdfaust.lib").is_file()
+
+
+def test_console_script_from_any_directory(tmp_path):
+    """The installed console script (python -m faustdiff.cli without one), in an empty folder."""
+    cmd = cli_command()
+    if os.environ.get("CI") == "true":
+        assert len(cmd) == 1, "pip install did not create the faustdiff script"
+    r = subprocess.run(cmd + ["--version"], capture_output=True, text=True, cwd=tmp_path)
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"faustdiff {faustdiff.__version__}\n", "")
+    r = subprocess.run(cmd + ["run", "x.dsp", "--samples=-1"], capture_output=True, text=True,
+                       cwd=tmp_path)
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", "faustdiff: error: --samples must be 0 or more, got -1\n")
+
+
 @needs_pipeline
 def test_installed_command_runs_from_any_directory(tmp_path):
-    """The console script (or python -m) in a subprocess, in a folder with no project files."""
+    """A real program through the console script, in a folder with no project files."""
     cmd = cli_command()
-    r = subprocess.run(cmd + ["--version"], capture_output=True, text=True, cwd=tmp_path)
-    assert (r.returncode, r.stdout) == (0, f"faustdiff {faustdiff.__version__}\n")
     r = subprocess.run(cmd + ["run", str(EXAMPLES / "hello.dsp"), "--samples", "8",
                               "--set", "gain=0.25"], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
