@@ -64,8 +64,8 @@ def _level(b) -> int:
         return _BINARY[type(b)][1]
     if isinstance(b, (B.With, B.Letrec)):
         return WITH
-    if isinstance(b, (B.Int, B.Real)) and b.value < 0:
-        return ATOM - 1  # `-5` is fine as an operand, but not before `(`/`.`
+    if isinstance(b, (B.Int, B.Real)):
+        return ATOM - 1  # fine as an operand, but `-5.x` or `5.x` (a float!) need parentheses
     return ATOM
 
 

@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import importlib.resources
+import re
 import threading
 from pathlib import Path
 from typing import Optional
@@ -27,8 +28,8 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from . import boxes as B
 from .errors import FaustError, FaustSyntaxError, Span
 
-# Reserved words of Faust 2.54.9 (faust-language.md §1). The contextual lexer only turns a word
-# into its keyword token where the keyword is acceptable, so IDENT tokens are re-checked here.
+# Reserved words of Faust 2.54.9 (faust-language.md §1). The lexer already turns them into
+# keyword tokens; IDENT tokens are re-checked anyway so that no grammar change can let one through.
 RESERVED = frozenset("""
 mem prefix int float any rdtable rwtable select2 select3 ffunction fconstant fvariable
 button checkbox vslider hslider nentry vgroup hgroup tgroup vbargraph hbargraph soundfile
@@ -327,7 +328,7 @@ def _parser() -> lark.Lark:
     """The LALR parser, built once (Lark's on-disk cache makes later processes start fast)."""
     global _PARSER
     if _PARSER is None:
-        kw = dict(parser="lalr", lexer="contextual", keep_all_tokens=True,
+        kw = dict(parser="lalr", lexer="basic", keep_all_tokens=True,
                   maybe_placeholders=True, transformer=_BUILDER)
         try:
             _PARSER = lark.Lark(_grammar_text(), cache=True, **kw)
@@ -412,8 +413,31 @@ def _eof_span(text: str, filename: str) -> Span:
     return Span(filename, line, col, line, col)
 
 
+# Skipped regions in lexer order; a lone `/*` or `"` opens a region that never closes.
+_REGIONS = re.compile(r'"[^"]*"|//[^\n]*|/\*[\s\S]*?\*/|<mdoc>[\s\S]*?</mdoc>|/\*|"')
+
+
+def _unterminated(text: str, filename: str) -> Optional[FaustSyntaxError]:
+    """The error for an unterminated comment or string, if the text has one."""
+    for m in _REGIONS.finditer(text):
+        if m.group() in ("/*", '"'):
+            what = "comment" if m.group() == "/*" else "string"
+            line = text.count("\n", 0, m.start()) + 1
+            col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+            return FaustSyntaxError(f"syntax error, unterminated {what}",
+                                    Span(filename, line, col, line, col + len(m.group())))
+    return None
+
+
 def _syntax_error(e: UnexpectedInput, text: str, filename: str, parser: lark.Lark) -> FaustSyntaxError:
-    """Translate a Lark error into `syntax error, unexpected X[, expecting ...]`."""
+    """Translate a Lark error into `syntax error, unexpected X[, expecting ...]`.
+
+    An unterminated comment or string anywhere is reported first: it is the real cause of
+    whatever the parser tripped on (the lexer reads `/*` as `/` then `*`).
+    """
+    found = _unterminated(text, filename)
+    if found is not None:
+        return found
     if isinstance(e, UnexpectedToken):
         tok = e.token
         if tok.type == "$END":
@@ -425,8 +449,6 @@ def _syntax_error(e: UnexpectedInput, text: str, filename: str, parser: lark.Lar
     if isinstance(e, UnexpectedCharacters):
         ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
         span = Span(filename, e.line, e.column, e.line, e.column + 1)
-        if ch == '"':
-            return FaustSyntaxError("syntax error, unterminated string", span)
         return FaustSyntaxError(f"syntax error, unexpected character '{ch}'", span)
     line, col = getattr(e, "line", 0) or 0, getattr(e, "column", 0) or 0
     if line > 0:

@@ -442,9 +442,17 @@ def test_mdoc_blocks_skipped():
     assert prog.statements[1].span.line == 7
 
 
-def test_include_token_only_in_foreign_context():
-    # `<b>` must not be lexed as an include file in an expression.
-    assert body("a<b>c") == op(op(X("a"), X("b"), "<"), X("c"), ">")
+def test_include_token_is_lexed_like_faust():
+    # Faust's lexer reads `<letters[.letters]>` as an include file everywhere.
+    assert err("process = a<b>c;") == "<string>:1:12: error: syntax error, unexpected '<b>'"
+    assert body("a < b > c") == op(op(X("a"), X("b"), "<"), X("c"), ">")
+    assert body("a<b1>c") == op(op(X("a"), X("b1"), "<"), X("c"), ">")
+    assert body("1<a/b>3") == op(op(I(1), op(X("a"), X("b"), "/"), "<"), I(3), ">")
+
+
+def test_longest_match_tokens():
+    # `<:` is one token even where only `<` would fit (Faust rejects this program too).
+    assert err("process = _ ^ <: _;") == "<string>:1:15: error: syntax error, unexpected '<:'"
 
 
 def test_bom_is_whitespace():
@@ -469,6 +477,9 @@ def test_bom_is_whitespace():
     ('process = "abc";', '<string>:1:11: error: syntax error, unexpected string "abc"'),
     ("process = with;", "<string>:1:11: error: syntax error, unexpected 'with'"),
     ("process = 1", "<string>:1:12: error: syntax error, unexpected end of file"),
+    ("process = 1 : /* never closed\n;", "<string>:1:15: error: syntax error, unterminated comment"),
+    ('process = 1; // "\nx = 2 /* " */ : $;',
+     "<string>:2:17: error: syntax error, unexpected character '$'"),
     ("process = 1;\n\n", "")
 ])
 def test_syntax_error_messages(src, msg):
@@ -592,6 +603,7 @@ def test_show_examples():
     "-x", "-5.5 , 3", "route(2,2,(1,2),(2,1))", "waveform{1,-2,3.5}", 'hgroup("g", a, b)',
     "(a,b)~(c,d)", "a~b,c", "f(x)(y)", "(a:b)(c)", "(-5).x", 'library("a.lib").x',
     "inputs(a,b)", "fconstant(int fSamplingFreq, <math.h>)", "sum(i, 4, i) : mem",
+    "(5).x", "(2.5)(1)", "f(-1, -2.5)", "a,-5 : -",
 ])
 def test_show_roundtrip(src):
     b = body(src)
