@@ -1,0 +1,116 @@
+"""The user object: a compiled Faust program you can run, tweak and reset.
+
+`Program(outputs, num_inputs, sample_rate)` wraps output signals and a backend (the
+reference interpreter now; the Numba kernel later, behind the same interface: a factory
+`backend(outputs, bargraphs, num_inputs, sample_rate)` returning an object with
+`set_control(node, value)`, `reset()` and `run(inputs, n) -> (outs, bars)`).
+
+Invariants:
+* State is kept between `compute` calls exactly like Faust's `compute`; splitting a render
+  into blocks changes nothing except `ma.BS` (the `count` variable is the block length).
+* `bargraph_labels` lists one entry per bargraph node in the order of Faust's UI build (the
+  column order of the reference CSVs, see `signals.ui_order`), labels without `[..]`.
+* Parameters are the UI widgets reachable from the outputs (Faust drops unused widgets).
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from . import signals as S
+from .errors import FaustError
+from .interp import Interpreter
+
+
+class Program:
+    def __init__(self, outputs: Sequence[S.Sig], num_inputs: int, sample_rate: int = 44100,
+                 name: str = "", backend: Optional[Callable] = None):
+        self.outputs = list(outputs)
+        self.num_inputs = int(num_inputs)
+        self.num_outputs = len(self.outputs)
+        self.sample_rate = int(sample_rate)
+        self.name = name
+        every = S.topo_order(self.outputs, follow_tables=True)
+        per_sample = {id(s) for s in S.topo_order(self.outputs)}
+        # Bargraphs inside table init signals are never shown per sample: leave them out.
+        self.bargraph_nodes = S.ui_order(
+            [s for s in every if s.op == "bargraph" and id(s) in per_sample])
+        self.controls = S.ui_order([s for s in every if s.op == "ui"])
+        self.bargraph_labels = [S.strip_metadata(s.attrs[1]) for s in self.bargraph_nodes]
+        self._paths = [S.widget_path(s, name) for s in self.controls]
+        self._labels = [S.strip_metadata(s.attrs[1]) for s in self.controls]
+        self._values = [s.attrs[3] for s in self.controls]
+        make = backend or Interpreter
+        self._backend = make(self.outputs, self.bargraph_nodes, self.num_inputs,
+                             self.sample_rate)
+        self.bargraphs: dict = {}
+
+    @classmethod
+    def from_box(cls, box, sample_rate: int = 44100, name: str = "",
+                 backend: Optional[Callable] = None) -> "Program":
+        """Propagate a normal-form box on fresh audio inputs and wrap the result."""
+        from .arity import arity
+        from .propagate import Context, propagate
+        ins, _ = arity(box)
+        outs = propagate(box, None, Context(name=name))
+        return cls(outs, ins, sample_rate, name, backend)
+
+    # ------------------------------------------------------------ parameters
+
+    @property
+    def params(self) -> dict:
+        """label -> current value (a label shared by several widgets: their full paths)."""
+        out = {}
+        for label, path, value in zip(self._labels, self._paths, self._values):
+            key = label if self._labels.count(label) == 1 else path
+            out[key] = value
+        return out
+
+    def set_param(self, label: str, value: float) -> None:
+        """Set a widget by full path, or by label (every widget with that label)."""
+        hits = [j for j, p in enumerate(self._paths) if p == label]
+        if not hits:
+            hits = [j for j, lab in enumerate(self._labels)
+                    if lab == label or lab == S.strip_metadata(label)]
+        if not hits:
+            known = ", ".join(sorted(set(self._labels) | set(self._paths))) or "(none)"
+            raise FaustError(f"unknown parameter '{label}'; known parameters: {known}")
+        for j in hits:
+            self._values[j] = float(value)
+            self._backend.set_control(self.controls[j], float(value))
+
+    # ------------------------------------------------------------ running
+
+    def reset(self) -> None:
+        """Back to the state right after init (delays, recursions zero; tables refilled)."""
+        self._backend.reset()
+
+    def compute(self, inputs=None, n: Optional[int] = None) -> np.ndarray:
+        """Render n samples; inputs is (num_inputs, n) float64 (None: silence)."""
+        if inputs is None:
+            if n is None:
+                raise ValueError("compute: give inputs or n")
+            inputs = np.zeros((self.num_inputs, n))
+        inputs = np.asarray(inputs, dtype=np.float64)
+        if inputs.ndim == 1 and self.num_inputs == 1:
+            inputs = inputs[None, :]
+        if n is None:
+            n = inputs.shape[1] if inputs.ndim == 2 and inputs.shape[0] else 0
+            if self.num_inputs == 0:
+                raise ValueError("compute: a program without inputs needs n")
+        if inputs.shape[0] != self.num_inputs or (self.num_inputs and inputs.shape[1] < n):
+            raise ValueError(f"compute: inputs must have shape ({self.num_inputs}, {n}), "
+                             f"got {inputs.shape}")
+        outs, bars = self._backend.run([inputs[c, :n] for c in range(self.num_inputs)], n)
+        result = np.array(outs, dtype=np.float64).reshape(self.num_outputs, n)
+        traces: dict = {}
+        for label, trace in zip(self.bargraph_labels, bars):
+            arr = np.array(trace, dtype=np.float64)
+            if label in traces:
+                prev = traces[label]
+                traces[label] = (prev if isinstance(prev, list) else [prev]) + [arr]
+            else:
+                traces[label] = arr
+        self.bargraphs = traces
+        return result

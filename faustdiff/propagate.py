@@ -1,0 +1,272 @@
+"""Normal-form boxes -> signals: the meaning of the block-diagram algebra (§4.2, §6.6).
+
+`propagate(box, inputs, ctx)` returns the box's output signals given signals for its inputs.
+
+Invariants:
+* The result has exactly `arity(box)[1]` signals; `inputs` must have `arity(box)[0]`.
+* A box reached again with the same input signals in the same scope (same enclosing UI
+  groups, same slot bindings) is not re-propagated: a memo keyed by identities makes shared
+  sub-boxes (DAG-shaped normal forms) cost once.
+* Deep boxes (5,000-term sums, `seq(i, 2000, ...)`) are fine: propagation recurses in Python,
+  but inside `deep_call`, a worker thread with a large stack and recursion limit.
+* `A ~ B` becomes a `RecGroup` whose RecVars stand for the first b_in outputs of A at t-1;
+  their types are found by a fixpoint starting from int (a counter `+(1)~_` stays int, a
+  filter becomes real), re-propagating A and B when a guess was too narrow.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Optional
+
+from . import boxes as B
+from . import signals as S
+from .arity import arity
+from .errors import FaustError
+from .primitives import PRIMITIVES
+
+
+class _Scope:
+    """Where a box is propagated: enclosing UI groups and slot bindings (a chain)."""
+    __slots__ = ("parent", "groups", "slot", "value")
+
+    def __init__(self, parent, groups, slot=None, value=None):
+        self.parent, self.groups, self.slot, self.value = parent, groups, slot, value
+
+    def lookup(self, slot_id: int) -> Optional[S.Sig]:
+        s = self
+        while s is not None:
+            if s.slot == slot_id:
+                return s.value
+            s = s.parent
+        return None
+
+
+@dataclass
+class Context:
+    """State of one propagation.
+
+    name    -- the root group label (the program's name), used in widget paths
+    widgets -- full widget path -> ui node, to reject a path used with other parameters
+    """
+    name: str = ""
+    widgets: dict = field(default_factory=dict)
+    _memo: dict = field(default_factory=dict, repr=False)
+    _scopes: dict = field(default_factory=dict, repr=False)
+    root: _Scope = field(default_factory=lambda: _Scope(None, ()), repr=False)
+
+    def child(self, parent: _Scope, key, make) -> _Scope:
+        """Interned child scopes: the same (parent, key) gives the same scope (memo hits)."""
+        k = (id(parent), key)
+        hit = self._scopes.get(k)
+        if hit is None:
+            hit = self._scopes[k] = make()
+        return hit
+
+
+def propagate(box: B.Box, inputs: Optional[list] = None, ctx: Optional[Context] = None,
+              ) -> list[S.Sig]:
+    """Output signals of `box` fed with `inputs` (default: the audio inputs 0..n-1)."""
+    ctx = ctx or Context()
+    ins, _ = arity(box)
+    if inputs is None:
+        inputs = [S.input_(i) for i in range(ins)]
+    if len(inputs) != ins:
+        raise ValueError(f"propagate: box has {ins} inputs, {len(inputs)} signals given")
+    return deep_call(_prop, ctx, box, list(inputs), ctx.root)
+
+
+# ---------------------------------------------------------------- deep recursion guard
+
+_deep = threading.local()
+
+
+def deep_call(fn, *args):
+    """Run fn(*args) with room for very deep Python recursion (a thread with a 512 MiB stack
+    and a high recursion limit). Exceptions propagate; nested calls run directly."""
+    if getattr(_deep, "active", False):
+        return fn(*args)
+    out: dict = {}
+
+    def run():
+        _deep.active = True
+        try:
+            out["v"] = fn(*args)
+        except BaseException as e:  # re-raised in the caller's thread
+            out["e"] = e
+
+    old_limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old_limit, 400_000))
+    old_size = threading.stack_size(512 * 1024 * 1024)
+    try:
+        t = threading.Thread(target=run, name="faustdiff-deep")
+        t.start()
+    finally:
+        threading.stack_size(old_size)
+    t.join()
+    sys.setrecursionlimit(old_limit)
+    if "e" in out:
+        raise out["e"]
+    return out["v"]
+
+
+# ---------------------------------------------------------------- the algebra
+
+def _prop(ctx: Context, box: B.Box, inputs: list, scope: _Scope) -> list:
+    key = (id(box), tuple(map(id, inputs)), id(scope))
+    hit = ctx._memo.get(key)
+    if hit is not None:
+        return list(hit[2])
+    fn = _RULES.get(type(box))
+    if fn is None:
+        raise TypeError(f"propagate: not a normal-form box: {type(box).__name__}")
+    outs = fn(ctx, box, inputs, scope)
+    ctx._memo[key] = (box, inputs, tuple(outs))   # keep ids alive while memoised
+    return outs
+
+
+def _num(ctx, box, inputs, scope):
+    return [S.const(box.value)]
+
+
+def _wire(ctx, box, inputs, scope):
+    return list(inputs)
+
+
+def _cut(ctx, box, inputs, scope):
+    return []
+
+
+def _prim(ctx, box, inputs, scope):
+    try:
+        return [S.prim(box.name, *inputs)]
+    except FaustError as e:
+        if e.span is not None:
+            raise
+        raise FaustError(e.message, box.span) from None
+
+
+def _seq(ctx, box, inputs, scope):
+    return _prop(ctx, box.b, _prop(ctx, box.a, inputs, scope), scope)
+
+
+def _par(ctx, box, inputs, scope):
+    ai = arity(box.a)[0]
+    return _prop(ctx, box.a, inputs[:ai], scope) + _prop(ctx, box.b, inputs[ai:], scope)
+
+
+def _split(ctx, box, inputs, scope):
+    ys = _prop(ctx, box.a, inputs, scope)
+    bi = arity(box.b)[0]
+    return _prop(ctx, box.b, [ys[k % len(ys)] for k in range(bi)], scope)
+
+
+def _sum(sigs):
+    acc = sigs[0]
+    for s in sigs[1:]:
+        acc = S.prim("+", acc, s)
+    return acc
+
+
+def _merge(ctx, box, inputs, scope):
+    ys = _prop(ctx, box.a, inputs, scope)
+    bi = arity(box.b)[0]
+    return _prop(ctx, box.b, [_sum(ys[k::bi]) for k in range(bi)], scope)
+
+
+def _rec(ctx, box, inputs, scope):
+    """y = A(B(y[t-1]), inputs): RecVars for A's first b_in outputs, types by fixpoint."""
+    bi = arity(box.b)[0]
+    types = ["int"] * bi
+    while True:
+        group = S.RecGroup(types)
+        fed = _prop(ctx, box.b, [group.var(i) for i in range(bi)], scope)
+        ys = _prop(ctx, box.a, fed + inputs, scope)
+        joined = [S.union_type((t, y.type)) for t, y in zip(types, ys)]
+        if joined == types:
+            break
+        types = joined   # a guess was too narrow: widen and propagate again
+    if bi == 0:
+        return ys
+    group.define(S.to_type(y, t) for y, t in zip(ys, types))
+    return [group.proj(i) for i in range(bi)] + ys[bi:]
+
+
+def _route(ctx, box, inputs, scope):
+    outs: list = [None] * box.outs
+    for src, dst in box.pairs:
+        if 1 <= src <= box.ins and 1 <= dst <= box.outs:   # out-of-range pairs are ignored
+            x = inputs[src - 1]
+            outs[dst - 1] = x if outs[dst - 1] is None else S.prim("+", outs[dst - 1], x)
+    return [S.int_const(0) if o is None else o for o in outs]
+
+
+def _waveform(ctx, box, inputs, scope):
+    return list(S.waveform([v.value for v in box.values]))
+
+
+def _ui(ctx, box, inputs, scope):
+    sig = S.ui(box.kind, box.label, scope.groups, box.init, box.lo, box.hi, box.step)
+    path = S.widget_path(sig, ctx.name)
+    known = ctx.widgets.setdefault(path, sig)
+    if known is not sig:
+        raise FaustError(f"path '{path}' is already used", box.span)
+    return [sig]
+
+
+def _bargraph(ctx, box, inputs, scope):
+    return [S.bargraph(box.kind, box.label, scope.groups, box.lo, box.hi, inputs[0])]
+
+
+def _group(ctx, box, inputs, scope):
+    groups = scope.groups + ((box.kind, box.label),)
+    child = ctx.child(scope, ("g", box.kind, box.label),
+                      lambda: _Scope(scope, groups))
+    return _prop(ctx, box.body, inputs, child)
+
+
+def _slot(ctx, box, inputs, scope):
+    v = scope.lookup(box.id)
+    if v is None:
+        raise FaustError(f"unbound symbolic slot {box.id}", box.span)
+    return [v]
+
+
+def _symbolic(ctx, box, inputs, scope):
+    x = inputs[0]
+    child = ctx.child(scope, ("s", box.slot.id, id(x)),
+                      lambda: _Scope(scope, scope.groups, box.slot.id, x))
+    return _prop(ctx, box.body, inputs[1:], child)
+
+
+def _ffun(ctx, box, inputs, scope):
+    rtype = "int" if box.rtype == "int" else "real"
+    try:
+        return [S.ffun(box.name, rtype, tuple(box.argtypes), tuple(inputs))]
+    except FaustError as e:
+        raise FaustError(e.message, box.span) from None
+
+
+def _fconst(ctx, box, inputs, scope):
+    try:
+        return [S.fconst(box.name, "int" if box.type == "int" else "real")]
+    except FaustError as e:
+        raise FaustError(e.message, box.span) from None
+
+
+def _fvar(ctx, box, inputs, scope):
+    try:
+        return [S.fvar(box.name, "int" if box.type == "int" else "real")]
+    except FaustError as e:
+        raise FaustError(e.message, box.span) from None
+
+
+_RULES = {
+    B.Int: _num, B.Real: _num, B.Wire: _wire, B.Cut: _cut, B.Prim: _prim, B.Seq: _seq,
+    B.Par: _par, B.Split: _split, B.Merge: _merge, B.Rec: _rec, B.Route: _route,
+    B.Waveform: _waveform, B.UI: _ui, B.Bargraph: _bargraph, B.Group: _group,
+    B.Slot: _slot, B.Symbolic: _symbolic, B.FFun: _ffun, B.FConst: _fconst, B.FVar: _fvar,
+}
+
+assert all(name in PRIMITIVES for name in ("@", "mem", "prefix", "rdtable", "rwtable"))

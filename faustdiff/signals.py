@@ -1,0 +1,579 @@
+"""The signal IR: a typed, hash-consed DAG of sample streams.
+
+A `Sig` is an immutable node `(op, args, attrs)` plus facts computed once at construction:
+
+* `type`     -- 'int' (int32, wraps) or 'real' (float64), Faust's rules (faust-language §6.2);
+* `interval` -- (lo, hi), a sound over-approximation of its values (±inf when unknown); used
+                to size delay lines and to know when a table index needs clamping;
+* `rate`     -- K_CONST (compile-time), K_INIT (fixed at init: the sample rate), K_BLOCK
+                (changes only between `compute` calls: UI, block size) or K_SAMPLE; a node
+                of rate < K_SAMPLE may be hoisted out of the sample loop.
+
+Invariants:
+* Hash-consing: structurally equal nodes are the SAME object (`a is b`), so identity
+  equality and hashing are O(1), a `dict` keyed by nodes is a memo, and sharing is explicit.
+  Every node must be built through the constructors below (never `Sig(...)`).
+* `args` are the node's operands, all `Sig`. The per-sample dependencies are `deps(s)`: the
+  args except a table's init signal (computed once, in its own context, see `table_init`).
+* Constructors fold constants and apply the few algebraic simplifications Faust applies
+  (x+0, x*1, x*0, x/k -> x*(1/k), pow with small constant exponents), so results stay
+  bit-identical with the reference compiler.
+* Recursion never makes a cycle of `args`: `RecVar(g, i)` (the value of g's definition i at
+  the PREVIOUS sample, 0 at t=0) is a leaf; `Proj(g, i)` (the value at the current sample) has
+  the definition as its only arg. A `RecGroup` holds its definitions once `define`d.
+
+Node kinds (op, args, attrs):
+    const     ()                       (value,)          int or real constant
+    input     ()                       (i,)              audio input i (real)
+    ui        ()                       (kind, label, groups, init, lo, hi, step)
+    bargraph  (x,)                     (kind, label, groups, lo, hi)   real; value = x
+    prim      operands                 (name,)           every pure primitive (+, sin,
+                                                         select2, attach, enable, ...)
+    delay     (x, d)                   ()                x[t - d], d an int signal, x[<0] = 0
+    prefix    (a, x)                   ()                a at t=0, then x[t-1]
+    rdtable   (init, ridx)             (size,)           table filled with init[0..size-1]
+    rwtable   (init, widx, wval, ridx) (size,)           write wval at widx, then read ridx
+    waveform  ()                       (values,)         values[t mod len]
+    ffun      operands                 (name, rtype, argtypes)   C function call
+    fconst    ()                       (name,)           fSamplingFreq
+    fvar      ()                       (name,)           count (block size)
+    recvar    ()                       (group, i)        group def i at t-1
+    proj      (def_i,)                 (group, i)        group def i at t
+`groups` is the tuple of enclosing UI groups as (kind, raw label), outermost first; labels
+are kept raw (metadata included: Faust sorts widgets by raw label), see `strip_metadata`.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import weakref
+from typing import Iterable, Optional
+
+from .errors import FaustError
+from .primitives import (FFUNS, FULL, INT_MIN, PRIMITIVES, f2i, ffun_name, iv_union, plan,
+                         union_type, wrap)
+from . import primitives as P
+
+K_CONST, K_INIT, K_BLOCK, K_SAMPLE = 0, 1, 2, 3
+INT_MAX = 2**31 - 1
+INF = math.inf
+
+
+class Sig:
+    """One node of the signal DAG (see the module docstring). Identity is equality."""
+    __slots__ = ("op", "args", "attrs", "type", "interval", "rate", "uid", "__weakref__")
+
+    def __init__(self, op, args, attrs, type_, interval, rate, uid):
+        self.op, self.args, self.attrs = op, args, attrs
+        self.type, self.interval, self.rate, self.uid = type_, interval, rate, uid
+
+    @property
+    def name(self) -> str:
+        """The primitive's name of a `prim` node (and the name of ffun/fconst/fvar)."""
+        return self.attrs[0]
+
+    @property
+    def value(self):
+        """The value of a `const` node."""
+        return self.attrs[0]
+
+    def __repr__(self) -> str:
+        return show(self)
+
+
+class RecGroup:
+    """k mutually recursive definitions: y_i[t] = defs[i] evaluated with RecVar(g, j)
+    standing for y_j[t-1] (zero before t=0). Identity-hashed; `types` are fixed at creation
+    (propagate finds them by a fixpoint from int), `defs` are set once by `define`."""
+    __slots__ = ("uid", "types", "defs", "__weakref__")
+
+    def __init__(self, types: Iterable[str]):
+        self.uid = next(_UID)
+        self.types = tuple(types)
+        self.defs: Optional[tuple[Sig, ...]] = None
+
+    def __len__(self):
+        return len(self.types)
+
+    def var(self, i: int) -> Sig:
+        return _make("recvar", (), (self, i), self.types[i], FULL, K_SAMPLE)
+
+    def define(self, defs: Iterable[Sig]) -> None:
+        defs = tuple(defs)
+        assert self.defs is None and len(defs) == len(self.types)
+        assert all(d.type == t for d, t in zip(defs, self.types)), "define: type mismatch"
+        self.defs = defs
+
+    def proj(self, i: int) -> Sig:
+        d = self.defs[i]
+        return _make("proj", (d,), (self, i), d.type, d.interval, K_SAMPLE)
+
+    def __repr__(self):
+        return f"G{self.uid}"
+
+
+# ---------------------------------------------------------------- interning
+
+_TABLE: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
+_UID = itertools.count()
+
+
+def _akey(a):
+    """Attribute key for interning: floats by bit pattern (0.0 vs -0.0, NaN equal to NaN)."""
+    if a.__class__ is float:
+        return ("f", a.hex())
+    if a.__class__ is tuple:
+        return tuple(_akey(x) for x in a)
+    return a
+
+
+def _make(op, args, attrs, type_, interval, rate) -> Sig:
+    key = (op, args, _akey(attrs))
+    s = _TABLE.get(key)
+    if s is None:
+        if type_ == "int" and (interval[0] < INT_MIN or interval[1] > INT_MAX):
+            interval = (INT_MIN, INT_MAX)   # int arithmetic wraps around
+        s = Sig(op, args, attrs, type_, interval, rate, next(_UID))
+        _TABLE[key] = s
+    return s
+
+
+def _rate(args, floor=K_CONST) -> int:
+    return max([floor] + [a.rate for a in args])
+
+
+# ---------------------------------------------------------------- leaves
+
+def const(v) -> Sig:
+    """An int (Python int, wrapped to int32) or real (Python float) constant."""
+    if isinstance(v, bool):
+        v = int(v)
+    if isinstance(v, int):
+        v = wrap(v)
+        return _make("const", (), (v,), "int", (v, v), K_CONST)
+    v = float(v)
+    return _make("const", (), (v,), "real", (v, v) if v == v else FULL, K_CONST)
+
+
+def int_const(v: int) -> Sig:
+    return const(int(v))
+
+
+def real_const(v: float) -> Sig:
+    return const(float(v))
+
+
+def zero(type_: str = "real") -> Sig:
+    return const(0 if type_ == "int" else 0.0)
+
+
+def is_const(s: Sig, value=None) -> bool:
+    """`s` is a constant (equal to `value` when given; 0 == 0.0 == -0.0)."""
+    return s.op == "const" and (value is None or s.value == value)
+
+
+def input_(i: int) -> Sig:
+    return _make("input", (), (i,), "real", FULL, K_SAMPLE)
+
+
+def ui(kind: str, label: str, groups: tuple = (), init: float = 0.0, lo: float = 0.0,
+       hi: float = 1.0, step: float = 1.0) -> Sig:
+    """An input widget (real, constant within a `compute` call)."""
+    init, lo, hi, step = float(init), float(lo), float(hi), float(step)
+    iv = (min(lo, init), max(hi, init))
+    return _make("ui", (), (kind, label, tuple(groups), init, lo, hi, step), "real", iv,
+                 K_BLOCK)
+
+
+def bargraph(kind: str, label: str, groups: tuple, lo: float, hi: float, x: Sig) -> Sig:
+    """An output widget: passes x through as a real, its value is recorded every sample."""
+    return _make("bargraph", (x,), (kind, label, tuple(groups), float(lo), float(hi)), "real",
+                 x.interval, x.rate)
+
+
+def fconst(name: str, type_: str = "int") -> Sig:
+    if name != "fSamplingFreq":
+        raise FaustError(f"unsupported foreign constant '{name}' (only fSamplingFreq is known)")
+    return _make("fconst", (), (name,), "int" if type_ == "int" else "real", (1, INF), K_INIT)
+
+
+def fvar(name: str, type_: str = "int") -> Sig:
+    if name != "count":
+        raise FaustError(f"unsupported foreign variable '{name}' (only count is known)")
+    return _make("fvar", (), (name,), "int" if type_ == "int" else "real", (0, INF), K_BLOCK)
+
+
+def waveform(values) -> tuple[Sig, Sig]:
+    """`waveform{...}`: (its size as an int constant, the periodic signal)."""
+    vals = tuple(wrap(v) if isinstance(v, int) else float(v) for v in values)
+    if not vals:
+        raise FaustError("empty waveform")
+    t = "int" if all(isinstance(v, int) for v in vals) else "real"
+    if t == "real":
+        vals = tuple(float(v) for v in vals)
+    sig = _make("waveform", (), (vals,), t, (min(vals), max(vals)), K_SAMPLE)
+    return const(len(vals)), sig
+
+
+# ---------------------------------------------------------------- casts and primitives
+
+def to_int(x: Sig) -> Sig:
+    return x if x.type == "int" else prim("int", x)
+
+
+def to_real(x: Sig) -> Sig:
+    return x if x.type == "real" else prim("float", x)
+
+
+def to_type(x: Sig, t: str) -> Sig:
+    return to_int(x) if t == "int" else to_real(x)
+
+
+def _fold(name, args):
+    """Constant-fold with the compile-time rules of primitives.fold (None if not foldable)."""
+    if not all(a.op == "const" for a in args):
+        return None
+    row = PRIMITIVES[name]
+    if row.fold is None:
+        return None
+    try:
+        box = row.fold([a.value for a in args], all(a.type == "int" for a in args))
+    except (ZeroDivisionError, OverflowError, ValueError):
+        return None   # a run-time division by zero gives IEEE inf/NaN
+    if box is None:
+        return None
+    return const(box.value if isinstance(box.value, float) else int(box.value))
+
+
+def _raw_prim(name: str, args: tuple) -> Sig:
+    row = PRIMITIVES[name]
+    t = plan(name, tuple(a.type for a in args))[0]
+    iv = row.interval(*[a.interval for a in args]) if row.interval else FULL
+    return _make("prim", args, (name,), t, iv, _rate(args))
+
+
+def prim(name: str, *args: Sig) -> Sig:
+    """A pure primitive applied to signals, folded/simplified the way Faust does."""
+    row = PRIMITIVES[name]
+    if len(args) != row.ins:
+        raise TypeError(f"{name} takes {row.ins} signals, got {len(args)}")
+    if row.ty == "state":
+        return _STATEFUL[name](*args)
+    folded = _fold(name, args)
+    if folded is not None:
+        return folded
+    simplify = _SIMPLIFY.get(name)
+    if simplify is not None:
+        s = simplify(*args)
+        if s is not None:
+            return s
+    return _raw_prim(name, args)
+
+
+def _result_type(name, *args):
+    return plan(name, tuple(a.type for a in args))[0]
+
+
+def _simp_add(x, y):
+    t = _result_type("+", x, y)
+    if is_const(y, 0):
+        return to_type(x, t)
+    if is_const(x, 0):
+        return to_type(y, t)
+    return None
+
+
+def _simp_sub(x, y):
+    if is_const(y, 0):
+        return to_type(x, _result_type("-", x, y))
+    return None
+
+
+def _simp_mul(x, y):
+    t = _result_type("*", x, y)
+    if is_const(y, 1):
+        return to_type(x, t)
+    if is_const(x, 1):
+        return to_type(y, t)
+    if is_const(x, 0) or is_const(y, 0):
+        return zero(t)   # Faust drops x in x*0, for reals too (log(0)*0 is 0, not NaN)
+    return None
+
+
+def _simp_div(x, y):
+    # Faust emits a division by a constant as a multiplication by its reciprocal, and a
+    # division by a control-rate value (slider, sample rate) as x * (1/y) with 1/y hoisted;
+    # bitwise x/k != x*(1/k), so we must do the same (faust-language.md §6.3).
+    if y.op == "const":
+        if y.value == 0 or not math.isfinite(y.value):
+            return None
+        return prim("*", to_real(x), real_const(1.0 / float(y.value)))
+    if y.rate <= K_BLOCK and x.op != "const":
+        return prim("*", _raw_prim("/", (real_const(1.0), y)), x)
+    return None
+
+
+def _simp_pow(x, y):
+    # Faust's rules for a constant exponent (§6.3): 0 -> 1.0, 1 -> x, 0.5 -> sqrt,
+    # 0.25 -> sqrt(sqrt), 2..8 -> repeated product in the common type; else pow().
+    if y.op != "const":
+        return None
+    v = y.value
+    if v == 0:
+        return real_const(1.0)
+    if v == 1:
+        return x
+    if v == 0.5:
+        return prim("sqrt", x)
+    if v == 0.25:
+        return prim("sqrt", prim("sqrt", x))
+    if float(v).is_integer() and 2 <= v <= 8:
+        t = union_type((x.type, y.type))
+        base = to_type(x, t)
+        acc = base
+        for _ in range(int(v) - 1):
+            acc = _raw_prim("*", (acc, base))   # left-assoc x*x*...*x, no re-simplification
+        return acc
+    return None
+
+
+def _simp_int(x):
+    return x if x.type == "int" else None
+
+
+def _simp_float(x):
+    return x if x.type == "real" else None
+
+
+def _simp_attach(x, y):
+    return x if y.op == "const" else None
+
+
+def _simp_bound(name):
+    def simp(x):
+        v = x.interval[0] if name == "lowest" else x.interval[1]
+        return real_const(v)
+    return simp
+
+
+_SIMPLIFY = {
+    "+": _simp_add, "-": _simp_sub, "*": _simp_mul, "/": _simp_div, "^": _simp_pow,
+    "pow": _simp_pow, "int": _simp_int, "float": _simp_float, "attach": _simp_attach,
+}
+
+
+# ---------------------------------------------------------------- stateful nodes
+
+def delay(x: Sig, d: Sig) -> Sig:
+    """x[t - int(d[t])] with zero history; `x@0` is x."""
+    d = to_int(d)
+    if is_const(d, 0) or is_const(x, 0):
+        return x
+    return _make("delay", (x, d), (), x.type, iv_union(x.interval, (0, 0)), K_SAMPLE)
+
+
+def mem(x: Sig) -> Sig:
+    return delay(x, int_const(1))
+
+
+def prefix(a: Sig, x: Sig) -> Sig:
+    t = union_type((a.type, x.type))
+    a, x = to_type(a, t), to_type(x, t)
+    return _make("prefix", (a, x), (), t, iv_union(a.interval, x.interval), K_SAMPLE)
+
+
+def _table_size(size: Sig, what: str) -> int:
+    if size.op != "const":
+        raise FaustError(f"the size of {what} is not a compile-time constant: {show(size)}")
+    n = f2i(size.value) if size.type == "real" else size.value
+    if n <= 0:
+        raise FaustError(f"the size of {what} must be positive, not {n}")
+    return n
+
+
+def rdtable(size: Sig, init: Sig, ridx: Sig) -> Sig:
+    """Read-only table: filled once with init[0..size-1] (own context from t=0); the read
+    index is converted to int and clamped to [0, size-1]."""
+    n = _table_size(size, "rdtable")
+    ridx = to_int(ridx)
+    return _make("rdtable", (init, ridx), (n,), init.type, init.interval,
+                 max(K_INIT, ridx.rate))
+
+
+def rwtable(size: Sig, init: Sig, widx: Sig, wval: Sig, ridx: Sig) -> Sig:
+    """Read-write table with the type of `init` (written values are cast to it); each
+    sample writes wval at widx THEN reads ridx; indexes clamped to [0, size-1]."""
+    n = _table_size(size, "rwtable")
+    wval = to_type(wval, init.type)
+    return _make("rwtable", (init, to_int(widx), wval, to_int(ridx)), (n,), init.type,
+                 iv_union(init.interval, wval.interval), K_SAMPLE)
+
+
+def _delay_prim(x, d):
+    return delay(x, d)
+
+
+_STATEFUL = {
+    "@": _delay_prim, "mem": mem, "prefix": prefix, "rdtable": rdtable, "rwtable": rwtable,
+    "lowest": _simp_bound("lowest"), "highest": _simp_bound("highest"),
+}
+
+
+def ffun(name: str, rtype: str, argtypes: tuple, args: tuple) -> Sig:
+    """A call of a C function of `primitives.FFUNS` (arguments converted to `argtypes`)."""
+    cname = ffun_name(name)
+    if cname not in FFUNS:
+        raise FaustError(f"unknown foreign function '{cname}'")
+    args = tuple(to_int(a) if t == "int" else to_real(a) for a, t in zip(args, argtypes))
+    t = "int" if rtype == "int" else "real"
+    rate = _rate(args) if args else K_SAMPLE   # a 0-ary call (arc4random) is not constant
+    iv = (0, 1) if cname in ("isnan", "isinf", "isfinite") else FULL
+    return _make("ffun", args, (cname, t, tuple(argtypes)), t, iv, rate)
+
+
+def max_delay(d: Sig) -> Optional[int]:
+    """The largest delay `d` can ask for (Faust: int(hi + 0.5)), None when unbounded."""
+    if d.op == "const":
+        return max(0, d.value)
+    hi = d.interval[1]
+    if not math.isfinite(hi):
+        return None
+    return max(0, int(hi + 0.5))
+
+
+def needs_clamp(idx: Sig, size: int) -> bool:
+    """Whether a table index may fall outside [0, size-1] (then Faust clamps it)."""
+    lo, hi = idx.interval
+    return not (lo >= 0 and hi <= size - 1)
+
+
+# ---------------------------------------------------------------- walking
+
+_TABLE_OPS = ("rdtable", "rwtable")
+
+
+def deps(s: Sig) -> tuple[Sig, ...]:
+    """Per-sample dependencies: the args, minus a table's init signal."""
+    return s.args[1:] if s.op in _TABLE_OPS else s.args
+
+
+def table_init(s: Sig) -> Sig:
+    """The init signal of an rdtable/rwtable (run in its own context, from t=0)."""
+    return s.args[0]
+
+
+def topo_order(roots: Iterable[Sig], follow_tables: bool = False) -> list[Sig]:
+    """Every node needed per sample to compute `roots`, operands before users.
+
+    Iterative (deep graphs are fine). Reaching `RecVar(g, i)` makes `g.defs[i]` a root too
+    (its value must be computed each sample to become the next sample's RecVar). With
+    `follow_tables`, table init signals are walked as well (to find widgets, bargraphs).
+    The order is deterministic: depth-first, roots and args left to right.
+    """
+    order: list[Sig] = []
+    seen: set[int] = set()
+    pending = list(roots)
+    k = 0
+    while k < len(pending):
+        root = pending[k]
+        k += 1
+        if id(root) in seen:
+            continue
+        stack = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                order.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            kids = node.args if follow_tables else deps(node)
+            for kid in reversed(kids):
+                if id(kid) not in seen:
+                    stack.append((kid, False))
+            if node.op == "recvar":
+                group, i = node.attrs
+                pending.append(group.defs[i])
+    return order
+
+
+def recvars(order: Iterable[Sig]) -> list[Sig]:
+    """The RecVar nodes of a schedule: the recursion state to carry between samples."""
+    return [s for s in order if s.op == "recvar"]
+
+
+def strip_metadata(label: str) -> str:
+    """A label without its `[key:value]` metadata (and the spaces around them)."""
+    return re.sub(r"\s*\[[^\]]*\]\s*", " ", label).strip() if "[" in label else label
+
+
+def widget_path(s: Sig, root: str = "") -> str:
+    """Faust's full path of a ui/bargraph node: '/root/group/label' (metadata stripped)."""
+    kind, label, groups = s.attrs[0], s.attrs[1], s.attrs[2]
+    parts = ([root] if root else []) + [strip_metadata(g[1]) for g in groups]
+    return "/" + "/".join(parts + [strip_metadata(label)])
+
+
+def _strcmp_key(label: str) -> bytes:
+    return label.encode("utf-8")
+
+
+def ui_order(nodes: Iterable[Sig]) -> list[Sig]:
+    """Widgets in the order of Faust's UI build (2.54.9): within each group, items sorted by
+    raw label (strcmp, metadata included: "[0]gain" < "[1]DC" < "a"), groups by their label
+    and merged when equal (same kind and label); ties keep the given order."""
+    class Folder:
+        def __init__(self, first):
+            self.first, self.items, self.subs = first, [], {}
+
+    root = Folder(0)
+    for idx, n in enumerate(nodes):
+        folder = root
+        for kind, label in n.attrs[2]:
+            sub = folder.subs.get((kind, label))
+            if sub is None:
+                sub = folder.subs[(kind, label)] = Folder(idx)
+                folder.items.append((label.encode(), idx, sub))
+            folder = sub
+        folder.items.append((n.attrs[1].encode(), idx, n))
+
+    return _emit_sorted(root, Folder)
+
+
+def _emit_sorted(root, folder_cls) -> list[Sig]:
+    out: list[Sig] = []
+
+    def emit(folder):
+        for _, _, item in sorted(folder.items, key=lambda e: (e[0], e[1])):
+            if isinstance(item, folder_cls):
+                emit(item)
+            else:
+                out.append(item)
+    emit(root)
+    return out
+
+
+# ---------------------------------------------------------------- printing
+
+def show(s: Sig, depth: int = 3) -> str:
+    """A short readable rendering (operands to `depth` levels) for messages and debugging."""
+    op = s.op
+    if op == "const":
+        return repr(s.value)
+    if op == "input":
+        return f"in{s.attrs[0]}"
+    if op in ("ui", "bargraph"):
+        return f"{s.attrs[0]}({s.attrs[1]!r})" + (f"[{show(s.args[0], depth - 1)}]"
+                                                   if s.args and depth > 0 else "")
+    if op in ("recvar", "proj"):
+        g, i = s.attrs
+        return f"{'rv' if op == 'recvar' else 'proj'}({g!r},{i})"
+    head = s.name if op in ("prim", "ffun", "fconst", "fvar") else op
+    if not s.args:
+        return head
+    if depth <= 0:
+        return f"{head}(…)"
+    return f"{head}({', '.join(show(a, depth - 1) for a in s.args)})"
