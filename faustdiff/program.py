@@ -23,6 +23,9 @@ from .errors import FaustError
 from .interp import Interpreter
 
 
+_BACKENDS: dict = {None: Interpreter, "interp": Interpreter}
+
+
 class Program:
     def __init__(self, outputs: Sequence[S.Sig], num_inputs: int, sample_rate: int = 44100,
                  name: str = "", backend: Optional[Callable] = None):
@@ -41,7 +44,7 @@ class Program:
         self._paths = [S.widget_path(s, name) for s in self.controls]
         self._labels = [S.strip_metadata(s.attrs[1]) for s in self.controls]
         self._values = [s.attrs[3] for s in self.controls]
-        make = backend or Interpreter
+        make = _BACKENDS[backend] if isinstance(backend, str) or backend is None else backend
         self._backend = make(self.outputs, self.bargraph_nodes, self.num_inputs,
                              self.sample_rate)
         self.bargraphs: dict = {}
