@@ -227,7 +227,7 @@ class Interpreter:
             slot(lambda zero=zero: zero, f"m{k}", True)
             return [f"{v} = m{k}", f"m{k} = {arg[0]}"]
         bound = S.max_delay(d)
-        if bound is None:      # unknown bound: keep the whole history (exact, grows)
+        if bound is None or bound > 1 << 22:   # unknown/huge: whole history (exact, grows)
             slot(lambda: [], f"H{k}", False)
             return [f"H{k}.append({arg[0]})", f"x = {arg[1]}",
                     f"x = 0 if x < 0 else x",

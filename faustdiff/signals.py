@@ -437,7 +437,7 @@ def max_delay(d: Sig) -> Optional[int]:
     if d.op == "const":
         return max(0, d.value)
     hi = d.interval[1]
-    if not math.isfinite(hi):
+    if not math.isfinite(hi) or hi >= INT_MAX:   # INT_MAX: a wrapped int, no real bound
         return None
     return max(0, int(hi + 0.5))
 

@@ -407,3 +407,14 @@ def regenerate(names=None):
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     regenerate(sys.argv[1:] or None)
+
+
+def test_unbounded_delay_keeps_whole_history():
+    # the delay amount is an input: no bound is known, the interpreter keeps the history
+    prog = Program.from_box(B.Seq(par(W, INT), p("@")))
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(300)
+    d = rng.integers(0, 250, 300).astype(float)
+    y = prog.compute(np.array([x, d]))[0]
+    expected = [x[t - int(d[t])] if t - int(d[t]) >= 0 else 0.0 for t in range(300)]
+    assert y.tolist() == expected

@@ -1,0 +1,232 @@
+"""The signal IR: hash-consing, types, folding, intervals, recursion groups, propagation."""
+import math
+
+import numpy as np
+import pytest
+
+from faustdiff import boxes as B
+from faustdiff import signals as S
+from faustdiff.errors import FaustError
+from faustdiff.program import Program
+from faustdiff.propagate import Context, propagate
+
+W, C = B.Wire(), B.Cut()
+
+
+def par(*bs):
+    out = bs[-1]
+    for b in reversed(bs[:-1]):
+        out = B.Par(b, out)
+    return out
+
+
+def op(name, k):
+    return B.Seq(par(W, B.Int(k) if isinstance(k, int) else B.Real(k)), B.Prim(name))
+
+
+# ---------------------------------------------------------------- hash-consing
+
+def test_equal_signals_are_the_same_object():
+    x, y = S.input_(0), S.input_(1)
+    assert S.input_(0) is x
+    assert S.prim("+", x, y) is S.prim("+", x, y)
+    assert S.prim("+", x, y) is not S.prim("+", y, x)
+    assert S.const(1) is S.const(1)
+    assert S.const(1) is not S.const(1.0)          # int and real constants differ
+    assert S.const(0.0) is not S.const(-0.0)       # by bit pattern
+    assert S.const(math.nan) is S.const(math.nan)
+    assert S.mem(x) is S.delay(x, S.const(1))
+
+
+def test_propagating_twice_shares_nodes():
+    box = B.Rec(op("+", 1), W)
+    a = propagate(box, [])
+    b = propagate(B.Seq(box, W), [])
+    assert a[0].op == "proj" and b[0].op == "proj"
+    x = S.input_(0)
+    assert propagate(op("*", 3), [x])[0] is propagate(op("*", 3), [x])[0]
+
+
+# ---------------------------------------------------------------- types
+
+@pytest.mark.parametrize("name, types, expected", [
+    ("+", ("int", "int"), "int"), ("+", ("int", "real"), "real"),
+    ("/", ("int", "int"), "real"), ("<", ("real", "real"), "int"),
+    ("&", ("real", "real"), "int"), ("%", ("int", "int"), "int"),
+    ("sin", ("int",), "real"), ("abs", ("int",), "int"), ("min", ("int", "real"), "real"),
+    ("select2", ("real", "int", "int"), "int"), ("select2", ("int", "int", "real"), "real"),
+])
+def test_type_rules(name, types, expected):
+    from faustdiff.primitives import result_type
+    assert result_type(name, types) == expected
+
+
+def test_node_types():
+    x = S.input_(0)
+    i = S.prim("int", x)
+    assert x.type == "real" and i.type == "int"
+    assert S.prim("+", i, S.const(1)).type == "int"
+    assert S.prim("/", i, i).type == "real"
+    assert S.mem(i).type == "int"
+    assert S.bargraph("hbargraph", "b", (), 0, 1, i).type == "real"   # a FAUSTFLOAT zone
+    assert S.ui("hslider", "g", (), 0.5, 0, 1, 0.1).type == "real"
+    assert S.rwtable(S.const(4), S.const(1), S.const(0), x, S.const(0)).type == "int"
+
+
+def test_recursion_types_by_fixpoint():
+    counter = propagate(B.Rec(op("+", 1), W), [])[0]
+    assert counter.type == "int"
+    onepole = propagate(B.Rec(B.Seq(par(W, W), B.Prim("+")), op("*", 0.5)), [S.input_(0)])[0]
+    assert onepole.type == "real"
+    drift = propagate(B.Rec(W, op("+", 0.5)), [])[0]   # int guess widened to real
+    assert drift.type == "real"
+
+
+# ---------------------------------------------------------------- folding, simplification
+
+def test_constant_folding():
+    assert S.prim("+", S.const(2), S.const(3)) is S.const(5)
+    assert S.prim("*", S.const(2**30), S.const(4)) is S.const(0)         # int32 wrap
+    assert S.prim("/", S.const(7), S.const(2)) is S.const(3.5)
+    assert S.prim("<", S.const(1), S.const(2.5)) is S.const(1)
+    assert S.prim("int", S.const(-2.7)) is S.const(-2)
+    assert S.prim("sin", S.const(0.0)) is S.const(0.0)
+    assert S.prim("/", S.const(1), S.const(0)).op == "prim"              # IEEE at run time
+
+
+def test_simplifications():
+    x, i = S.input_(0), S.prim("int", S.input_(0))
+    assert S.prim("+", x, S.const(0)) is x
+    assert S.prim("*", S.const(1), x) is x
+    assert S.prim("*", x, S.const(0)) is S.const(0.0)   # Faust drops x (even NaN) in x*0
+    assert S.prim("*", i, S.const(0)) is S.const(0)
+    assert S.prim("+", i, S.const(0.0)) is S.prim("float", i)   # type preserved
+    assert S.delay(x, S.const(0)) is x
+    d = S.prim("/", x, S.const(3))
+    assert d.name == "*" and d.args[1].value == 1 / 3
+    assert S.prim("^", x, S.const(2)).name == "*"
+    assert S.prim("^", x, S.const(0.5)).name == "sqrt"
+    assert S.prim("^", x, S.const(0)) is S.const(1.0)
+    assert S.prim("^", x, S.const(9)).name == "^"
+    g = S.ui("hslider", "g", (), 1, 1, 2, 0.1)
+    hoisted = S.prim("/", x, g)   # x / slider is x * (1/slider), 1/slider control-rate
+    assert hoisted.name == "*" and hoisted.args[0].name == "/" and hoisted.args[0].rate == S.K_BLOCK
+
+
+def test_noise_division_is_multiplication_by_reciprocal():
+    # Faust emits random/2147483647.0 as random * 4.656612875245797e-10; bitwise the two
+    # differ on 441 of the first 100000 samples (checked against faust-ref).
+    rnd = B.Rec(op("+", 12345), op("*", 1103515245))
+    noise = Program.from_box(B.Seq(par(rnd, B.Real(2147483647.0)), B.Prim("/")))
+    ints = Program.from_box(rnd).compute(n=20000)[0]
+    y = noise.compute(n=20000)[0]
+    assert np.array_equal(y, ints * (1.0 / 2147483647.0))
+    assert not np.array_equal(y, ints / 2147483647.0)
+    assert y[0] == 5.748588594490936e-06
+
+
+# ---------------------------------------------------------------- intervals and rates
+
+def test_intervals():
+    x = S.input_(0)
+    assert S.ui("hslider", "d", (), 2, 0, 5, 1).interval == (0, 5)
+    assert S.prim("sin", x).interval == (-1, 1)
+    k = S.prim("%", propagate(B.Rec(op("+", 1), W), [])[0], S.const(7))
+    assert S.max_delay(k) == 7
+    assert S.max_delay(S.const(3)) == 3
+    assert S.max_delay(S.prim("int", x)) is None
+    g = S.ui("hslider", "d", (), 2, 0, 5, 1)
+    assert S.max_delay(S.prim("int", S.prim("*", g, S.const(2.0)))) == 10
+    assert S.needs_clamp(S.prim("int", x), 8)
+    assert not S.needs_clamp(S.prim("&", S.prim("int", x), S.const(7)), 8)
+
+
+def test_rates():
+    x, g = S.input_(0), S.ui("hslider", "g", (), 0, 0, 1, 0.1)
+    assert S.const(1).rate == S.K_CONST
+    assert S.fconst("fSamplingFreq").rate == S.K_INIT
+    assert S.prim("*", g, S.const(2.0)).rate == S.K_BLOCK
+    assert S.prim("*", g, x).rate == S.K_SAMPLE
+    assert S.mem(g).rate == S.K_SAMPLE
+
+
+# ---------------------------------------------------------------- recursion groups, walking
+
+def test_recursion_group_structure():
+    ys = propagate(B.Rec(par(B.Prim("+"), B.Prim("*")), par(W, W)),
+                   [S.input_(0), S.input_(1)])
+    assert [y.op for y in ys] == ["proj", "proj"]
+    group = ys[0].attrs[0]
+    assert ys[1].attrs[0] is group and len(group) == 2
+    assert group.defs[0].name == "+" and [a.op for a in group.defs[0].args] == ["recvar"] * 2
+    order = S.topo_order(ys)
+    pos = {id(s): k for k, s in enumerate(order)}
+    for s in order:
+        for a in S.deps(s):
+            assert pos[id(a)] < pos[id(s)]
+    assert len(S.recvars(order)) == 2
+
+
+def test_recursion_extra_outputs_are_plain():
+    # A has 2 outputs, B 1 input: only A's first output is fed back
+    box = B.Rec(B.Seq(B.Prim("+"), B.Split(W, par(W, op("*", 2)))), W)
+    ys = propagate(box, [S.input_(0)])
+    assert ys[0].op == "proj" and ys[1].op == "prim"
+
+
+def test_topo_order_is_iterative():
+    s = S.input_(0)
+    for _ in range(20000):
+        s = S.prim("sin", s)
+    assert len(S.topo_order([s])) == 20001
+
+
+def test_table_init_is_not_a_per_sample_dependency():
+    init = propagate(B.Rec(op("+", 1), W), [])[0]
+    t = S.rdtable(S.const(8), init, S.input_(0))
+    assert init not in S.topo_order([t])
+    assert init in S.topo_order([t], follow_tables=True)
+
+
+# ---------------------------------------------------------------- widgets
+
+def test_widget_paths_and_conflicts():
+    s1 = B.UI("hslider", "x", 0.0, 0.0, 1.0, 0.1)
+    same = propagate(B.Seq(par(s1, s1), B.Prim("+")), [], Context(name="ee"))[0]
+    assert same.args[0] is same.args[1]
+    s2 = B.UI("hslider", "x[unit:Hz]", 1.0, 0.0, 1.0, 0.1)
+    with pytest.raises(FaustError) as e:
+        propagate(B.Seq(par(s1, s2), B.Prim("+")), [], Context(name="ee"))
+    assert e.value.message == "path '/ee/x' is already used"
+    g = propagate(B.Group("hgroup", "g[style:x]", s1), [], Context(name="ee"))[0]
+    assert S.widget_path(g, "ee") == "/ee/g/x"
+
+
+def test_ui_order_sorts_by_raw_label_within_groups():
+    # checked with faust-ref: bargraph columns come in this order
+    def bg(label, groups=()):
+        return S.bargraph("hbargraph", label, groups, 0, 1, S.input_(len(label)))
+    a, b, c = bg("b[1]"), bg("b[0]"), bg("B")
+    assert S.ui_order([a, b, c, bg("a")])[:3] == [c, S.ui_order([bg("a")])[0], b]
+    g1, two, g0 = bg("1", (("hgroup", "g"),)), bg("2"), bg("0", (("hgroup", "g"),))
+    assert S.ui_order([g1, two, g0]) == [two, g0, g1]
+
+
+def test_strip_metadata():
+    assert S.strip_metadata("freq [unit:Hz]") == "freq"
+    assert S.strip_metadata("[0]gain") == "gain"
+    assert S.strip_metadata("a[style:knob]b") == "a b"
+    assert S.strip_metadata("plain") == "plain"
+
+
+# ---------------------------------------------------------------- errors
+
+def test_bad_foreign_things():
+    with pytest.raises(FaustError, match="fSamplingFreq"):
+        S.fconst("fFoo")
+    with pytest.raises(FaustError, match="count"):
+        S.fvar("bar")
+    with pytest.raises(FaustError, match="unknown foreign function 'nosuch'"):
+        S.ffun("nosuch", "real", ("float",), (S.input_(0),))
+    with pytest.raises(FaustError, match="not a compile-time constant"):
+        S.rdtable(S.input_(0), S.const(0.0), S.const(0))
