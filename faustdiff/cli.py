@@ -103,10 +103,6 @@ def _parse_settings(settings: tuple[str, ...]) -> list[tuple[str, float]]:
     return parsed
 
 
-def _compile(file: str, sr: int, include: tuple[str, ...]):
-    return _api().compile_file(file, sample_rate=sr, include=tuple(include))
-
-
 def _module_source(file: str, sr: int, include: tuple[str, ...]) -> str:
     gen = getattr(_api(), "compile_module_source", None)
     if gen is None:
@@ -166,7 +162,7 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit):
                        f"{sr} Hz (no resampling)", err=True)
     sr = sr or DEFAULT_SR
 
-    program = _compile(file, sr, include)
+    program = _api().compile_file(file, sample_rate=sr, include=tuple(include))
     params = program.params
     for label, value in values:
         if label not in params:
