@@ -52,15 +52,19 @@ def run_deep(fn: Callable, *args, **kwargs):
 
 
 def evaluate_source(text: str, filename: str = "<string>", include: Iterable = (),
-                    name: str = "process") -> B.Box:
-    """Parse and evaluate a program to its normal-form `process` box (arity-checked)."""
+                    name: str = "process", libraries: Optional[list] = None) -> B.Box:
+    """Parse and evaluate a program to its normal-form `process` box (arity-checked);
+    `libraries`, when given, receives the paths of the library files read."""
     def work():
         from .parse import parse_source
         from .evaluate import Resolver, evaluate_process
         from .arity import arity
         program = parse_source(text, filename)
         base = os.path.dirname(os.path.abspath(filename)) if not filename.startswith("<") else os.getcwd()
-        box = evaluate_process(program, Resolver(tuple(include), base), name)
+        resolver = Resolver(tuple(include), base)
+        box = evaluate_process(program, resolver, name)
+        if libraries is not None:
+            libraries.extend(resolver.files())
         ins, outs = arity(box)
         if outs == 0:
             raise FaustError("the Faust program has no output signal",

@@ -114,6 +114,10 @@ class Resolver:
         self.bundled = str(Path(__file__).parent / "lib")
         self._parsed: dict[str, B.Program] = {}
 
+    def files(self) -> list[str]:
+        """Every file parsed through this resolver (the libraries a compile read)."""
+        return list(self._parsed)
+
     def search_dirs(self, from_dir: Optional[str]) -> list[str]:
         dirs = [d for d in (from_dir, self.base_dir) if d]
         return dirs + self.include + self.env_dirs + [self.bundled]

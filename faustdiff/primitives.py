@@ -71,6 +71,8 @@ class PrimRow:
                 inf/NaN); for 'cmp' rows both return 0/1, for 'select' rows it is generic
     interval -- (list of (lo, hi)) -> (lo, hi): a sound over-approximation of the range
     jvp      -- forward-mode rule (filled by the AD pass)
+    code     -- Numba/Python expression templates for codegen, by operand type ('int',
+                'real', or '*' for any), operands already converted as `plan` says
     """
     name: str
     ins: int
@@ -82,6 +84,7 @@ class PrimRow:
     fimpl: Optional[Callable] = None
     interval: Optional[Callable] = None
     jvp: Optional[Callable] = None
+    code: Optional[dict] = None
 
 
 def _arith(op):
@@ -538,6 +541,46 @@ ROWS = [
 
 PRIMITIVES: dict[str, PrimRow] = {r.name: r for r in ROWS}
 
+# ---------------------------------------------------------------- code templates (codegen)
+# `{0}`, `{1}`... are the converted operands. int values are np.int32: wrapping operations
+# truncate through np.int32(...); helper names (f2i, irem, c_fmod, ...) are codegen's.
+_I32 = "np.int32({})"
+_CMP = "np.int32({0} %s {1})"
+CODE = {
+    "+": {"int": _I32.format("{0} + {1}"), "real": "{0} + {1}"},
+    "-": {"int": _I32.format("{0} - {1}"), "real": "{0} - {1}"},
+    "*": {"int": _I32.format("{0} * {1}"), "real": "{0} * {1}"},
+    "/": {"real": "{0} / {1}"},
+    "%": {"int": "irem({0}, {1})", "real": "c_fmod({0}, {1})"},
+    "^": {"int": "f2i(c_pow(float({0}), float({1})))", "real": "c_pow({0}, {1})"},
+    "pow": {"int": "f2i(c_pow(float({0}), float({1})))", "real": "c_pow({0}, {1})"},
+    "<": {"*": _CMP % "<"}, "<=": {"*": _CMP % "<="}, ">": {"*": _CMP % ">"},
+    ">=": {"*": _CMP % ">="}, "==": {"*": _CMP % "=="}, "!=": {"*": _CMP % "!="},
+    "&": {"int": "({0} & {1})"}, "|": {"int": "({0} | {1})"}, "xor": {"int": "({0} ^ {1})"},
+    "<<": {"int": _I32.format("{0} << ({1} & 31)")},
+    ">>": {"int": _I32.format("{0} >> ({1} & 31)")},
+    "attach": {"*": "{0}"},
+    "enable": {"*": "({0} if {1} != 0 else {0} * 0)"},
+    "control": {"*": "({0} if {1} != 0 else {0} * 0)"},
+    "int": {"*": "{0}"}, "float": {"*": "{0}"},
+    "sin": {"*": "math.sin({0})"}, "cos": {"*": "math.cos({0})"},
+    "tan": {"*": "math.tan({0})"}, "asin": {"*": "math.asin({0})"},
+    "acos": {"*": "math.acos({0})"}, "atan": {"*": "math.atan({0})"},
+    "exp": {"*": "math.exp({0})"}, "log": {"*": "math.log({0})"},
+    "log10": {"*": "math.log10({0})"}, "sqrt": {"*": "math.sqrt({0})"},
+    "abs": {"int": _I32.format("abs(np.int64({0}))"), "real": "abs({0})"},
+    "floor": {"*": "np.floor({0})"}, "ceil": {"*": "np.ceil({0})"},
+    "rint": {"*": "np.rint({0})"}, "round": {"*": "c_round({0})"},
+    "min": {"*": "({1} if {1} < {0} else {0})"}, "max": {"*": "({1} if {0} < {1} else {0})"},
+    "fmod": {"*": "c_fmod({0}, {1})"}, "remainder": {"*": "c_remainder({0}, {1})"},
+    "atan2": {"*": "math.atan2({0}, {1})"},
+    "select2": {"*": "({1} if {0} == 0 else {2})"},
+    "select3": {"*": "({1} if {0} == 0 else ({2} if {0} == 1 else {3}))"},
+    "assertbounds": {"*": "{2}"},
+}
+for _name, _code in CODE.items():
+    object.__setattr__(PRIMITIVES[_name], "code", _code)
+
 TYPE_RULES = ("arith", "div", "cmp", "bit", "real", "cast_int", "cast_real", "select2",
               "select3", "first", "last", "state")
 
@@ -671,6 +714,35 @@ FFUNS: dict[str, Callable] = {
     "j0": _lazy_libm("j0"), "j1": _lazy_libm("j1"), "jn": _lazy_libm("jn", "d", "id"),
     "y0": _lazy_libm("y0"), "y1": _lazy_libm("y1"), "yn": _lazy_libm("yn", "d", "id"),
     "arc4random": _arc4random,
+}
+
+
+# Foreign functions for codegen (same names as FFUNS; operands already converted).
+FFUN_CODE: dict[str, str] = {
+    "tanh": "math.tanh({0})", "sinh": "math.sinh({0})", "cosh": "math.cosh({0})",
+    "asinh": "math.asinh({0})", "acosh": "math.acosh({0})", "atanh": "math.atanh({0})",
+    "exp2": "c_exp2({0})", "expm1": "math.expm1({0})", "log2": "math.log2({0})",
+    "log1p": "math.log1p({0})", "cbrt": "c_cbrt({0})", "fabs": "abs({0})",
+    "copysign": "math.copysign({0}, {1})", "hypot": "math.hypot({0}, {1})",
+    "fmin": "({1} if {0} != {0} else ({0} if {1} != {1} else ({1} if {1} < {0} else {0})))",
+    "fmax": "({1} if {0} != {0} else ({0} if {1} != {1} else ({1} if {0} < {1} else {0})))",
+    "fmod": "c_fmod({0}, {1})", "remainder": "c_remainder({0}, {1})",
+    "round": "c_round({0})", "rint": "np.rint({0})", "nearbyint": "np.rint({0})",
+    "trunc": "np.trunc({0})", "floor": "np.floor({0})", "ceil": "np.ceil({0})",
+    "sqrt": "math.sqrt({0})", "exp": "math.exp({0})", "log": "math.log({0})",
+    "log10": "math.log10({0})", "pow": "c_pow({0}, {1})", "sin": "math.sin({0})",
+    "cos": "math.cos({0})", "tan": "math.tan({0})", "asin": "math.asin({0})",
+    "acos": "math.acos({0})", "atan": "math.atan({0})", "atan2": "math.atan2({0}, {1})",
+    "erf": "math.erf({0})", "erfc": "math.erfc({0})", "lgamma": "math.lgamma({0})",
+    "tgamma": "math.gamma({0})", "nextafter": "c_nextafter({0}, {1})",
+    "lround": "f2i(c_round({0}))", "lrint": "f2i(np.rint({0}))",
+    "isnan": "np.int32({0} != {0})", "isinf": "np.int32(math.isinf({0}))",
+    "isfinite": "np.int32(math.isfinite({0}))",
+    "logb": "c_logb({0})", "ilogb": "np.int32(c_ilogb({0}))",
+    "ldexp": "c_ldexp({0}, {1})", "scalbn": "c_scalbn({0}, {1})",
+    "j0": "c_j0({0})", "j1": "c_j1({0})", "jn": "c_jn({0}, {1})",
+    "y0": "c_y0({0})", "y1": "c_y1({0})", "yn": "c_yn({0}, {1})",
+    "arc4random": "c_arc4random()",
 }
 
 

@@ -1,0 +1,479 @@
+"""Numba code generation: a scheduled program (schedule.Plan) -> the source of a Python module.
+
+The module is plain, readable Python: one `@njit(cache=True, fastmath=False)` kernel per
+context (`_k0` computes the program; `_k1`, ... fill tables), a block driver `_render`, table
+fillers, the few numeric helpers it uses (C semantics: `f2i`, `irem`, libm functions through
+`numba.types.ExternalFunction`), and a wrapper class `FaustProgram` (a
+`faustdiff.runtime.CompiledProgram`) exposing the Program API. Importing it needs numpy,
+numba and `faustdiff.runtime` only, never the Faust source.
+
+Kernel calling convention (every context):
+
+    _kC(s0, s1, ins, outs, bars, ctl, iv, fv, di, df, hi, hf)
+
+computes samples s0..s1-1 of `outs` (float64, (outputs, n)) and `bars` (bargraph traces)
+from `ins` (float64, (inputs, n)), with widget values `ctl` (float64) and state: scalars
+`iv` (int64; iv[0] is the sample count t) and `fv` (float64), delay lines and tables `di`
+(int32) and `df` (float64), whole histories `hi`/`hf` (rows). The count `s1 - s0` is Faust's
+`count` (ma.BS). Semantics are the interpreter's, bit for bit (see schedule.py, interp.py):
+int values are kept in np.int32 (every wrapping operation goes through `np.int32(...)`, which
+truncates to 32 bits), comparisons are int 0/1, `select2` converts its selector with C's
+`(int)`, `select3` does not, and constants are folded with the interpreter's own functions.
+
+Code templates are table-driven: `primitives.PRIMITIVES[name].code` (per operand type) and
+`primitives.FFUN_CODE` for foreign functions; helper names they use are defined here in
+`HELPERS`/`EXTERNALS` and emitted on demand.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Optional
+
+from . import __version__
+from . import primitives as P
+from . import signals as S
+from .errors import FaustError
+from .schedule import HISTORY_LIMIT, Context, Plan, plan as make_plan
+
+FORMAT = 1   # bump when the generated module's layout changes
+JIT = 'njit(cache=True, fastmath=False, error_model="numpy")'
+KERNEL_ARGS = "block, s0, s1, ins, outs, bars, ctl, iv, fv, di, df, hi, hf"
+
+# libm functions called directly (same implementation as C and the interpreter).
+EXTERNALS = {
+    "c_fmod": ("fmod", "float64(float64, float64)"),
+    "c_remainder": ("remainder", "float64(float64, float64)"),
+    "c_pow": ("pow", "float64(float64, float64)"),
+    "c_round": ("round", "float64(float64)"),
+    "c_cbrt": ("cbrt", "float64(float64)"),
+    "c_exp2": ("exp2", "float64(float64)"),
+    "c_nextafter": ("nextafter", "float64(float64, float64)"),
+    "c_logb": ("logb", "float64(float64)"),
+    "c_ilogb": ("ilogb", "int32(float64)"),
+    "c_ldexp": ("ldexp", "float64(float64, int32)"),
+    "c_scalbn": ("scalbn", "float64(float64, int32)"),
+    "c_j0": ("j0", "float64(float64)"),
+    "c_j1": ("j1", "float64(float64)"),
+    "c_jn": ("jn", "float64(int32, float64)"),
+    "c_y0": ("y0", "float64(float64)"),
+    "c_y1": ("y1", "float64(float64)"),
+    "c_yn": ("yn", "float64(int32, float64)"),
+}
+
+HELPERS = {
+    "f2i": '''
+@njit(cache=True, fastmath=False, error_model="numpy")
+def f2i(x):
+    """C's (int)x on x86: truncation toward 0; NaN, inf and out-of-range give INT_MIN."""
+    if x > -2147483649.0 and x < 2147483648.0:
+        return np.int32(int(x))
+    return np.int32(-2147483648)
+''',
+    "irem": '''
+@njit(cache=True, fastmath=False, error_model="numpy")
+def irem(a, b):
+    """C's int %: truncated division, the result has the sign of the dividend."""
+    if b == 0:
+        raise ZeroDivisionError("integer remainder by zero at run time (`%` of ints)")
+    r = abs(np.int64(a)) % abs(np.int64(b))
+    return np.int32(-r if a < 0 else r)
+''',
+    "c_arc4random": '''
+@njit(cache=False)
+def c_arc4random():
+    return np.int32(np.random.randint(-2147483648, 2147483648))
+''',
+}
+
+
+def _literal(v, type_: str) -> str:
+    """A Python literal for a constant (exact: repr round-trips every double)."""
+    if type_ == "int":
+        v = int(v)
+        return str(v) if v >= 0 else f"({v})"
+    v = float(v)
+    if v != v:
+        return "NAN"
+    if v in (math.inf, -math.inf):
+        return "INF" if v > 0 else "(-INF)"
+    r = repr(v)
+    return r if not r.startswith("-") else f"({r})"
+
+
+def _helpers_used(code: str) -> list[str]:
+    return sorted({m for m in re.findall(r"\b(c_[a-z0-9]+|f2i|irem)\(", code)})
+
+
+class _Emitter:
+    """Emits the kernel of one context."""
+
+    def __init__(self, plan: Plan, ctx: Context):
+        self.plan, self.ctx = plan, ctx
+        self.name: dict = {}
+        self.globals: list[str] = []        # module-level constants (waveforms)
+        self.control_index = {id(c): j for j, c in enumerate(plan.controls)}
+        self.k = 0
+
+    # -------------------------------------------------------- names
+
+    def fresh(self, prefix: str) -> str:
+        self.k += 1
+        return f"{prefix}{self.k}"
+
+    def ref(self, s: S.Sig) -> str:
+        e = self.name.get(id(s))
+        if e is None:   # folded: a literal
+            e = self.name[id(s)] = _literal(self.ctx.folded[id(s)], s.type)
+        return e
+
+    def arg(self, s: S.Sig, conv: Optional[str]) -> str:
+        """An operand converted as `plan` says (folded constants converted here)."""
+        if id(s) in self.ctx.folded and conv is not None:
+            return _literal(P.convert(self.ctx.folded[id(s)], conv), conv)
+        e = self.ref(s)
+        if conv is None or conv == s.type:
+            return e
+        return f"f2i({e})" if conv == "int" else f"float({e})"
+
+    @staticmethod
+    def slot(sl) -> str:
+        kind, j = sl
+        return f"s{'i' if kind == 'iv' else 'f'}{j}"
+
+    # -------------------------------------------------------- nodes
+
+    def node(self, s: S.Sig, loop: bool) -> list[str]:
+        ctx = self.ctx
+        op = s.op
+        if id(s) in ctx.folded:
+            self.name[id(s)] = _literal(ctx.folded[id(s)], s.type)
+            return []
+        v = self.fresh("v" if loop else "c")
+        self.name[id(s)] = v
+        if op == "input":
+            return [f"{v} = in{s.attrs[0]}[i]"]
+        if op == "ui":
+            return [f"{v} = ctl[{self.control_index[id(s)]}]"]
+        if op == "fvar":
+            return [f"{v} = {'count' if s.type == 'int' else 'float(count)'}"]
+        if op == "fconst":
+            return [f"{v} = {self.plan.sample_rate if s.type == 'int' else float(self.plan.sample_rate)!r}"]
+        if op == "bargraph":
+            x = s.args[0]
+            if x.type == "real":
+                self.name[id(s)] = self.ref(x)
+                return []
+            return [f"{v} = float({self.ref(x)})"]
+        if op == "prim":
+            return [f"{v} = {self.prim(s)}"]
+        if op == "ffun":
+            return [f"{v} = {self.ffun(s)}"]
+        if op == "proj":
+            self.name[id(s)] = self.ref(s.args[0])
+            return []
+        if op == "recvar":
+            g, i = s.attrs
+            return [f"{v} = {self.slot(ctx.recs[id(s)])}   # {g!r}[{i}] at t-1"]
+        if op == "delay":
+            return self.delay(s, v)
+        if op == "prefix":
+            p = self.slot(ctx.prefixes[id(s)])
+            return [f"{v} = {self.ref(s.args[0])} if t == 0 else {p}"]
+        if op == "waveform":
+            w = f"W{len(self.globals)}_{ctx.index}"
+            vals = s.attrs[0]
+            dt = "np.int32" if s.type == "int" else "np.float64"
+            self.globals.append(f"{w} = np.array([{', '.join(_literal(x, s.type) for x in vals)}], "
+                                f"dtype={dt})")
+            return [f"{v} = {w}[{self.slot(ctx.waves[id(s)])}]"]
+        if op == "rdtable":
+            tab = ctx.table_of[id(s)]
+            idx = self.index(s.args[1], tab.size, ctx.clamp[id(s)][0])
+            arr = "di" if tab.type == "int" else "df"
+            return [f"{v} = {arr}[{tab.offset} + {idx}]"]
+        if op == "rwtable":
+            tab = ctx.table_of[id(s)]
+            cw, cr = ctx.clamp[id(s)]
+            arr = "di" if tab.type == "int" else "df"
+            return [f"{arr}[{tab.offset} + {self.index(s.args[1], tab.size, cw)}] = "
+                    f"{self.ref(s.args[2])}",
+                    f"{v} = {arr}[{tab.offset} + {self.index(s.args[3], tab.size, cr)}]"]
+        raise FaustError(f"codegen: unknown signal node kind {op!r}")
+
+    def index(self, idx: S.Sig, size: int, clamp: bool) -> str:
+        e = self.ref(idx)
+        if id(idx) in self.ctx.folded:
+            return str(min(max(int(self.ctx.folded[id(idx)]), 0), size - 1))
+        return f"min(max({e}, 0), {size - 1})" if clamp else e
+
+    def prim(self, s: S.Sig) -> str:
+        name = s.name
+        types = tuple(a.type for a in s.args)
+        _, convs, _ = P.plan(name, types)
+        if name == "select2" and s.args[0].type == "real" and id(s.args[0]) not in self.ctx.folded:
+            # (int)sel == 0 exactly when -1 < sel < 1 (NaN selects the second branch)
+            sel = self.ref(s.args[0])
+            a, b = (self.arg(x, c) for x, c in zip(s.args[1:], convs[1:]))
+            return f"({a} if ({sel} > -1.0 and {sel} < 1.0) else {b})"
+        args = [self.arg(a, c) for a, c in zip(s.args, convs)]
+        code = P.PRIMITIVES[name].code or {}
+        optype = convs[0] if convs and convs[0] is not None else "*"
+        tmpl = code.get(optype) or code.get("*")
+        if tmpl is None:
+            raise FaustError(f"codegen: no code template for primitive '{name}' on {optype}")
+        return tmpl.format(*args)
+
+    def ffun(self, s: S.Sig) -> str:
+        tmpl = P.FFUN_CODE.get(s.name)
+        if tmpl is None:
+            raise FaustError(f"codegen: no code template for foreign function '{s.name}'")
+        return tmpl.format(*[self.ref(a) for a in s.args])
+
+    def delay(self, s: S.Sig, v: str) -> list[str]:
+        ctx = self.ctx
+        line = ctx.line_of[id(s)]
+        x, d = s.args
+        lines = []
+        if line.kind == "shift":
+            k = max(0, ctx.folded[id(d)])
+            reg = self.register(line, k)
+            return [f"{v} = {reg}"]
+        arr = ("di" if line.type == "int" else "df") if line.kind == "ring" else \
+              ("hi" if line.type == "int" else "hf")
+        if line.first is s:   # the line's first user writes x[t]
+            if line.kind == "ring":
+                lines.append(f"{arr}[{line.offset} + (t & {line.length - 1})] = {self.ref(x)}")
+            else:
+                lines.append(f"{arr}[{line.offset}, t] = {self.ref(x)}")
+        if id(d) in ctx.folded:
+            de = str(max(0, ctx.folded[id(d)]))
+        else:
+            lo, hi = ctx.clamp[id(s)]
+            de = self.ref(d)
+            bound = line.bounds[id(s)]
+            if lo:
+                de = f"max({de}, 0)"
+            if hi and bound is not None and bound <= HISTORY_LIMIT:
+                de = f"min({de}, {bound})"
+            if de != self.ref(d):
+                dv = self.fresh("d")
+                lines.append(f"{dv} = {de}")
+                de = dv
+        if line.kind == "ring":
+            lines.append(f"{v} = {arr}[{line.offset} + ((t - {de}) & {line.length - 1})]")
+        else:
+            zero = "0" if line.type == "int" else "0.0"
+            lines.append(f"{v} = {arr}[{line.offset}, t - {de}] if {de} <= t else {zero}")
+        return lines
+
+    def register(self, line, k: int) -> str:
+        if k == 0:
+            return self.ref(line.x)
+        if k == 1 and line.rec is not None:
+            return self.slot(self.ctx.recs[id(line.rec)])
+        return self.slot(line.regs[k - 1])
+
+    # -------------------------------------------------------- end of sample
+
+    def post(self) -> list[str]:
+        ctx = self.ctx
+        out = []
+        for line in ctx.lines.values():
+            if line.kind != "shift":
+                continue
+            for k in range(line.length, 1, -1):
+                out.append(f"{self.register(line, k)} = {self.register(line, k - 1)}")
+            if line.rec is None:
+                out.append(f"{self.register(line, 1)} = {self.ref(line.x)}")
+        for rv in ctx.rec_nodes:
+            g, i = rv.attrs
+            out.append(f"{self.slot(ctx.recs[id(rv)])} = {self.ref(g.defs[i])}")
+        for s in ctx.sample:
+            if s.op == "prefix":
+                out.append(f"{self.slot(ctx.prefixes[id(s)])} = {self.ref(s.args[1])}")
+            elif s.op == "waveform":
+                w = self.slot(ctx.waves[id(s)])
+                out.append(f"{w} = {w} + 1 if {w} < {len(s.attrs[0]) - 1} else 0")
+        return out
+
+    # -------------------------------------------------------- the kernel
+
+    def kernel(self) -> str:
+        ctx = self.ctx
+        control, body = [], []
+        for s in ctx.control:
+            control += self.node(s, False)
+        for s in ctx.sample:
+            body += self.node(s, True)
+        for c, s in enumerate(ctx.outputs):
+            body.append(f"out{c}[i] = {self.ref(s)}")
+        for c, s in enumerate(ctx.bargraphs):
+            body.append(f"bar{c}[i] = {self.ref(s)}")
+        post = self.post()
+        slots = []   # (local, array, index, what)
+        for rv in ctx.rec_nodes:
+            g, i = rv.attrs
+            slots.append((ctx.recs[id(rv)], f"recursion {g!r}[{i}]"))
+        for line in ctx.lines.values():
+            if line.kind == "shift":
+                for k, sl in enumerate(line.regs, 1):
+                    if sl is not None:
+                        slots.append((sl, f"x[t-{k}] of a delay line"))
+        for s in ctx.sample:
+            if s.op == "prefix":
+                slots.append((ctx.prefixes[id(s)], "prefix state"))
+            elif s.op == "waveform":
+                slots.append((ctx.waves[id(s)], "waveform index"))
+        slots.sort(key=lambda e: e[0])
+
+        src = [f"@{JIT}", f"def _k{ctx.index}({KERNEL_ARGS}):"]
+        what = "the program" if ctx.index == 0 else \
+               f"a table init signal (depth {ctx.depth})"
+        src.append(f'    """Samples s0..s1-1 of {what}, as calls of `block` samples."""')
+        src.append("    # state")
+        src.append("    t = iv[0]")
+        for sl, what in slots:
+            src.append(f"    {self.slot(sl)} = {sl[0]}[{sl[1]}]   # {what}")
+        for c in range(self.plan.num_inputs if ctx.index == 0 else 0):
+            src.append(f"    in{c} = ins[{c}]")
+        for c in range(len(ctx.outputs)):
+            src.append(f"    out{c} = outs[{c}]")
+        for c in range(len(ctx.bargraphs)):
+            src.append(f"    bar{c} = bars[{c}]")
+        src.append("    b0 = s0")
+        src.append("    while b0 < s1:")
+        src.append("        b1 = min(b0 + block, s1)")
+        src.append("        count = b1 - b0")
+        if control:
+            src.append("        # control rate: once per block")
+            src += ["        " + line for line in control]
+        src.append("        for i in range(b0, b1):")
+        src += ["            " + line for line in body]
+        if post:
+            src.append("            # end of sample")
+            src += ["            " + line for line in post]
+        src.append("            t += 1")
+        src.append("        b0 = b1")
+        src.append("    iv[0] = t")
+        for sl, _ in slots:
+            src.append(f"    {sl[0]}[{sl[1]}] = {self.slot(sl)}")
+        return "\n".join(src) + "\n"
+
+
+def _tables_fn(plan: Plan, ctx: Context) -> str:
+    """`_tablesC(ctl, di, df)`: fill context C's tables (each from its own context)."""
+    src = [f"@{JIT}", f"def _tables{ctx.index}(ctl, di, df):"]
+    if ctx.index != 0:
+        # Tables inside a table's init signal see the widgets' default values (interp).
+        src.append("    ctl = CTL0.copy()")
+    for tab in ctx.tables:
+        arr = "di" if tab.type == "int" else "df"
+        src.append(f"    _fill{tab.ctx.index}(ctl, {arr}[{tab.offset}:{tab.offset + tab.size}])")
+    return "\n".join(src) + "\n"
+
+
+def _fill_fn(plan: Plan, ctx: Context, is_int: bool) -> str:
+    """`_fillC(ctl, out)`: run context C (a table init signal) from t=0, fresh state."""
+    src = [f"@{JIT}", f"def _fill{ctx.index}(ctl, out):",
+           "    n = out.shape[0]",
+           f"    iv = np.zeros({ctx.niv}, np.int64)",
+           f"    fv = np.zeros({ctx.nfv}, np.float64)",
+           f"    di = np.zeros({ctx.ndi}, np.int32)",
+           f"    df = np.zeros({ctx.ndf}, np.float64)",
+           f"    hi = np.zeros(({ctx.nhi}, n), np.int32)",
+           f"    hf = np.zeros(({ctx.nhf}, n), np.float64)"]
+    if ctx.tables:
+        src.append(f"    _tables{ctx.index}(ctl, di, df)")
+    src += ["    o = np.zeros((1, n), np.float64)",
+            f"    _k{ctx.index}(n, 0, n, np.zeros((0, n), np.float64), o, "
+            "np.zeros((0, n), np.float64), ctl, iv, fv, di, df, hi, hf)",
+            "    for j in range(n):",
+            f"        out[j] = {'np.int32(o[0, j])' if is_int else 'o[0, j]'}"]
+    return "\n".join(src) + "\n"
+
+
+def generate(plan: Plan, source: str = "", key: str = "") -> str:
+    """The module's source text."""
+    from .signals import strip_metadata, widget_path
+    main = plan.main
+    parts: list[str] = []
+    globs: list[str] = []
+    kernels: list[str] = []
+    fills: list[str] = []
+    table_type: dict = {}
+    for ctx in plan.contexts:
+        em = _Emitter(plan, ctx)
+        kernels.append(em.kernel())
+        globs += em.globals
+        for tab in ctx.tables:
+            table_type.setdefault(tab.ctx.index, tab.type)
+    for ctx in plan.contexts:
+        if ctx.tables:
+            fills.append(_tables_fn(plan, ctx))
+        if ctx.index != 0:
+            fills.append(_fill_fn(plan, ctx, table_type[ctx.index] == "int"))
+    code = "\n\n".join(kernels + fills)
+    helpers = _helpers_used(code)
+
+    head = [f'"""Generated by faustdiff {__version__} from {source or "<signals>"} '
+            f"(sample rate {plan.sample_rate}).",
+            "",
+            "Do not edit: regenerate with `faustdiff compile`. `program` is a ready-to-use",
+            "instance (a faustdiff.runtime.CompiledProgram); `FaustProgram()` makes more.",
+            '"""',
+            f"# faustdiff-module: format={FORMAT} key={key}",
+            "import math",
+            "",
+            "import numpy as np",
+            "from numba import njit, types",
+            "",
+            "from faustdiff.runtime import CompiledProgram",
+            "",
+            "INF = math.inf",
+            "NAN = math.nan",
+            f"CTL0 = np.array([{', '.join(_literal(c.attrs[3], 'real') for c in plan.controls)}],"
+            " dtype=np.float64)",
+            ]
+    for h in helpers:
+        if h in EXTERNALS:
+            cname, sig = EXTERNALS[h]
+            head.append(f'{h} = types.ExternalFunction("{cname}", types.{sig.replace("(", "(types.").replace(", ", ", types.")})')
+    parts.append("\n".join(head) + "\n")
+    for h in helpers:
+        if h in HELPERS:
+            parts.append(HELPERS[h].strip("\n") + "\n")
+    if globs:
+        parts.append("\n".join(globs) + "\n")
+    parts.append(code)
+
+    labels = [strip_metadata(c.attrs[1]) for c in plan.controls]
+    paths = [widget_path(c, plan.name) for c in plan.controls]
+    bar_labels = [strip_metadata(b.attrs[1]) for b in plan.bargraphs]
+    cls = ["class FaustProgram(CompiledProgram):",
+           f"    NAME = {plan.name!r}",
+           f"    NUM_INPUTS = {plan.num_inputs}",
+           f"    NUM_OUTPUTS = {len(main.outputs)}",
+           f"    SAMPLE_RATE = {plan.sample_rate}",
+           "    # (label without metadata, full path, initial value) in Faust's UI order",
+           "    CONTROLS = ("]
+    for lab, path, c in zip(labels, paths, plan.controls):
+        cls.append(f"        ({lab!r}, {path!r}, {_literal(c.attrs[3], 'real')}),")
+    cls += ["    )",
+            f"    BARGRAPH_LABELS = {tuple(bar_labels)!r}",
+            "    # state sizes: iv, fv, di, df, hi (rows), hf (rows)",
+            f"    STATE = {(main.niv, main.nfv, main.ndi, main.ndf, main.nhi, main.nhf)!r}",
+            "    kernel = staticmethod(_k0)",
+            f"    fill_tables = {'staticmethod(_tables0)' if main.tables else 'None'}",
+            "",
+            "",
+            "program = FaustProgram()"]
+    parts.append("\n".join(cls) + "\n")
+    return "\n\n".join(parts)
+
+
+def generate_from_signals(outputs, bargraphs=(), num_inputs: int = 0,
+                          sample_rate: int = 44100, name: str = "", source: str = "",
+                          key: str = "", controls=None) -> tuple[str, Plan]:
+    p = make_plan(outputs, bargraphs, num_inputs, sample_rate, name, controls)
+    return generate(p, source, key), p

@@ -1,0 +1,179 @@
+"""What a generated module needs at run time: the `CompiledProgram` base class.
+
+A module written by `faustdiff.codegen` defines `FaustProgram(CompiledProgram)` with its
+metadata (inputs, outputs, widgets, bargraph labels, state sizes) and its Numba kernels;
+this class turns them into the Program API (the same contract as `faustdiff.program.Program`:
+`num_inputs`, `num_outputs`, `sample_rate`, `params`, `set_param`, `reset`, `compute`,
+`bargraph_labels`, `bargraphs`), plus `render(n, block)`, which runs a whole render in
+blocks inside compiled code (identical results to one `compute` per block).
+
+Kept light on purpose (numpy only; no parser, no signals): it is imported on every run of a
+cached program.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from .errors import FaustError
+
+_IREM_MESSAGE = "integer remainder by zero at run time (`%` of ints)"
+
+
+def _strip_metadata(label: str) -> str:
+    import re
+    return re.sub(r"\s*\[[^\]]*\]\s*", " ", label).strip() if "[" in label else label
+
+
+class KernelState:
+    """The state arrays of one program instance (see codegen: iv, fv, di, df, hi, hf)."""
+    __slots__ = ("iv", "fv", "di", "df", "hi", "hf")
+
+    def __init__(self, sizes):
+        niv, nfv, ndi, ndf, nhi, nhf = sizes
+        self.iv = np.zeros(niv, np.int64)
+        self.fv = np.zeros(nfv, np.float64)
+        self.di = np.zeros(ndi, np.int32)
+        self.df = np.zeros(ndf, np.float64)
+        self.hi = np.zeros((nhi, 0), np.int32)
+        self.hf = np.zeros((nhf, 0), np.float64)
+
+    def clear(self) -> None:
+        for a in (self.iv, self.fv, self.di, self.df):
+            a.fill(0)
+        self.hi = np.zeros((self.hi.shape[0], 0), np.int32)
+        self.hf = np.zeros((self.hf.shape[0], 0), np.float64)
+
+    def reserve(self, n: int) -> None:
+        """Whole-history delay lines (rows of hi/hf, indexed by t) get room for n more."""
+        need = int(self.iv[0]) + n
+        for name in ("hi", "hf"):
+            h = getattr(self, name)
+            if h.shape[0] and h.shape[1] < need:
+                grown = np.zeros((h.shape[0], max(need, 2 * h.shape[1], 1024)), h.dtype)
+                grown[:, :h.shape[1]] = h
+                setattr(self, name, grown)
+
+
+class CompiledProgram:
+    """A program compiled to Numba kernels (subclassed by each generated module)."""
+    NAME = ""
+    NUM_INPUTS = 0
+    NUM_OUTPUTS = 0
+    SAMPLE_RATE = 44100
+    CONTROLS: tuple = ()         # (label without metadata, full path, initial value)
+    BARGRAPH_LABELS: tuple = ()
+    STATE: tuple = (1, 0, 0, 0, 0, 0)
+    kernel = None                # _k0(block, s0, s1, ins, outs, bars, ctl, iv, fv, di, df, hi, hf)
+    fill_tables = None           # _tables0(ctl, di, df) or None
+
+    def __init__(self):
+        self.name = self.NAME
+        self.num_inputs = self.NUM_INPUTS
+        self.num_outputs = self.NUM_OUTPUTS
+        self.sample_rate = self.SAMPLE_RATE
+        self.bargraph_labels = list(self.BARGRAPH_LABELS)
+        self._labels = [c[0] for c in self.CONTROLS]
+        self._paths = [c[1] for c in self.CONTROLS]
+        self._ctl = np.array([c[2] for c in self.CONTROLS], dtype=np.float64)
+        self._state = KernelState(self.STATE)
+        self.bargraphs: dict = {}
+        self.reset()
+
+    # ------------------------------------------------------------ parameters
+
+    @property
+    def params(self) -> dict:
+        """label -> current value (a label shared by several widgets: their full paths)."""
+        out = {}
+        for label, path, value in zip(self._labels, self._paths, self._ctl.tolist()):
+            key = label if self._labels.count(label) == 1 else path
+            out[key] = value
+        return out
+
+    def set_param(self, label: str, value: float) -> None:
+        """Set a widget by full path, or by label (every widget with that label)."""
+        hits = [j for j, p in enumerate(self._paths) if p == label]
+        if not hits:
+            hits = [j for j, lab in enumerate(self._labels)
+                    if lab == label or lab == _strip_metadata(label)]
+        if not hits:
+            known = ", ".join(sorted(set(self._labels) | set(self._paths))) or "(none)"
+            raise FaustError(f"unknown parameter '{label}'; known parameters: {known}")
+        for j in hits:
+            self._ctl[j] = float(value)
+
+    def set_control(self, index: int, value: float) -> None:
+        self._ctl[index] = float(value)
+
+    # ------------------------------------------------------------ running
+
+    def reset(self) -> None:
+        """Back to the state right after init (delays, recursions zero; tables refilled
+        with the widgets' current values)."""
+        st = self._state
+        st.clear()
+        if self.fill_tables is not None:
+            self._run(self.fill_tables, self._ctl, st.di, st.df)
+
+    @staticmethod
+    def _run(fn, *args):
+        try:
+            return fn(*args)
+        except ZeroDivisionError:
+            raise FaustError(_IREM_MESSAGE) from None
+
+    def _inputs(self, inputs, n):
+        """Program.compute's argument rules; returns (C-contiguous (inputs, >=n) array, n)."""
+        if inputs is None:
+            if n is None:
+                raise ValueError("compute: give inputs or n")
+            return np.zeros((self.num_inputs, 0 if not self.num_inputs else n)), n
+        inputs = np.asarray(inputs, dtype=np.float64)
+        if inputs.ndim == 1 and self.num_inputs == 1:
+            inputs = inputs[None, :]
+        if n is None:
+            n = inputs.shape[1] if inputs.ndim == 2 and inputs.shape[0] else 0
+            if self.num_inputs == 0:
+                raise ValueError("compute: a program without inputs needs n")
+        if inputs.shape[0] != self.num_inputs or (self.num_inputs and inputs.shape[1] < n):
+            raise ValueError(f"compute: inputs must have shape ({self.num_inputs}, {n}), "
+                             f"got {inputs.shape}")
+        if inputs.ndim != 2:
+            inputs = inputs.reshape(self.num_inputs, -1)
+        if not inputs.flags.c_contiguous:
+            inputs = np.ascontiguousarray(inputs)
+        return inputs, n
+
+    def compute(self, inputs=None, n: Optional[int] = None) -> np.ndarray:
+        """Render n samples; inputs is (num_inputs, n) float64 (None: silence)."""
+        return self._go(inputs, n, 0)
+
+    def render(self, n: Optional[int] = None, block: int = 256, inputs=None) -> np.ndarray:
+        """Like one `compute` per `block` samples (state, `count`, results identical), with
+        the block loop in compiled code; `bargraphs` holds the whole traces."""
+        if block <= 0:
+            raise ValueError("render: block must be positive")
+        return self._go(inputs, n, int(block))
+
+    def _go(self, inputs, n, block) -> np.ndarray:
+        ins, n = self._inputs(inputs, n)
+        n = int(n)
+        outs = np.empty((self.num_outputs, n))
+        bars = np.empty((len(self.bargraph_labels), n))
+        if n > 0:
+            st = self._state
+            if st.hi.shape[0] or st.hf.shape[0]:
+                st.reserve(n)
+            self._run(self.kernel, block or n, 0, n, ins, outs, bars, self._ctl,
+                      st.iv, st.fv, st.di, st.df, st.hi, st.hf)
+        traces: dict = {}
+        for label, trace in zip(self.bargraph_labels, bars):
+            if label in traces:
+                prev = traces[label]
+                traces[label] = (prev if isinstance(prev, list) else [prev]) + [trace]
+            else:
+                traces[label] = trace
+        self.bargraphs = traces
+        return outs

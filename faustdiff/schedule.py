@@ -1,0 +1,339 @@
+"""Scheduling the signal DAG for code generation (done once, at compile time).
+
+`plan(outputs, bargraphs, sample_rate, name)` returns a `Plan`: the program's contexts (the
+main one, then one per distinct table init signal), each scheduled into
+
+* `folded`   -- nodes whose value is known at compile time (constants, and everything that
+                depends only on constants and the sample rate, evaluated here with the
+                interpreter's own scalar functions, so the values are bit-identical);
+* `control`  -- nodes of rate <= K_BLOCK (UI, block size, table reads at a control index):
+                computed once per `compute` call, before the sample loop;
+* `sample`   -- the per-sample nodes, operands before users (`signals.topo_order`); hash-
+                consing makes every shared subexpression one node, hence computed once;
+
+plus its state layout:
+
+* recursion variables (`recvar`), `prefix` states, waveform counters, short constant delays
+  (shift registers) -> scalar slots of `iv` (int64) / `fv` (float64), loaded into locals for
+  the sample loop and stored back after it;
+* one delay line per DELAYED SIGNAL (all `x@d` of one `x` share it, sized for the largest
+  `d`): a shift register of scalars when every `d` is a constant <= SHIFT_MAX, otherwise a
+  power-of-two ring buffer in `di` (int32) / `df` (float64) indexed by the running sample
+  count `t` (`(t - d) & mask`), or, when no bound is known, the whole history (rows of
+  `hi`/`hf`, grown by the runtime);
+  a shift register of `proj(g, i)` uses g's recursion variable as its first register (both
+  hold the value of definition i at t-1);
+* tables: a region of `di`/`df` filled at reset by running the init signal's own context;
+  read-only tables with the same init signal and size share one region.
+
+Semantics are the reference interpreter's (interp.py): the same delay clamping, table index
+clamping (skipped only when the index's interval proves it in range and does not depend on
+a UI value, which a user may set outside its declared range), and `iv[0]` is `t`, the number
+of samples since reset.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+from . import primitives as P
+from . import signals as S
+
+SHIFT_MAX = 4              # constant delays up to this length: scalar shift registers
+HISTORY_LIMIT = 1 << 22    # larger (or unknown) bounds keep the whole history (as interp)
+
+
+def pow2_at_least(n: int) -> int:
+    size = 1
+    while size < n:
+        size *= 2
+    return size
+
+
+@dataclass
+class Line:
+    """The delay line of one signal `x`, shared by every `delay(x, d)` node."""
+    x: S.Sig
+    type: str                      # 'int' or 'real'
+    kind: str = "shift"            # 'shift' | 'ring' | 'history'
+    length: int = 0                # shift: registers; ring: buffer size (power of two)
+    offset: int = 0                # ring: start in di/df; history: row of hi/hf
+    regs: list = field(default_factory=list)   # shift: scalar slot of register k (1-based)
+    rec: Optional[S.Sig] = None    # shift of proj(g, i): the recvar used as register 1
+    nodes: list = field(default_factory=list)
+    bounds: dict = field(default_factory=dict)  # id(delay node) -> its max delay
+    first: Optional[S.Sig] = None  # ring/history: the node that writes x
+
+
+@dataclass
+class Table:
+    """A table region: `size` values of `init` (own context `ctx`), in di/df at `offset`."""
+    init: S.Sig
+    size: int
+    type: str
+    offset: int
+    ctx: "Context"
+    writable: bool
+
+
+@dataclass
+class Context:
+    """One scheduled signal context (the main program, or a table's init signal)."""
+    index: int
+    depth: int                     # 0: main, 1: a table of main, 2+: nested tables
+    outputs: list                  # output signals (main) or [init signal]
+    bargraphs: list                # bargraph nodes recorded per sample (main only)
+    folded: dict = field(default_factory=dict)    # id(node) -> Python value
+    control: list = field(default_factory=list)   # nodes computed once per call
+    sample: list = field(default_factory=list)    # nodes computed every sample
+    lines: dict = field(default_factory=dict)     # id(x) -> Line
+    line_of: dict = field(default_factory=dict)   # id(delay node) -> Line
+    tables: list = field(default_factory=list)    # Table regions of this context
+    table_of: dict = field(default_factory=dict)  # id(table node) -> Table
+    recs: dict = field(default_factory=dict)      # id(recvar) -> scalar slot
+    rec_nodes: list = field(default_factory=list)
+    prefixes: dict = field(default_factory=dict)  # id(prefix node) -> scalar slot
+    waves: dict = field(default_factory=dict)     # id(waveform node) -> counter slot
+    clamp: dict = field(default_factory=dict)     # id(delay) -> (clamp at 0, at bound);
+    #                                               id(table) -> clamp of each index
+    uses_t: bool = False
+    # state sizes: scalars (iv, fv), arrays (di, df), history rows (hi, hf)
+    niv: int = 1                   # iv[0] is t
+    nfv: int = 0
+    ndi: int = 0
+    ndf: int = 0
+    nhi: int = 0
+    nhf: int = 0
+
+    def scalar(self, type_: str) -> tuple:
+        """A new scalar slot: ('iv'|'fv', index)."""
+        if type_ == "int":
+            self.niv += 1
+            return ("iv", self.niv - 1)
+        self.nfv += 1
+        return ("fv", self.nfv - 1)
+
+    def region(self, type_: str, size: int) -> int:
+        if type_ == "int":
+            self.ndi += size
+            return self.ndi - size
+        self.ndf += size
+        return self.ndf - size
+
+
+@dataclass
+class Plan:
+    contexts: list                 # Context, main first
+    controls: list                 # ui nodes in Program's (Faust's UI) order
+    bargraphs: list                # bargraph nodes in report order
+    num_inputs: int
+    sample_rate: int
+    name: str = ""
+
+    @property
+    def main(self) -> Context:
+        return self.contexts[0]
+
+
+# ---------------------------------------------------------------- folding
+
+def _fold_value(s: S.Sig, vals: list, sample_rate: int):
+    """The value of s from its operands' values, exactly as the interpreter computes it;
+    raises on anything it cannot do (then s is left to run time)."""
+    op = s.op
+    if op == "fconst":
+        return sample_rate if s.type == "int" else float(sample_rate)
+    if op == "prim":
+        types = tuple(a.type for a in s.args)
+        _, convs, fn = P.plan(s.name, types)
+        return fn(*[P.convert(v, c) for v, c in zip(vals, convs)])
+    if op == "ffun" and s.args:
+        if s.name == "arc4random":
+            raise ValueError("not constant")
+        return P.FFUNS[s.name](*vals)
+    if op == "bargraph":
+        return float(vals[0])
+    raise ValueError(op)
+
+
+def _fold(order: Sequence[S.Sig], sample_rate: int) -> dict:
+    folded: dict = {}
+    for s in order:
+        if s.op == "const":
+            folded[id(s)] = s.value
+            continue
+        if s.rate > S.K_INIT or s.op not in ("prim", "ffun", "fconst"):
+            continue
+        if not all(id(a) in folded for a in s.args):
+            continue
+        try:
+            v = _fold_value(s, [folded[id(a)] for a in s.args], sample_rate)
+        except Exception:   # noqa: BLE001 - e.g. an int % 0: left to run time, which raises
+            continue
+        if s.type == "int":
+            if not isinstance(v, int):
+                continue
+        else:
+            v = float(v)
+        folded[id(s)] = v
+    return folded
+
+
+# ---------------------------------------------------------------- UI dependence
+
+def _ui_dependent(roots: Sequence[S.Sig]) -> set:
+    """Nodes whose value may depend on a UI value (through operands, table contents and
+    recursion): their intervals assume in-range widgets, which a user may violate."""
+    order = S.topo_order(roots, follow_tables=True)
+    dep: set = set()
+    changed = True
+    while changed:
+        changed = False
+        for s in order:
+            if id(s) in dep:
+                continue
+            hit = s.op == "ui" or any(id(a) in dep for a in s.args)
+            if not hit and s.op == "recvar":
+                g, i = s.attrs
+                hit = id(g.defs[i]) in dep
+            if hit:
+                dep.add(id(s))
+                changed = True
+    return dep
+
+
+# ---------------------------------------------------------------- planning
+
+class _Planner:
+    def __init__(self, sample_rate: int):
+        self.sample_rate = sample_rate
+        self.contexts: list[Context] = []
+        self.init_ctx: dict = {}     # (id(init), depth) -> Context
+
+    def context(self, outputs, bargraphs, depth: int) -> Context:
+        ctx = Context(len(self.contexts), depth, list(outputs), list(bargraphs))
+        self.contexts.append(ctx)
+        roots = list(outputs) + list(bargraphs)
+        order = S.topo_order(roots)
+        ctx.folded = _fold(order, self.sample_rate)
+        uidep = _ui_dependent(roots)
+        shared_tables: dict = {}
+
+        for s in order:
+            if id(s) in ctx.folded:
+                continue
+            if s.rate <= S.K_BLOCK:
+                ctx.control.append(s)
+            else:
+                ctx.sample.append(s)
+            op = s.op
+            if op == "delay":
+                self._delay(ctx, s, uidep)
+            elif op in ("rdtable", "rwtable"):
+                self._table(ctx, s, uidep, shared_tables)
+            elif op == "recvar":
+                self._recvar(ctx, s)
+            elif op == "prefix":
+                ctx.prefixes[id(s)] = ctx.scalar(s.type)
+                ctx.uses_t = True
+            elif op == "waveform":
+                ctx.waves[id(s)] = ctx.scalar("int")
+
+        # Lay out the delay lines now that every user (hence every bound) is known.
+        for line in ctx.lines.values():
+            self._layout(ctx, line)
+        return ctx
+
+    # -- delays
+
+    def _delay(self, ctx: Context, s: S.Sig, uidep: set) -> None:
+        x, d = s.args
+        line = ctx.lines.get(id(x))
+        if line is None:
+            line = ctx.lines[id(x)] = Line(x, s.type)
+        line.nodes.append(s)
+        ctx.line_of[id(s)] = line
+        if id(d) in ctx.folded:
+            dv = ctx.folded[id(d)]
+            bound = max(0, dv)
+        else:
+            bound = S.max_delay(d)
+            lo, hi = d.interval
+            ctx.clamp[id(s)] = (id(d) in uidep or lo < 0,
+                                id(d) in uidep or bound is None or hi > bound)
+        line.bounds[id(s)] = bound
+
+    def _layout(self, ctx: Context, line: Line) -> None:
+        bounds = list(line.bounds.values())
+        consts = all(id(n.args[1]) in ctx.folded for n in line.nodes)
+        if any(b is None or b > HISTORY_LIMIT for b in bounds):
+            line.kind = "history"
+            if line.type == "int":
+                line.offset, ctx.nhi = ctx.nhi, ctx.nhi + 1
+            else:
+                line.offset, ctx.nhf = ctx.nhf, ctx.nhf + 1
+            line.first = line.nodes[0]
+            ctx.uses_t = True
+            return
+        top = max(bounds)
+        if consts and top <= SHIFT_MAX:
+            line.kind = "shift"
+            line.length = top
+            x = line.x
+            if x.op == "proj":
+                g, i = x.attrs
+                rv = g.var(i)
+                self._recvar(ctx, rv)
+                line.rec = rv
+                line.regs = [None] + [ctx.scalar(line.type) for _ in range(top - 1)]
+            else:
+                line.regs = [ctx.scalar(line.type) for _ in range(top)]
+            return
+        line.kind = "ring"
+        line.length = pow2_at_least(top + 1)
+        line.offset = ctx.region(line.type, line.length)
+        line.first = line.nodes[0]
+        ctx.uses_t = True
+
+    # -- recursion
+
+    def _recvar(self, ctx: Context, rv: S.Sig) -> None:
+        if id(rv) not in ctx.recs:
+            ctx.recs[id(rv)] = ctx.scalar(rv.type)
+            ctx.rec_nodes.append(rv)
+
+    # -- tables
+
+    def _table(self, ctx: Context, s: S.Sig, uidep: set, shared: dict) -> None:
+        init, size = s.args[0], s.attrs[0]
+        writable = s.op == "rwtable"
+        key = (id(init), size)
+        tab = None if writable else shared.get(key)
+        if tab is None:
+            sub = self.init_ctx.get((id(init), ctx.depth + 1))
+            if sub is None:
+                sub = self.context([init], [], ctx.depth + 1)
+                self.init_ctx[(id(init), ctx.depth + 1)] = sub
+            tab = Table(init, size, s.type, ctx.region(s.type, size), sub, writable)
+            ctx.tables.append(tab)
+            if not writable:
+                shared[key] = tab
+        ctx.table_of[id(s)] = tab
+        idxs = s.args[1:2] if not writable else (s.args[1], s.args[3])
+        ctx.clamp[id(s)] = tuple(id(i) in uidep or S.needs_clamp(i, size) for i in idxs)
+
+
+def plan(outputs: Sequence[S.Sig], bargraphs: Sequence[S.Sig] = (), num_inputs: int = 0,
+         sample_rate: int = 44100, name: str = "",
+         controls: Optional[Sequence[S.Sig]] = None) -> Plan:
+    """Schedule a program: `outputs`, the `bargraphs` recorded per sample (report order), and
+    the `controls` in Program's order (default: every reachable widget in Faust's UI order)."""
+    outputs, bargraphs = list(outputs), list(bargraphs)
+    if controls is None:
+        every = S.topo_order(outputs, follow_tables=True)
+        controls = S.ui_order([s for s in every if s.op == "ui"])
+    planner = _Planner(int(sample_rate))
+    planner.context(outputs, bargraphs, 0)
+    return Plan(planner.contexts, list(controls), bargraphs, int(num_inputs),
+                int(sample_rate), name)
