@@ -75,7 +75,11 @@ def evaluate_source(text: str, filename: str = "<string>", include: Iterable = (
 
 def compile_source(text: str, filename: str = "<string>", sample_rate: float = 44100,
                    include: Iterable = (), backend: Optional[str] = None):
-    """Compile Faust source text to a `Program`."""
+    """Compile Faust source text to a program object: by default generated Numba code,
+    cached on disk (`faustdiff.cache`); `backend="interp"`: the reference interpreter."""
+    if backend in (None, "numba"):
+        from .cache import load_program
+        return load_program(text, filename, int(sample_rate), include)
     box = evaluate_source(text, filename, include)
 
     def build():
@@ -109,3 +113,9 @@ def compile_file(path: str, sample_rate: float = 44100, include: Iterable = (),
     """Compile a .dsp file to a `Program`; libraries are searched in the file's folder,
     `include`, `$FAUST_LIB_PATH`, then the bundled libraries."""
     return compile_source(read_source(str(path)), str(path), sample_rate, include, backend)
+
+
+def compile_module_source(path: str, sample_rate: float = 44100, include: Iterable = ()) -> str:
+    """The generated Python module of a .dsp file (what `faustdiff compile` writes)."""
+    from .cache import module_source
+    return module_source(read_source(str(path)), str(path), int(sample_rate), tuple(include))

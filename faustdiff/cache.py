@@ -298,16 +298,21 @@ def _emit(path: Path) -> None:
 
 def module_source(text: str, filename: str, sample_rate=44100, include: Iterable = (),
                   name: str = "") -> str:
-    """The generated module for a program (what `faustdiff compile` writes)."""
-    path = None
+    """The generated module for a program (what `faustdiff compile` writes); the cache
+    entry is made (or reused) on the way."""
+    include = tuple(include)
     try:
         path = lookup(text, filename, sample_rate, include, name)
     except OSError:
-        pass
-    if path is not None:
-        return path.read_text("utf-8")
-    src, _ = build(text, filename, sample_rate, tuple(include), name, "")
-    return src
+        path = None
+    if path is None:
+        src, libs = build(text, filename, sample_rate, include, name, key=_KEY_HOLE)
+        try:
+            path = store(text, filename, sample_rate, include, name, libs,
+                         lambda key: src.replace(f"key={_KEY_HOLE}\n", f"key={key}\n", 1))
+        except OSError:   # no writable cache: the module all the same
+            return seal(src.replace(f"key={_KEY_HOLE}\n", "key=\n", 1))
+    return path.read_text("utf-8")
 
 
 # ---------------------------------------------------------------- Program backend
