@@ -275,18 +275,45 @@ def _result_type(name, *args):
     return plan(name, tuple(a.type for a in args))[0]
 
 
+def _is_plus_const(s: Sig) -> bool:
+    return s.op == "prim" and s.name == "+" and s.args[1].op == "const"
+
+
+def _is_coef_product(s: Sig) -> bool:
+    return s.op == "prim" and s.name == "*" and s.args[0].op == "const"
+
+
+# Faust's normaliser keeps one constant per sum (last: `(y + x) + -0.1`) and one coefficient
+# per product (`225 * SR / 44100` is `(225/44100) * SR`, the division done on the constants).
+# Library code relies on it bitwise (freeverb's delay lengths `int(val*SR/44100)` differ by
+# one sample otherwise), so sums and products are kept in that shape.
+
 def _simp_add(x, y):
     t = _result_type("+", x, y)
     if is_const(y, 0):
         return to_type(x, t)
     if is_const(x, 0):
         return to_type(y, t)
+    if x.op == "const":
+        x, y = y, x                       # the constant goes last
+    if y.op == "const":
+        if _is_plus_const(x):             # (a + c1) + c2 -> a + (c1 + c2)
+            return prim("+", x.args[0], prim("+", x.args[1], y))
+        return None
+    if _is_plus_const(y):                 # x + (a + c) -> (x + a) + c
+        return prim("+", prim("+", x, y.args[0]), y.args[1])
+    if _is_plus_const(x):                 # (a + c) + y -> (a + y) + c
+        return prim("+", prim("+", x.args[0], y), x.args[1])
     return None
 
 
 def _simp_sub(x, y):
     if is_const(y, 0):
         return to_type(x, _result_type("-", x, y))
+    if y.op == "const" and x.op != "const":   # x - c is x + (-c), exactly
+        return prim("+", x, prim("-", zero(y.type), y))
+    if _is_plus_const(x) and y.op != "const":  # (a + c) - y -> (a - y) + c
+        return prim("+", prim("-", x.args[0], y), x.args[1])
     return None
 
 
@@ -298,17 +325,26 @@ def _simp_mul(x, y):
         return to_type(y, t)
     if is_const(x, 0) or is_const(y, 0):
         return zero(t)   # Faust drops x in x*0, for reals too (log(0)*0 is 0, not NaN)
+    if y.op == "const" and x.op != "const":
+        x, y = y, x                       # the coefficient goes first
+    if x.op == "const":
+        if _is_coef_product(y):           # c1 * (c2 * a) -> (c2 * c1) * a
+            return prim("*", prim("*", y.args[0], x), y.args[1])
+        return _raw_prim("*", (x, y))
     return None
 
 
 def _simp_div(x, y):
-    # Faust emits a division by a constant as a multiplication by its reciprocal, and a
-    # division by a control-rate value (slider, sample rate) as x * (1/y) with 1/y hoisted;
-    # bitwise x/k != x*(1/k), so we must do the same (faust-language.md §6.3).
+    # Faust emits a division by a constant as a multiplication by its reciprocal (folded into
+    # the product's coefficient: (c*a)/k is (c/k)*a), and a division by a control-rate value
+    # (slider, sample rate) as x * (1/y) with 1/y hoisted; bitwise x/k != x*(1/k), so we must
+    # do the same (faust-language.md §6.3).
     if y.op == "const":
         if y.value == 0 or not math.isfinite(y.value):
             return None
-        return prim("*", to_real(x), real_const(1.0 / float(y.value)))
+        if _is_coef_product(x):
+            return prim("*", prim("/", x.args[0], y), x.args[1])
+        return prim("*", real_const(1.0 / float(y.value)), to_real(x))
     if y.rate <= K_BLOCK and x.op != "const":
         return prim("*", _raw_prim("/", (real_const(1.0), y)), x)
     return None

@@ -103,7 +103,7 @@ def test_simplifications():
     assert S.prim("+", i, S.const(0.0)) is S.prim("float", i)   # type preserved
     assert S.delay(x, S.const(0)) is x
     d = S.prim("/", x, S.const(3))
-    assert d.name == "*" and d.args[1].value == 1 / 3
+    assert d.name == "*" and d.args[0].value == 1 / 3   # coefficient first
     assert S.prim("^", x, S.const(2)).name == "*"
     assert S.prim("^", x, S.const(0.5)).name == "sqrt"
     assert S.prim("^", x, S.const(0)) is S.const(1.0)
@@ -230,3 +230,15 @@ def test_bad_foreign_things():
         S.ffun("nosuch", "real", ("float",), (S.input_(0),))
     with pytest.raises(FaustError, match="not a compile-time constant"):
         S.rdtable(S.input_(0), S.const(0.0), S.const(0))
+
+
+def test_sum_and_product_constants_are_gathered_like_faust():
+    x, y = S.input_(0), S.input_(1)
+    sr = S.prim("min", S.const(192000.0), S.prim("max", S.const(1.0), S.fconst("fSamplingFreq")))
+    # freeverb's adaptSR: val*SR/44100 is (val/44100)*SR (int() of it differs by one for 225)
+    d = S.prim("/", S.prim("*", S.const(225), sr), S.const(44100))
+    assert d.name == "*" and d.args[0].value == 225 / 44100 and d.args[1] is sr
+    # (x + 10) - 1 is x + 9; x + (y - 0.1) is (x + y) + -0.1
+    assert S.prim("-", S.prim("+", x, S.const(10)), S.const(1)) is S.prim("+", x, S.const(9))
+    s = S.prim("+", x, S.prim("-", y, S.const(0.1)))
+    assert s.args[1].value == -0.1 and s.args[0] is S.prim("+", x, y)
