@@ -105,6 +105,12 @@ def _num(v) -> str:
     return str(v)
 
 
+def _param(v: float) -> str:
+    """A widget parameter (always a float): `1` rather than `1.0`, as it is usually written."""
+    v = float(v)
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+
+
 def _body(w: _Writer, b, d: int, arg: bool) -> None:
     t = type(b)
     if t in _BINARY:
@@ -242,7 +248,7 @@ def _ui(w, b: B.UI, d: int) -> None:
     if b.kind in ("button", "checkbox"):
         w.put(f"{b.kind}({_str(b.label)})")
     else:
-        nums = ", ".join(_num(v) for v in (b.init, b.lo, b.hi, b.step))
+        nums = ", ".join(_param(v) for v in (b.init, b.lo, b.hi, b.step))
         w.put(f"{b.kind}({_str(b.label)}, {nums})")
 
 
@@ -302,7 +308,7 @@ _RENDER = {
     B.Waveform: lambda w, b, d: (w.put("waveform{"), _seq(w, b.values, d), w.put("}")),
     B.UIExpr: _uiexpr,
     B.UI: _ui,
-    B.Bargraph: lambda w, b, d: w.put(f"{b.kind}({_str(b.label)}, {_num(b.lo)}, {_num(b.hi)})"),
+    B.Bargraph: lambda w, b, d: w.put(f"{b.kind}({_str(b.label)}, {_param(b.lo)}, {_param(b.hi)})"),
     B.Group: _group,
     B.InputsOf: lambda w, b, d: _call(w, "inputs", (b.box,), d, "", True),
     B.OutputsOf: lambda w, b, d: _call(w, "outputs", (b.box,), d, "", True),

@@ -584,8 +584,9 @@ def test_show_examples():
     assert show(body("a~(b~c)")) == "a ~ (b ~ c)"
     assert show(body("f((a,b), c:d)")) == "f((a,b), c : d)"
     assert show(body("-5.5, 3")) == "-5.5,3"
-    assert show(B.UI("hslider", "f", 1.0, 0.0, 2.0, 0.5)) == 'hslider("f", 1.0, 0.0, 2.0, 0.5)'
-    assert show(B.Bargraph("vbargraph", "m", -1.0, 1.0)) == 'vbargraph("m", -1.0, 1.0)'
+    assert show(B.UI("hslider", "f", 1.0, 0.0, 2.0, 0.5)) == 'hslider("f", 1, 0, 2, 0.5)'
+    assert show(B.UI("button", "b")) == 'button("b")'
+    assert show(B.Bargraph("vbargraph", "m", -1.0, 1.0)) == 'vbargraph("m", -1, 1)'
     assert show(B.Group("hgroup", "g", Par(Wire(), Wire()))) == 'hgroup("g", _,_)'
     assert show(B.Route(2, 2, ((1, 2), (2, 1)))) == "route(2, 2, (1,2), (2,1))"
     assert show(B.Waveform((Int(1), Real(2.5)))) == "waveform{1, 2.5}"
