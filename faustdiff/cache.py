@@ -95,7 +95,38 @@ def _purge_numba_cache(path: Path) -> None:
             pass
 
 
+# Numba initialises its CPU target (on the first compile or cache load) by importing every
+# extension it supports, SciPy's BLAS (for np.dot) and cffi among them: 0.3-0.7 s that our
+# kernels never use. A process of our own (the command line) sets LEAN to hide them while
+# Numba starts; they are importable again right after.
+LEAN = False
+_HIDDEN = ("scipy.linalg.cython_blas", "scipy.linalg.cython_lapack", "cffi")
+
+
+def _hide_extras() -> list:
+    if not LEAN or "numba" in sys.modules:
+        return []
+    hidden = [m for m in _HIDDEN if m not in sys.modules]
+    for m in hidden:
+        sys.modules[m] = None
+    return hidden
+
+
+def _unhide(hidden: list) -> None:
+    for m in hidden:
+        if sys.modules.get(m, 0) is None:
+            del sys.modules[m]
+
+
 def import_module(path: Path):
+    hidden = _hide_extras()
+    try:
+        return _import_module(path)
+    finally:
+        _unhide(hidden)
+
+
+def _import_module(path: Path):
     """Import a generated module from its file (once per process) and make sure its kernels
     load; a broken Numba cache is purged and the module imported again."""
     path = Path(path)
@@ -126,7 +157,7 @@ def _warm(program) -> None:
     """Load (or compile) the kernel now: a zero-sample call on a scratch state."""
     import numpy as np
     from .runtime import KernelState
-    st = KernelState(program.STATE)
+    st = KernelState(program.STATES[0])
     try:
         program.kernel(1, 0, 0, np.zeros((program.num_inputs, 0)),
                        np.zeros((program.num_outputs, 0)),
@@ -150,7 +181,7 @@ def _key1(text: str, filename: str, sample_rate, include: Iterable, name: str) -
 
 
 def _format() -> int:
-    from .codegen import FORMAT
+    from .runtime import FORMAT
     return FORMAT
 
 

@@ -36,7 +36,7 @@ from . import signals as S
 from .errors import FaustError
 from .schedule import HISTORY_LIMIT, Context, Plan, plan as make_plan
 
-FORMAT = 1   # bump when the generated module's layout changes
+from .runtime import FORMAT   # bump it when the generated module's layout changes
 JIT = 'njit(cache=True, fastmath=False, error_model="numpy")'
 KERNEL_ARGS = "block, s0, s1, ins, outs, bars, ctl, iv, fv, di, df, hi, hf"
 
@@ -101,6 +101,18 @@ def _literal(v, type_: str) -> str:
     return r if not r.startswith("-") else f"({r})"
 
 
+def f2i_inline(name: str) -> str:
+    """`f2i(name)` as an expression (one Numba function less to compile)."""
+    return (f"(np.int32(int({name})) if ({name} > -2147483649.0 and {name} < 2147483648.0) "
+            f"else np.int32(-2147483648))")
+
+
+def irem_inline(a: str, b: int) -> str:
+    """C's `a % b` for a constant b != 0 (the sign of the dividend; int64: no overflow)."""
+    b = abs(b)
+    return f"np.int32(np.int64({a}) % {b} if {a} >= 0 else -(-np.int64({a}) % {b}))"
+
+
 def _helpers_used(code: str) -> list[str]:
     return sorted({m for m in re.findall(r"\b(c_[a-z0-9]+|f2i|irem)\(", code)})
 
@@ -134,7 +146,7 @@ class _Emitter:
         e = self.ref(s)
         if conv is None or conv == s.type:
             return e
-        return f"f2i({e})" if conv == "int" else f"float({e})"
+        return f2i_inline(e) if conv == "int" else f"float({e})"
 
     @staticmethod
     def slot(sl) -> str:
@@ -166,6 +178,15 @@ class _Emitter:
                 return []
             return [f"{v} = float({self.ref(x)})"]
         if op == "prim":
+            if s.name in ("select2", "select3") and id(s.args[0]) in ctx.folded:
+                # a constant selector: the chosen branch (converted to the result type)
+                sel = ctx.folded[id(s.args[0])]
+                if s.name == "select2":
+                    k = 1 if P.convert(sel, "int") == 0 else 2
+                else:
+                    k = 1 if sel == 0 else (2 if sel == 1 else 3)
+                self.name[id(s)] = self.arg(s.args[k], s.type)
+                return []
             return [f"{v} = {self.prim(s)}"]
         if op == "ffun":
             return [f"{v} = {self.ffun(s)}"]
@@ -217,6 +238,9 @@ class _Emitter:
             a, b = (self.arg(x, c) for x, c in zip(s.args[1:], convs[1:]))
             return f"({a} if ({sel} > -1.0 and {sel} < 1.0) else {b})"
         args = [self.arg(a, c) for a, c in zip(s.args, convs)]
+        if name == "%" and convs[0] == "int" and id(s.args[1]) in self.ctx.folded \
+                and self.ctx.folded[id(s.args[1])] != 0 and id(s.args[0]) not in self.ctx.folded:
+            return irem_inline(args[0], P.convert(self.ctx.folded[id(s.args[1])], "int"))
         code = P.PRIMITIVES[name].code or {}
         optype = convs[0] if convs and convs[0] is not None else "*"
         tmpl = code.get(optype) or code.get("*")
@@ -361,38 +385,6 @@ class _Emitter:
         return "\n".join(src) + "\n"
 
 
-def _tables_fn(plan: Plan, ctx: Context) -> str:
-    """`_tablesC(ctl, di, df)`: fill context C's tables (each from its own context)."""
-    src = [f"@{JIT}", f"def _tables{ctx.index}(ctl, di, df):"]
-    if ctx.index != 0:
-        # Tables inside a table's init signal see the widgets' default values (interp).
-        src.append("    ctl = CTL0.copy()")
-    for tab in ctx.tables:
-        arr = "di" if tab.type == "int" else "df"
-        src.append(f"    _fill{tab.ctx.index}(ctl, {arr}[{tab.offset}:{tab.offset + tab.size}])")
-    return "\n".join(src) + "\n"
-
-
-def _fill_fn(plan: Plan, ctx: Context, is_int: bool) -> str:
-    """`_fillC(ctl, out)`: run context C (a table init signal) from t=0, fresh state."""
-    src = [f"@{JIT}", f"def _fill{ctx.index}(ctl, out):",
-           "    n = out.shape[0]",
-           f"    iv = np.zeros({ctx.niv}, np.int64)",
-           f"    fv = np.zeros({ctx.nfv}, np.float64)",
-           f"    di = np.zeros({ctx.ndi}, np.int32)",
-           f"    df = np.zeros({ctx.ndf}, np.float64)",
-           f"    hi = np.zeros(({ctx.nhi}, n), np.int32)",
-           f"    hf = np.zeros(({ctx.nhf}, n), np.float64)"]
-    if ctx.tables:
-        src.append(f"    _tables{ctx.index}(ctl, di, df)")
-    src += ["    o = np.zeros((1, n), np.float64)",
-            f"    _k{ctx.index}(n, 0, n, np.zeros((0, n), np.float64), o, "
-            "np.zeros((0, n), np.float64), ctl, iv, fv, di, df, hi, hf)",
-            "    for j in range(n):",
-            f"        out[j] = {'np.int32(o[0, j])' if is_int else 'o[0, j]'}"]
-    return "\n".join(src) + "\n"
-
-
 def generate(plan: Plan, source: str = "", key: str = "") -> str:
     """The module's source text."""
     from .signals import strip_metadata, widget_path
@@ -400,20 +392,11 @@ def generate(plan: Plan, source: str = "", key: str = "") -> str:
     parts: list[str] = []
     globs: list[str] = []
     kernels: list[str] = []
-    fills: list[str] = []
-    table_type: dict = {}
     for ctx in plan.contexts:
         em = _Emitter(plan, ctx)
         kernels.append(em.kernel())
         globs += em.globals
-        for tab in ctx.tables:
-            table_type.setdefault(tab.ctx.index, tab.type)
-    for ctx in plan.contexts:
-        if ctx.tables:
-            fills.append(_tables_fn(plan, ctx))
-        if ctx.index != 0:
-            fills.append(_fill_fn(plan, ctx, table_type[ctx.index] == "int"))
-    code = "\n\n".join(kernels + fills)
+    code = "\n\n".join(kernels)
     helpers = _helpers_used(code)
 
     head = [f'"""Generated by faustdiff {__version__} from {source or "<signals>"} '
@@ -461,10 +444,17 @@ def generate(plan: Plan, source: str = "", key: str = "") -> str:
         cls.append(f"        ({lab!r}, {path!r}, {_literal(c.attrs[3], 'real')}),")
     cls += ["    )",
             f"    BARGRAPH_LABELS = {tuple(bar_labels)!r}",
-            "    # state sizes: iv, fv, di, df, hi (rows), hf (rows)",
-            f"    STATE = {(main.niv, main.nfv, main.ndi, main.ndf, main.nhi, main.nhf)!r}",
-            "    kernel = staticmethod(_k0)",
-            f"    fill_tables = {'staticmethod(_tables0)' if main.tables else 'None'}",
+            "    # per context (0: the program, then table init signals): its kernel, its state",
+            "    # sizes (iv, fv, di, df, hi rows, hf rows) and its tables (offset in di/df,",
+            "    # size, type, context of the init signal)",
+            f"    KERNELS = ({', '.join(f'_k{c.index}' for c in plan.contexts)},)",
+            "    STATES = (",
+            *[f"        {(c.niv, c.nfv, c.ndi, c.ndf, c.nhi, c.nhf)!r}," for c in plan.contexts],
+            "    )",
+            "    TABLES = (",
+            *[f"        {tuple((t.offset, t.size, t.type, t.ctx.index) for t in c.tables)!r},"
+              for c in plan.contexts],
+            "    )",
             "",
             "",
             "program = FaustProgram()"]

@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import FaustError
 
+FORMAT = 1   # layout version of generated modules (part of the cache key)
 _IREM_MESSAGE = "integer remainder by zero at run time (`%` of ints)"
 
 
@@ -64,9 +65,9 @@ class CompiledProgram:
     SAMPLE_RATE = 44100
     CONTROLS: tuple = ()         # (label without metadata, full path, initial value)
     BARGRAPH_LABELS: tuple = ()
-    STATE: tuple = (1, 0, 0, 0, 0, 0)
-    kernel = None                # _k0(block, s0, s1, ins, outs, bars, ctl, iv, fv, di, df, hi, hf)
-    fill_tables = None           # _tables0(ctl, di, df) or None
+    KERNELS: tuple = ()          # per context: _kC(block, s0, s1, ins, outs, bars, ctl, ...)
+    STATES: tuple = ()           # per context: (iv, fv, di, df, hi rows, hf rows) sizes
+    TABLES: tuple = ()           # per context: ((offset, size, type, init context), ...)
 
     def __init__(self):
         self.name = self.NAME
@@ -77,7 +78,8 @@ class CompiledProgram:
         self._labels = [c[0] for c in self.CONTROLS]
         self._paths = [c[1] for c in self.CONTROLS]
         self._ctl = np.array([c[2] for c in self.CONTROLS], dtype=np.float64)
-        self._state = KernelState(self.STATE)
+        self._ctl0 = self._ctl.copy()
+        self._state = KernelState(self.STATES[0])
         self.bargraphs: dict = {}
         self.reset()
 
@@ -114,8 +116,30 @@ class CompiledProgram:
         with the widgets' current values)."""
         st = self._state
         st.clear()
-        if self.fill_tables is not None:
-            self._run(self.fill_tables, self._ctl, st.di, st.df)
+        self._fill_tables(0, self._ctl, st.di, st.df)
+
+    @property
+    def kernel(self):
+        return self.KERNELS[0]
+
+    def _fill_tables(self, c: int, ctl, di, df) -> None:
+        """Fill context c's tables, each with the first `size` samples of its init signal
+        run in its own context from t=0 (fresh state). Tables of the program see the
+        widgets' current values; tables inside table init signals their defaults (as the
+        interpreter does)."""
+        for offset, size, type_, sub in self.TABLES[c]:
+            values = self._run_context(sub, size, ctl if c == 0 else self._ctl0)
+            (di if type_ == "int" else df)[offset:offset + size] = values
+
+    def _run_context(self, c: int, n: int, ctl) -> np.ndarray:
+        st = KernelState(self.STATES[c])
+        st.hi = np.zeros((st.hi.shape[0], n), np.int32)
+        st.hf = np.zeros((st.hf.shape[0], n), np.float64)
+        self._fill_tables(c, ctl, st.di, st.df)
+        out = np.zeros((1, n))
+        self._run(self.KERNELS[c], n, 0, n, np.zeros((0, n)), out, np.zeros((0, n)), ctl,
+                  st.iv, st.fv, st.di, st.df, st.hi, st.hf)
+        return out[0]
 
     @staticmethod
     def _run(fn, *args):

@@ -180,6 +180,29 @@ def _fold(order: Sequence[S.Sig], sample_rate: int) -> dict:
     return folded
 
 
+# ---------------------------------------------------------------- structural identity
+
+def fingerprint(root: S.Sig) -> tuple:
+    """A structural key of a signal, equal for signals that differ only by the identity of
+    their recursion groups (each `~` makes a new group, so the 16 tables of 16 `os.osc`
+    are 16 distinct but identical init signals). Equal keys mean equal sample streams: the
+    key lists every node (table init signals included) in `topo_order`, which depends only
+    on structure, with operands, recursion definitions and groups as positions/numbers."""
+    order = S.topo_order([root], follow_tables=True)
+    pos = {id(s): k for k, s in enumerate(order)}
+    groups: dict = {}
+    key = []
+    for s in order:
+        attrs = s.attrs
+        extra = ()
+        if s.op in ("recvar", "proj"):
+            g, i = attrs
+            attrs = (groups.setdefault(id(g), len(groups)), i)
+            extra = (pos.get(id(g.defs[i]), -1),)
+        key.append((s.op, S._akey(attrs), s.type, tuple(pos[id(a)] for a in s.args)) + extra)
+    return tuple(key)
+
+
 # ---------------------------------------------------------------- UI dependence
 
 def _ui_dependent(roots: Sequence[S.Sig]) -> set:
@@ -209,7 +232,8 @@ class _Planner:
     def __init__(self, sample_rate: int):
         self.sample_rate = sample_rate
         self.contexts: list[Context] = []
-        self.init_ctx: dict = {}     # (id(init), depth) -> Context
+        self.init_ctx: dict = {}     # (fingerprint(init), depth) -> Context
+        self.fingerprints: dict = {}
 
     def context(self, outputs, bargraphs, depth: int) -> Context:
         ctx = Context(len(self.contexts), depth, list(outputs), list(bargraphs))
@@ -308,13 +332,16 @@ class _Planner:
     def _table(self, ctx: Context, s: S.Sig, uidep: set, shared: dict) -> None:
         init, size = s.args[0], s.attrs[0]
         writable = s.op == "rwtable"
-        key = (id(init), size)
+        fp = self.fingerprints.get(id(init))
+        if fp is None:
+            fp = self.fingerprints[id(init)] = fingerprint(init)
+        key = (fp, size)
         tab = None if writable else shared.get(key)
         if tab is None:
-            sub = self.init_ctx.get((id(init), ctx.depth + 1))
+            sub = self.init_ctx.get((fp, ctx.depth + 1))
             if sub is None:
                 sub = self.context([init], [], ctx.depth + 1)
-                self.init_ctx[(id(init), ctx.depth + 1)] = sub
+                self.init_ctx[(fp, ctx.depth + 1)] = sub
             tab = Table(init, size, s.type, ctx.region(s.type, size), sub, writable)
             ctx.tables.append(tab)
             if not writable:
