@@ -315,6 +315,7 @@ _RENDER = {
     B.FFun: _ffun,
     B.FConst: lambda w, b, d: w.put(f"fconstant({b.type} {b.name}, {_inc(b.include)})"),
     B.FVar: lambda w, b, d: w.put(f"fvariable({b.type} {b.name}, {_inc(b.include)})"),
+    B.Dual: lambda w, b, d: _call(w, f"__fd_dual_{b.mode}", (b.box, B.Int(b.nvars)), d),
     B.Import: lambda w, b, d: w.put(f"import({_str(b.filename)})"),
     B.Library: lambda w, b, d: w.put(f"library({_str(b.filename)})"),
     B.Component: lambda w, b, d: w.put(f"component({_str(b.filename)})"),

@@ -620,3 +620,61 @@ def test_show_truncates_and_handles_depth():
         deep = Rec(deep, Wire())
     assert show(deep).startswith("... ~ ") and len(show(deep)) <= 200
     assert len(show(parse_file(LIBS[0]))) <= 200 if LIBS else True
+
+
+# ---------------------------------------------------------------------------- properties
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_ATOMS = st.one_of(
+    st.sampled_from([X("a"), X("b"), X("f"), Wire(), Cut(), Prim("+"), Prim("-"), Prim("mem"),
+                     Prim("sin"), Prim("@"), Real(2.5)]),
+    st.integers(-9, 99).map(Int),
+)
+_INFIX = ["+", "-", "*", "/", "%", "^", "@", "&", "|", "xor", "<<", ">>", "<", "<=", ">", ">=",
+          "==", "!="]
+
+
+def _compound(children):
+    two = st.tuples(children, children)
+    return st.one_of(
+        two.map(lambda t: Seq(*t)), two.map(lambda t: Par(*t)), two.map(lambda t: Split(*t)),
+        two.map(lambda t: Merge(*t)), two.map(lambda t: Rec(*t)),
+        st.tuples(children, children, st.sampled_from(_INFIX)).map(lambda t: op(*t)),
+        children.map(mem),
+        st.tuples(children, st.lists(children, min_size=1, max_size=3)).map(
+            lambda t: Apply(t[0], tuple(t[1]))),
+        children.map(lambda c: With(c, (Def("x", None, I(1)),))),
+        children.map(lambda c: Access(c, "y")),
+    )
+
+
+_BOXES = st.recursive(_ATOMS, _compound, max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_BOXES)
+def test_show_parse_roundtrip_property(b):
+    """show() puts parentheses exactly where the grammar needs them: it re-parses to `b`."""
+    text = show(b)
+    if len(text) < 190:  # truncated renderings are not meant to parse
+        assert body(text) == b, text
+
+
+EXAMPLES = sorted(glob.glob("/usr/share/faust/examples/**/*.dsp", recursive=True))
+
+
+@pytest.mark.skipif(not EXAMPLES, reason="no Faust examples installed")
+def test_system_examples_parse():
+    for path in EXAMPLES:
+        assert parse_file(path).statements, path
+
+
+def test_empty_and_crlf_sources():
+    assert parse_source("").statements == ()
+    assert parse_source("// only a comment\n").statements == ()
+    prog = parse_source("a = 1;\r\n\tb = 2;\r\n", "w.dsp")
+    assert prog.statements[1].span == Span("w.dsp", 2, 2, 2, 8)
+    with pytest.raises(FaustSyntaxError) as e:
+        parse_source("a = 1;\r\nb = ;\r\n", "w.dsp")
+    assert str(e.value) == "w.dsp:2:5: error: syntax error, unexpected ';'"
