@@ -1,0 +1,1 @@
+"""The Faust grammar (faust.lark), installed as the package `faustdiff.grammar`."""
