@@ -14,6 +14,7 @@ default; `_Main.main` runs click in non-standalone mode and maps every error to 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 
@@ -50,15 +51,23 @@ class _Main(click.Group):
             where = f" '{e.filename}'" if e.filename else ""
             click.echo(f"faustdiff: error: cannot access{where}: {e.strerror or e}", err=True)
             code = 1
-        except Exception as e:  # a bug of ours: keep the traceback for the report
-            traceback.print_exc()
-            click.echo(f"faustdiff: internal error: {type(e).__name__}: {e} "
-                       f"(a bug in faustdiff; please report it with the traceback above)",
-                       err=True)
+        except Exception as e:  # a bug of ours: one line; the traceback on request
+            click.echo(internal_error_message(e), err=True)
             code = 1
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def internal_error_message(e: BaseException) -> str:
+    """The one line for a bug of ours; with FAUSTDIFF_DEBUG set, the traceback first."""
+    if os.environ.get("FAUSTDIFF_DEBUG"):
+        traceback.print_exception(type(e), e, e.__traceback__)
+    text = " ".join(str(e).split())
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return (f"faustdiff: internal error: {type(e).__name__}: {text} (this is a bug in "
+            f"faustdiff; run with FAUSTDIFF_DEBUG=1 for the traceback)")
 
 
 def error_message(e: FaustError) -> str:

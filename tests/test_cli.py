@@ -364,11 +364,18 @@ def test_internal_errors_are_reported_as_bugs(cli, fake, dsp, monkeypatch):
     def boom(self, inputs=None, n=None):
         raise ZeroDivisionError("oops")
     monkeypatch.setattr(FakeProgram, "compute", boom)
+    monkeypatch.delenv("FAUSTDIFF_DEBUG", raising=False)
+    r = cli("run", "p.dsp")
+    assert r.exit_code == 1
+    assert r.stderr == ("faustdiff: internal error: ZeroDivisionError: oops (this is a bug in "
+                        "faustdiff; run with FAUSTDIFF_DEBUG=1 for the traceback)\n")
+    monkeypatch.setenv("FAUSTDIFF_DEBUG", "1")
     r = cli("run", "p.dsp")
     assert r.exit_code == 1
     assert r.stderr.startswith("Traceback (most recent call last):\n")
-    assert r.stderr.endswith("faustdiff: internal error: ZeroDivisionError: oops "
-                             "(a bug in faustdiff; please report it with the traceback above)\n")
+    assert r.stderr.endswith("ZeroDivisionError: oops\nfaustdiff: internal error: "
+                             "ZeroDivisionError: oops (this is a bug in faustdiff; run with "
+                             "FAUSTDIFF_DEBUG=1 for the traceback)\n")
 
 
 # ---------------------------------------------------------------------------- compile, --emit
