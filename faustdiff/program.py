@@ -23,7 +23,13 @@ from .errors import FaustError
 from .interp import Interpreter
 
 
-_BACKENDS: dict = {None: Interpreter, "interp": Interpreter}
+def _numba(outputs, bargraphs, num_inputs, sample_rate):
+    """Generated Numba kernels (faustdiff.codegen) behind the backend interface."""
+    from .cache import NumbaBackend
+    return NumbaBackend(outputs, bargraphs, num_inputs, sample_rate)
+
+
+_BACKENDS: dict = {None: Interpreter, "interp": Interpreter, "numba": _numba}
 
 
 class Program:
