@@ -36,7 +36,7 @@ def pytest_report_header(config):
 def pytest_configure(config):
     # Compiled programs (generated modules and Numba's caches) go to a cache of the test
     # runs, kept between runs (JIT time adds up), not to the user's ~/.cache/faustdiff.
-    if "FAUSTDIFF_CACHE_DIR" not in os.environ:
+    if "FAUSTDIFF_CACHE_DIR" not in os.environ and getattr(config, "cache", None):
         os.environ["FAUSTDIFF_CACHE_DIR"] = str(config.cache.mkdir("faustdiff-cache"))
     if os.environ.get("CI") == "true" and _package_location() == ROOT / "faustdiff":
         raise pytest.UsageError(
