@@ -132,7 +132,7 @@ def _shl(vals, all_int):
 def _pow(vals, all_int):
     a, b = vals
     if all_int and b >= 0:
-        return Int(wrap_int32(int(a) ** int(b)))
+        return Int(wrap_int32(pow(int(a), int(b), 1 << 32)))  # exact mod 2**32, fast
     try:
         r = math.pow(float(a), float(b))
     except (OverflowError, ValueError):
