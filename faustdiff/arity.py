@@ -70,8 +70,8 @@ def _children(box: B.Box) -> tuple[B.Box, ...]:
         return (box.a, box.b)
     if isinstance(box, B.Group):
         return (box.body,)
-    if isinstance(box, B.Symbolic):
-        return (box.body,)
+    if isinstance(box, (B.Symbolic, B.Dual)):
+        return (box.body,) if isinstance(box, B.Symbolic) else (box.box,)
     return ()
 
 
@@ -104,6 +104,9 @@ def _combine(box: B.Box, sub: list[tuple[int, int]]) -> tuple[int, int]:
         return sub[0]
     if isinstance(box, B.Symbolic):
         return (1 + sub[0][0], sub[0][1])
+    if isinstance(box, B.Dual):
+        k = box.nvars + 1   # every input and output becomes a dual of k signals
+        return (sub[0][0] * k, sub[0][1] * k)
     (ai, ao), (bi, bo) = sub
     if isinstance(box, B.Par):
         return (ai + bi, ao + bo)

@@ -7,7 +7,8 @@ Two layers share these classes:
 * **Normal-form boxes** come out of `evaluate`: only numbers, `Wire`, `Cut`, `Prim`, the five
   composition operators, `Route`, `Waveform`, `UI`/`Bargraph`/`Group`, `FFun`/`FConst`/`FVar`
   and the symbolic abstractions `Symbolic`/`Slot` (a function used as a box: its parameter
-  becomes its first input). `propagate` turns them into signals.
+  becomes its first input), and `Dual` (a box in dual-number form, for automatic
+  differentiation). `propagate` turns them into signals.
 
 Every box carries a source `span` that is ignored by equality and hashing, so structurally
 equal boxes compare equal wherever they were written (pattern matching relies on this).
@@ -187,6 +188,22 @@ class FVar(Box):
     type: str
     name: str
     include: str = ""
+
+
+@dataclass(frozen=True)
+class Dual(Box):
+    """The dual form of `box` for forward-mode AD with `nvars` partial derivatives.
+
+    Arity: ins(box)*(nvars+1) -> outs(box)*(nvars+1). Every input and output is a *dual*: a
+    block of nvars+1 signals, the value first, then the partials in variable order; a bus of
+    duals is their concatenation (never interleaved). `mode` is "seed" (the seed diff.lib's
+    rules for `/`, `tan`, `int` and `@`: guards, impulses, time differences) or "auto" (the
+    true calculus everywhere). Produced by the `__fd_dual_seed`/`__fd_dual_auto` builtins
+    that `diff.lib` calls; `propagate` runs `box` on the values and `ad.jvp` on the partials.
+    """
+    box: Box
+    nvars: int
+    mode: str = "auto"
 
 
 # ---------------------------------------------------------------- syntax only

@@ -25,6 +25,7 @@ from . import boxes as B
 from .boxes import (Box, Int, Real, Wire, Cut, Prim, Seq, Par, Split, Merge, Rec, Route, Waveform,
                     UI, Bargraph, Group, Slot, Symbolic, FFun, FConst, FVar)
 from .errors import FaustError, FaustEvalError, Span
+from .prelude import BUILTINS, Builtin
 from .primitives import PRIMITIVES, fold
 
 # Depth of nested function applications after which evaluation is declared endless. Legitimate
@@ -69,7 +70,7 @@ class EnvValue:
     env: "Env"
 
 
-Value = Union[Box, Closure, CaseFn, EnvValue]
+Value = Union[Box, Closure, CaseFn, EnvValue, Builtin]
 
 
 class Binding:
@@ -157,11 +158,15 @@ class Evaluator:
         self.depth = 0
         self.libraries: dict[str, EnvValue] = {}
         self.loading: list[str] = []
+        # The root scope, parent of every file's and library's scope: the builtins.
+        self.root = Env(None)
+        for name, fn in BUILTINS.items():
+            self.root.bind_value(name, fn)
 
     # ---------------------------------------------------------- scopes and definitions
 
     def file_env(self, program: B.Program, parent: Optional[Env] = None) -> Env:
-        env = Env(parent)
+        env = Env(parent if parent is not None else self.root)
         self.define(env, program.statements, os.path.dirname(os.path.abspath(program.filename)))
         return env
 
@@ -350,7 +355,7 @@ class Evaluator:
             if path in self.loading:
                 raise FaustEvalError(f"cyclic library: {os.path.basename(path)}", span)
             prog = self.resolver.load(filename, None, span)
-            env = Env(None)
+            env = Env(self.root)
             self.loading.append(path)
             try:
                 self.define(env, prog.statements, os.path.dirname(path), {path})
@@ -387,6 +392,12 @@ class Evaluator:
                 fn = CaseFn(fn.rules, fn.env, fn.args + tuple(take), fn.name, fn.span)
                 if len(fn.args) == fn.nparams:
                     fn = self.call_case(fn, site)
+            elif isinstance(fn, Builtin):
+                k = fn.nparams - len(fn.args)
+                take, args = args[:k], args[k:]
+                fn = Builtin(fn.name, fn.nparams, fn.fn, fn.args + tuple(take), fn.span)
+                if len(fn.args) == fn.nparams:
+                    fn = fn.fn(self, list(fn.args), site)
             elif isinstance(fn, EnvValue):
                 raise FaustEvalError("an environment cannot be applied to arguments", site.span)
             else:
@@ -436,7 +447,7 @@ class Evaluator:
                 return same_value(bindings[pat.name], value)
             bindings[pat.name] = value
             return True
-        if isinstance(value, (Closure, CaseFn, EnvValue)):
+        if isinstance(value, (Closure, CaseFn, EnvValue, Builtin)):
             return False
         if isinstance(pat, (Int, Real)):
             return type(value) is type(pat) and value.value == pat.value
@@ -477,6 +488,8 @@ class Evaluator:
             slot = Slot(next(self.slot_ids))
             body = self.apply(v, [slot], B.Ident(getattr(v, "name", "?"), span=span))
             return Symbolic(slot, self.to_box(body, span), span=span)
+        if isinstance(v, Builtin):
+            raise FaustEvalError(f"the builtin '{v.name}' needs {v.nparams} arguments", span)
         raise FaustEvalError("an environment cannot be used as a block diagram", span)
 
     def const(self, e: Box, env: Env, what: str) -> list:
@@ -643,7 +656,7 @@ def same_value(a, b) -> bool:
 def show_value(v) -> str:
     if isinstance(v, Box):
         return B.show(v)
-    if isinstance(v, (Closure, CaseFn)):
+    if isinstance(v, (Closure, CaseFn, Builtin)):
         return v.name
     return "environment"
 

@@ -70,7 +70,9 @@ class PrimRow:
     fimpl    -- run-time scalar on Python floats (C double semantics: no exceptions, IEEE
                 inf/NaN); for 'cmp' rows both return 0/1, for 'select' rows it is generic
     interval -- (list of (lo, hi)) -> (lo, hi): a sound over-approximation of the range
-    jvp      -- forward-mode rule (filled by the AD pass)
+    jvp      -- forward-mode derivative rule `jvp(x, dx, y, A)` (see "derivative rules")
+    seed_jvp -- the seed diff.lib's rule where it differs from the true one (`/`, `tan`,
+                `int`, `@`), used by `Dual` boxes in "seed" mode
     code     -- Numba/Python expression templates for codegen, by operand type ('int',
                 'real', or '*' for any), operands already converted as `plan` says
     """
@@ -84,6 +86,7 @@ class PrimRow:
     fimpl: Optional[Callable] = None
     interval: Optional[Callable] = None
     jvp: Optional[Callable] = None
+    seed_jvp: Optional[Callable] = None
     code: Optional[dict] = None
 
 
@@ -435,6 +438,185 @@ def _iv_full(*ivs):
     return FULL
 
 
+# ---------------------------------------------------------------- derivative rules (JVP)
+#
+# A rule is `jvp(x, dx, y, A)`: x the operand signals, dx their tangents along one direction
+# (None: structurally zero), y the primitive's own node (its value), A the tangent algebra of
+# `ad` (`A.add/sub/mul/div/neg` skip structurally zero terms, so 0*inf never makes a NaN,
+# as Faust's simplifier drops them; `A.p(name, ...)` builds a primitive, `A.c(v)` a
+# constant). It returns the tangent of y, None when structurally zero. `ad` never calls a
+# rule whose dx are all None. The calculus of each rule is the comment on its row below.
+# `seed_jvp` holds the seed diff.lib's own rules for the four primitives it treats
+# specially (shared/docs/diff-lib-seed-api.md); mode "seed" uses them, mode "auto" `jvp`.
+
+def _j_zero(x, dx, y, A):
+    return None
+
+
+def _j_first(x, dx, y, A):
+    return dx[0]
+
+
+def _j_last(x, dx, y, A):
+    return dx[-1]
+
+
+def _j_add(x, dx, y, A):
+    return A.add(dx[0], dx[1])
+
+
+def _j_sub(x, dx, y, A):
+    return A.sub(dx[0], dx[1])
+
+
+def _j_mul(x, dx, y, A):
+    return A.add(A.mul(x[0], dx[1]), A.mul(dx[0], x[1]))
+
+
+def _j_div(x, dx, y, A):
+    return A.div(A.sub(dx[0], A.mul(y, dx[1])), x[1])
+
+
+def _j_div_seed(x, dx, y, A):
+    v = x[1]
+    return A.div(A.sub(A.mul(dx[0], v), A.mul(dx[1], x[0])),
+                 A.p("max", A.p("*", v, v), A.c(1e-10)))
+
+
+def _j_fmod(x, dx, y, A):
+    # the quotient n = (u - y)/v is an integer held constant between jumps
+    if dx[1] is None:
+        return dx[0]
+    return A.sub(dx[0], A.mul(A.p("/", A.p("-", x[0], y), x[1]), dx[1]))
+
+
+def _j_pow(x, dx, y, A):
+    u, v = x
+    t1 = None
+    if dx[0] is not None:
+        t1 = A.mul(A.mul(v, A.p("pow", u, A.p("-", v, A.c(1)))), dx[0])
+    t2 = A.mul(A.mul(y, A.p("log", u)), dx[1]) if dx[1] is not None else None
+    return A.add(t1, t2)
+
+
+def _j_enable(x, dx, y, A):
+    return None if dx[0] is None else A.p(y.name, dx[0], x[1])
+
+
+def _j_delay(x, dx, y, A):
+    return A.delay(dx[0], x[1])
+
+
+def _j_delay_seed(x, dx, y, A):
+    return A.sub(A.delay(dx[0], x[1]), A.mul(dx[1], A.p("-", y, A.delay(y, A.c(1)))))
+
+
+def _j_mem(x, dx, y, A):
+    return A.delay(dx[0], A.c(1))
+
+
+def _j_prefix(x, dx, y, A):
+    return A.prefix(dx[0], dx[1])
+
+
+def _j_int_seed(x, dx, y, A):
+    u = x[0]
+    at_int = A.p("==", A.p("int", u), u)
+    falling = A.p("<", u, A.delay(u, A.c(1)))
+    s = A.p("select2", at_int, A.c(0), A.p("select2", falling, A.c(1), A.c(-1)))
+    return A.mul(dx[0], s)
+
+
+def _j_sin(x, dx, y, A):
+    return A.mul(dx[0], A.p("cos", x[0]))
+
+
+def _j_cos(x, dx, y, A):
+    return A.neg(A.mul(dx[0], A.p("sin", x[0])))
+
+
+def _j_tan(x, dx, y, A):
+    c = A.p("cos", x[0])
+    return A.div(dx[0], A.p("*", c, c))
+
+
+def _j_tan_seed(x, dx, y, A):
+    c = A.p("cos", x[0])
+    return A.div(dx[0], A.p("max", A.p("*", c, c), A.c(1e-10)))
+
+
+def _j_asin(x, dx, y, A):
+    u = x[0]
+    return A.div(dx[0], A.p("sqrt", A.p("-", A.c(1.0), A.p("*", u, u))))
+
+
+def _j_acos(x, dx, y, A):
+    return A.neg(_j_asin(x, dx, y, A))
+
+
+def _j_atan(x, dx, y, A):
+    u = x[0]
+    return A.div(dx[0], A.p("+", A.c(1.0), A.p("*", u, u)))
+
+
+def _j_exp(x, dx, y, A):
+    return A.mul(dx[0], y)
+
+
+def _j_log(x, dx, y, A):
+    return A.div(dx[0], x[0])
+
+
+def _j_log10(x, dx, y, A):
+    return A.div(dx[0], A.p("*", x[0], A.c(math.log(10.0))))
+
+
+def _j_sqrt(x, dx, y, A):
+    return A.div(dx[0], A.p("*", A.c(2.0), y))
+
+
+def _j_abs(x, dx, y, A):
+    u = x[0]
+    sign = A.p("-", A.p(">", u, A.c(0)), A.p("<", u, A.c(0)))
+    return A.mul(dx[0], sign)
+
+
+def _j_min(x, dx, y, A):
+    # std::min(u, v) is (v < u) ? v : u
+    return A.select(A.p("<", x[1], x[0]), dx[0], dx[1])
+
+
+def _j_max(x, dx, y, A):
+    # std::max(u, v) is (u < v) ? v : u
+    return A.select(A.p("<", x[0], x[1]), dx[0], dx[1])
+
+
+def _j_atan2(x, dx, y, A):
+    u, v = x
+    return A.div(A.sub(A.mul(dx[0], v), A.mul(u, dx[1])),
+                 A.p("+", A.p("*", u, u), A.p("*", v, v)))
+
+
+def _j_select2(x, dx, y, A):
+    return A.select(x[0], dx[1], dx[2])
+
+
+def _j_select3(x, dx, y, A):
+    return A.select(x[0], dx[1], dx[2], dx[3])
+
+
+def _j_rdtable(x, dx, y, A):
+    # (size, init, ridx): the table of the contents' tangents, read at the same index
+    return A.table(y, (x[0], dx[1], x[2]))
+
+
+def _j_rwtable(x, dx, y, A):
+    # (size, init, widx, wval, ridx): a twin table of tangents written at the same index
+    if dx[1] is None and dx[3] is None:
+        return None
+    return A.table(y, (x[0], dx[1], x[2], dx[3], x[4]))
+
+
 # ---------------------------------------------------------------- the table
 
 def _a(iop, fop):
@@ -452,91 +634,144 @@ def _r1(fn, iv=_iv_full):
 
 
 ROWS = [
+    # d: (u+v)' = u' + v'
     PrimRow("+", 2, True, _arith(lambda a, b: a + b), interval=_iv_add,
-            **_a(lambda a, b: wrap(a + b), lambda a, b: a + b)),
+            **_a(lambda a, b: wrap(a + b), lambda a, b: a + b), jvp=_j_add),
+    # d: (u-v)' = u' - v'
     PrimRow("-", 2, True, _arith(lambda a, b: a - b), interval=_iv_sub,
-            **_a(lambda a, b: wrap(a - b), lambda a, b: a - b)),
+            **_a(lambda a, b: wrap(a - b), lambda a, b: a - b), jvp=_j_sub),
+    # d: (uv)' = u v' + u' v
     PrimRow("*", 2, True, _arith(lambda a, b: a * b), interval=_iv_mul,
-            **_a(lambda a, b: wrap(a * b), lambda a, b: a * b)),
-    PrimRow("/", 2, True, _div, ty="div", fimpl=fdiv, interval=_iv_div),
+            **_a(lambda a, b: wrap(a * b), lambda a, b: a * b), jvp=_j_mul),
+    # d: (u/v)' = (u' - (u/v) v')/v; seed: (u'v - v'u)/max(v², 1e-10)
+    PrimRow("/", 2, True, _div, ty="div", fimpl=fdiv, interval=_iv_div, jvp=_j_div, seed_jvp=_j_div_seed),
     # int `%` is C's remainder, real `%` is fmod (a constant `%` folds on ints: see _mod)
-    PrimRow("%", 2, True, _mod, interval=_iv_mod, **_a(irem, c_fmod)),
+    # d: fmod(u,v)' = u' - trunc(u/v) v' (int operands have no tangent)
+    PrimRow("%", 2, True, _mod, interval=_iv_mod, **_a(irem, c_fmod), jvp=_j_fmod),
     # `^`/`pow` with a constant exponent is rewritten by signals.prim (x*x*x, sqrt, ...)
+    # d: (u^v)' = v u^(v-1) u' + u^v ln(u) v' (a zero v' drops the ln term)
     PrimRow("^", 2, True, _pow, interval=_iv_full,
-            **_a(lambda a, b: f2i(c_pow(float(a), float(b))), c_pow)),
+            **_a(lambda a, b: f2i(c_pow(float(a), float(b))), c_pow), jvp=_j_pow),
+    # d: as ^
     PrimRow("pow", 2, True, _pow, interval=_iv_full,
-            **_a(lambda a, b: f2i(c_pow(float(a), float(b))), c_pow)),
+            **_a(lambda a, b: f2i(c_pow(float(a), float(b))), c_pow), jvp=_j_pow),
+    # d: comparisons are piecewise constant: 0
     PrimRow("<", 2, True, _cmp(lambda a, b: a < b), interval=_iv_const(0, 1),
-            **_cmp_rt(lambda a, b: int(a < b))),
+            **_cmp_rt(lambda a, b: int(a < b)), jvp=_j_zero),
+    # d: 0
     PrimRow("<=", 2, True, _cmp(lambda a, b: a <= b), interval=_iv_const(0, 1),
-            **_cmp_rt(lambda a, b: int(a <= b))),
+            **_cmp_rt(lambda a, b: int(a <= b)), jvp=_j_zero),
+    # d: 0
     PrimRow(">", 2, True, _cmp(lambda a, b: a > b), interval=_iv_const(0, 1),
-            **_cmp_rt(lambda a, b: int(a > b))),
+            **_cmp_rt(lambda a, b: int(a > b)), jvp=_j_zero),
+    # d: 0
     PrimRow(">=", 2, True, _cmp(lambda a, b: a >= b), interval=_iv_const(0, 1),
-            **_cmp_rt(lambda a, b: int(a >= b))),
+            **_cmp_rt(lambda a, b: int(a >= b)), jvp=_j_zero),
+    # d: 0
     PrimRow("==", 2, True, _cmp(lambda a, b: a == b), interval=_iv_const(0, 1),
-            **_cmp_rt(lambda a, b: int(a == b))),
+            **_cmp_rt(lambda a, b: int(a == b)), jvp=_j_zero),
+    # d: 0
     PrimRow("!=", 2, True, _cmp(lambda a, b: a != b), interval=_iv_const(0, 1),
-            **_cmp_rt(lambda a, b: int(a != b))),
+            **_cmp_rt(lambda a, b: int(a != b)), jvp=_j_zero),
+    # d: bitwise operators: int-valued, 0
     PrimRow("&", 2, True, _bit(lambda a, b: a & b), ty="bit", iimpl=lambda a, b: a & b,
-            interval=_iv_and),
+            interval=_iv_and, jvp=_j_zero),
+    # d: 0
     PrimRow("|", 2, True, _bit(lambda a, b: a | b), ty="bit", iimpl=lambda a, b: a | b,
-            interval=_iv_full),
+            interval=_iv_full, jvp=_j_zero),
+    # d: 0
     PrimRow("xor", 2, True, _bit(lambda a, b: a ^ b), ty="bit", iimpl=lambda a, b: a ^ b,
-            interval=_iv_full),
-    PrimRow("<<", 2, True, _shl, ty="bit", iimpl=_ishl, interval=_iv_full),
-    PrimRow(">>", 2, True, _shr, ty="bit", iimpl=_ishr, interval=_iv_full),
-    PrimRow("@", 2, True),
-    PrimRow("attach", 2, True, ty="first", fimpl=_first, interval=_iv_first),
+            interval=_iv_full, jvp=_j_zero),
+    # d: 0
+    PrimRow("<<", 2, True, _shl, ty="bit", iimpl=_ishl, interval=_iv_full, jvp=_j_zero),
+    # d: 0
+    PrimRow(">>", 2, True, _shr, ty="bit", iimpl=_ishr, interval=_iv_full, jvp=_j_zero),
+    # d: (u@d)' = u'@d (int(d) is piecewise constant); seed: u'@d - d'(y - y[n-1])
+    PrimRow("@", 2, True, jvp=_j_delay, seed_jvp=_j_delay_seed),
+    # d: attach(u, v)' = u'
+    PrimRow("attach", 2, True, ty="first", fimpl=_first, interval=_iv_first, jvp=_j_first),
     # enable/control: x when y != 0, else 0 (Faust also skips computing x; values agree)
+    # d: enable(u, v)' = enable(u', v)
     PrimRow("enable", 2, True, ty="first", fimpl=_enable,
-            interval=lambda a, b: iv_union(a, (0, 0))),
+            interval=lambda a, b: iv_union(a, (0, 0)), jvp=_j_enable),
+    # d: control(u, v)' = control(u', v)
     PrimRow("control", 2, True, ty="first", fimpl=_enable,
-            interval=lambda a, b: iv_union(a, (0, 0))),
-    PrimRow("prefix", 2),
-    PrimRow("mem", 1),
+            interval=lambda a, b: iv_union(a, (0, 0)), jvp=_j_enable),
+    # d: prefix(a, u)' = prefix(a', u')
+    PrimRow("prefix", 2, jvp=_j_prefix),
+    # d: (u')' = u'[n-1]
+    PrimRow("mem", 1, jvp=_j_mem),
+    # d: int is piecewise constant: 0; seed: u' s, s = ±1 at exact integers (sign of the step), else 0
     PrimRow("int", 1, False, lambda v, i: Int(c_int(v[0])), ty="cast_int", iimpl=f2i,
-            interval=_iv_int),
+            interval=_iv_int, jvp=_j_zero, seed_jvp=_j_int_seed),
+    # d: float(u)' = u'
     PrimRow("float", 1, False, lambda v, i: Real(float(v[0])), ty="cast_real", fimpl=float,
-            interval=_iv_first),
-    PrimRow("sin", 1, False, _real1(math.sin), **_r1(_safe1(math.sin), _iv_const(-1, 1))),
-    PrimRow("cos", 1, False, _real1(math.cos), **_r1(_safe1(math.cos), _iv_const(-1, 1))),
-    PrimRow("tan", 1, False, _real1(math.tan), **_r1(_safe1(math.tan))),
+            interval=_iv_first, jvp=_j_first),
+    # d: sin(u)' = u' cos u
+    PrimRow("sin", 1, False, _real1(math.sin), **_r1(_safe1(math.sin), _iv_const(-1, 1)), jvp=_j_sin),
+    # d: cos(u)' = -u' sin u
+    PrimRow("cos", 1, False, _real1(math.cos), **_r1(_safe1(math.cos), _iv_const(-1, 1)), jvp=_j_cos),
+    # d: tan(u)' = u'/cos²u; seed: u'/max(cos²u, 1e-10)
+    PrimRow("tan", 1, False, _real1(math.tan), **_r1(_safe1(math.tan)), jvp=_j_tan, seed_jvp=_j_tan_seed),
+    # d: asin(u)' = u'/sqrt(1-u²)
     PrimRow("asin", 1, False, _real1(math.asin),
-            **_r1(_safe1(math.asin), _iv_const(-math.pi / 2, math.pi / 2))),
+            **_r1(_safe1(math.asin), _iv_const(-math.pi / 2, math.pi / 2)), jvp=_j_asin),
+    # d: acos(u)' = -u'/sqrt(1-u²)
     PrimRow("acos", 1, False, _real1(math.acos),
-            **_r1(_safe1(math.acos), _iv_const(0, math.pi))),
+            **_r1(_safe1(math.acos), _iv_const(0, math.pi)), jvp=_j_acos),
+    # d: atan(u)' = u'/(1+u²)
     PrimRow("atan", 1, False, _real1(math.atan),
-            **_r1(math.atan, _iv_mono(math.atan))),
-    PrimRow("exp", 1, False, _real1(math.exp), **_r1(_safe1(math.exp), _iv_mono(math.exp))),
-    PrimRow("log", 1, False, _real1(_log), **_r1(_c_log(math.log), _iv_log(math.log))),
+            **_r1(math.atan, _iv_mono(math.atan)), jvp=_j_atan),
+    # d: exp(u)' = u' exp u
+    PrimRow("exp", 1, False, _real1(math.exp), **_r1(_safe1(math.exp), _iv_mono(math.exp)), jvp=_j_exp),
+    # d: log(u)' = u'/u
+    PrimRow("log", 1, False, _real1(_log), **_r1(_c_log(math.log), _iv_log(math.log)), jvp=_j_log),
+    # d: log10(u)' = u'/(u ln 10)
     PrimRow("log10", 1, False, _real1(_log10),
-            **_r1(_c_log(math.log10), _iv_log(math.log10))),
-    PrimRow("sqrt", 1, False, _real1(math.sqrt), **_r1(_safe1(math.sqrt), _iv_sqrt)),
+            **_r1(_c_log(math.log10), _iv_log(math.log10)), jvp=_j_log10),
+    # d: sqrt(u)' = u'/(2 sqrt u)
+    PrimRow("sqrt", 1, False, _real1(math.sqrt), **_r1(_safe1(math.sqrt), _iv_sqrt), jvp=_j_sqrt),
+    # d: abs(u)' = sign(u) u' (0 at u = 0)
     PrimRow("abs", 1, False, _same_type(abs), interval=_iv_abs,
-            **_a(lambda a: wrap(abs(a)), abs)),
-    PrimRow("floor", 1, False, _real1(math.floor), **_r1(c_floor, _iv_mono(c_floor))),
-    PrimRow("ceil", 1, False, _real1(math.ceil), **_r1(c_ceil, _iv_mono(c_ceil))),
-    PrimRow("rint", 1, False, _real1(c_rint), **_r1(c_rint_rt, _iv_mono(c_rint_rt))),
+            **_a(lambda a: wrap(abs(a)), abs), jvp=_j_abs),
+    # d: piecewise constant: 0
+    PrimRow("floor", 1, False, _real1(math.floor), **_r1(c_floor, _iv_mono(c_floor)), jvp=_j_zero),
+    # d: 0
+    PrimRow("ceil", 1, False, _real1(math.ceil), **_r1(c_ceil, _iv_mono(c_ceil)), jvp=_j_zero),
+    # d: 0
+    PrimRow("rint", 1, False, _real1(c_rint), **_r1(c_rint_rt, _iv_mono(c_rint_rt)), jvp=_j_zero),
+    # d: 0
     PrimRow("round", 1, False,
             _real1(lambda x: math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)),
-            **_r1(c_round, _iv_mono(c_round))),
-    PrimRow("min", 2, False, _same_type(min), interval=_iv_min, **_a(c_min, c_min)),
-    PrimRow("max", 2, False, _same_type(max), interval=_iv_max, **_a(c_max, c_max)),
-    PrimRow("fmod", 2, False, _real2(math.fmod), **_r1(c_fmod, _iv_pos_bound)),
+            **_r1(c_round, _iv_mono(c_round)), jvp=_j_zero),
+    # d: min(u,v)' = the partial of the selected operand (u on ties)
+    PrimRow("min", 2, False, _same_type(min), interval=_iv_min, **_a(c_min, c_min), jvp=_j_min),
+    # d: max(u,v)' = the partial of the selected operand (u on ties)
+    PrimRow("max", 2, False, _same_type(max), interval=_iv_max, **_a(c_max, c_max), jvp=_j_max),
+    # d: fmod(u,v)' = u' - trunc(u/v) v'
+    PrimRow("fmod", 2, False, _real2(math.fmod), **_r1(c_fmod, _iv_pos_bound), jvp=_j_fmod),
+    # d: remainder(u,v)' = u' - rint(u/v) v'
     PrimRow("remainder", 2, False, _real2(math.remainder),
-            **_r1(c_remainder, _iv_pos_bound)),
+            **_r1(c_remainder, _iv_pos_bound), jvp=_j_fmod),
+    # d: atan2(u,v)' = (u'v - u v')/(u²+v²)
     PrimRow("atan2", 2, False, _real2(math.atan2),
-            **_r1(math.atan2, _iv_const(-math.pi, math.pi))),
+            **_r1(math.atan2, _iv_const(-math.pi, math.pi)), jvp=_j_atan2),
     # select2 converts its selector with int(); select3 compares it as it is (§6.5)
-    PrimRow("select2", 3, ty="select2", fimpl=_sel2, interval=_iv_sel),
-    PrimRow("select3", 4, ty="select3", fimpl=_sel3, interval=_iv_sel),
-    PrimRow("rdtable", 3),
-    PrimRow("rwtable", 5),
+    # d: select2(s,a,b)' = select2(s,a',b') (s is piecewise constant)
+    PrimRow("select2", 3, ty="select2", fimpl=_sel2, interval=_iv_sel, jvp=_j_select2),
+    # d: select3(s,a,b,c)' = select3(s,a',b',c')
+    PrimRow("select3", 4, ty="select3", fimpl=_sel3, interval=_iv_sel, jvp=_j_select3),
+    # d: rdtable(n,t,i)' = rdtable(n,t',i)
+    PrimRow("rdtable", 3, jvp=_j_rdtable),
+    # d: rwtable(n,t,w,x,r)' = rwtable(n,t',w,x',r)
+    PrimRow("rwtable", 5, jvp=_j_rwtable),
+    # d: assertbounds(lo,hi,u)' = u'
     PrimRow("assertbounds", 3, ty="last", fimpl=lambda lo, hi, x: x,
-            interval=lambda lo, hi, x: x),
-    PrimRow("lowest", 1),
-    PrimRow("highest", 1),
+            interval=lambda lo, hi, x: x, jvp=_j_last),
+    # d: a compile-time constant: 0
+    PrimRow("lowest", 1, jvp=_j_zero),
+    # d: 0
+    PrimRow("highest", 1, jvp=_j_zero),
 ]
 
 PRIMITIVES: dict[str, PrimRow] = {r.name: r for r in ROWS}
@@ -744,6 +979,82 @@ FFUN_CODE: dict[str, str] = {
     "y0": "c_y0({0})", "y1": "c_y1({0})", "yn": "c_yn({0}, {1})",
     "arc4random": "c_arc4random()",
 }
+
+
+def _fj(fn):
+    """A unary foreign function's rule from its derivative f'(u, y): (f u)' = u' f'(u)."""
+    return lambda x, dx, y, A: A.mul(dx[0], fn(x[0], y, A))
+
+
+def _fj_hypot(x, dx, y, A):
+    # hypot(u, v)' = (u u' + v v') / hypot(u, v)
+    return A.div(A.add(A.mul(x[0], dx[0]), A.mul(x[1], dx[1])), y)
+
+
+def _fj_copysign(x, dx, y, A):
+    # copysign(u, v)' = u' sign(u) sign(y) (v only moves the sign: 0)
+    u = x[0]
+    su = A.p("-", A.p(">", u, A.c(0)), A.p("<", u, A.c(0)))
+    sy = A.p("-", A.p(">", y, A.c(0)), A.p("<", y, A.c(0)))
+    return A.mul(dx[0], A.p("*", su, sy))
+
+
+def _fj_fminmax(less_first: bool):
+    # fmin/fmax: the partial of the selected operand (the other one when it is NaN)
+    def rule(x, dx, y, A):
+        return A.select(A.p("==", y, x[0]), dx[1], dx[0])
+    return rule
+
+
+# Derivative rules of the foreign functions of FFUNS (same convention as `jvp`); functions
+# missing here (gamma functions, Bessel functions, ...) cannot be differentiated.
+FFUN_JVP: dict[str, Callable] = {
+    "tanh": _fj(lambda u, y, A: A.p("-", A.c(1.0), A.p("*", y, y))),          # 1 - tanh²u
+    "sinh": _fj(lambda u, y, A: _ff("cosh", u, A)),                             # cosh u
+    "cosh": _fj(lambda u, y, A: _ff("sinh", u, A)),                             # sinh u
+    "asinh": _fj(lambda u, y, A: A.p("/", A.c(1.0),
+                                     A.p("sqrt", A.p("+", A.p("*", u, u), A.c(1.0))))),
+    "acosh": _fj(lambda u, y, A: A.p("/", A.c(1.0),
+                                     A.p("sqrt", A.p("-", A.p("*", u, u), A.c(1.0))))),
+    "atanh": _fj(lambda u, y, A: A.p("/", A.c(1.0), A.p("-", A.c(1.0), A.p("*", u, u)))),
+    "exp2": _fj(lambda u, y, A: A.p("*", y, A.c(math.log(2.0)))),               # 2^u ln 2
+    "expm1": _fj(lambda u, y, A: A.p("+", y, A.c(1.0))),                         # e^u
+    "log2": _fj(lambda u, y, A: A.p("/", A.c(1.0), A.p("*", u, A.c(math.log(2.0))))),
+    "log1p": _fj(lambda u, y, A: A.p("/", A.c(1.0), A.p("+", u, A.c(1.0)))),
+    "cbrt": _fj(lambda u, y, A: A.p("/", A.c(1.0), A.p("*", A.c(3.0), A.p("*", y, y)))),
+    "fabs": _fj(lambda u, y, A: A.p("-", A.p(">", u, A.c(0)), A.p("<", u, A.c(0)))),
+    "sqrt": _fj(lambda u, y, A: A.p("/", A.c(0.5), y)),
+    "exp": _fj(lambda u, y, A: y),
+    "log": _fj(lambda u, y, A: A.p("/", A.c(1.0), u)),
+    "log10": _fj(lambda u, y, A: A.p("/", A.c(1.0), A.p("*", u, A.c(math.log(10.0))))),
+    "sin": _fj(lambda u, y, A: A.p("cos", u)),
+    "cos": _fj(lambda u, y, A: A.p("-", A.c(0), A.p("sin", u))),
+    "tan": _fj(lambda u, y, A: A.p("+", A.c(1.0), A.p("*", y, y))),
+    "asin": _fj(lambda u, y, A: A.p("/", A.c(1.0),
+                                    A.p("sqrt", A.p("-", A.c(1.0), A.p("*", u, u))))),
+    "acos": _fj(lambda u, y, A: A.p("/", A.c(-1.0),
+                                    A.p("sqrt", A.p("-", A.c(1.0), A.p("*", u, u))))),
+    "atan": _fj(lambda u, y, A: A.p("/", A.c(1.0), A.p("+", A.c(1.0), A.p("*", u, u)))),
+    "erf": _fj(lambda u, y, A: A.p("*", A.c(2.0 / math.sqrt(math.pi)),
+                                   A.p("exp", A.p("-", A.c(0), A.p("*", u, u))))),
+    "erfc": _fj(lambda u, y, A: A.p("*", A.c(-2.0 / math.sqrt(math.pi)),
+                                    A.p("exp", A.p("-", A.c(0), A.p("*", u, u))))),
+    "hypot": _fj_hypot, "copysign": _fj_copysign,
+    "fmin": _fj_fminmax(True), "fmax": _fj_fminmax(False),
+    "pow": lambda x, dx, y, A: _j_pow(x, dx, y, A),
+    "atan2": lambda x, dx, y, A: _j_atan2(x, dx, y, A),
+    "fmod": lambda x, dx, y, A: _j_fmod(x, dx, y, A),
+    "remainder": lambda x, dx, y, A: _j_fmod(x, dx, y, A),
+    # piecewise constant: 0
+    "floor": _j_zero, "ceil": _j_zero, "rint": _j_zero, "round": _j_zero,
+    "nearbyint": _j_zero, "trunc": _j_zero, "lround": _j_zero, "lrint": _j_zero,
+    "isnan": _j_zero, "isinf": _j_zero, "isfinite": _j_zero,
+}
+
+
+def _ff(name, u, A):
+    """A double foreign function of FFUNS applied to a signal (for the rules above)."""
+    return A.ffun(name, u)
 
 
 def ffun_name(name: str) -> str:

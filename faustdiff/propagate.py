@@ -262,11 +262,23 @@ def _fvar(ctx, box, inputs, scope):
         raise FaustError(e.message, box.span) from None
 
 
+def _dual(ctx, box, inputs, scope):
+    """`Dual(E, N, mode)`: E on the values, forward-mode AD on the partials (see `ad`)."""
+    from .ad import dual_outputs
+    try:
+        return dual_outputs(box, inputs, lambda b, xs: _prop(ctx, b, xs, scope))
+    except FaustError as e:
+        if e.span is not None:
+            raise
+        raise FaustError(e.message, box.span) from None
+
+
 _RULES = {
     B.Int: _num, B.Real: _num, B.Wire: _wire, B.Cut: _cut, B.Prim: _prim, B.Seq: _seq,
     B.Par: _par, B.Split: _split, B.Merge: _merge, B.Rec: _rec, B.Route: _route,
     B.Waveform: _waveform, B.UI: _ui, B.Bargraph: _bargraph, B.Group: _group,
     B.Slot: _slot, B.Symbolic: _symbolic, B.FFun: _ffun, B.FConst: _fconst, B.FVar: _fvar,
+    B.Dual: _dual,
 }
 
 assert all(name in PRIMITIVES for name in ("@", "mem", "prefix", "rdtable", "rwtable"))

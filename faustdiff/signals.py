@@ -39,6 +39,8 @@ Node kinds (op, args, attrs):
     fvar      ()                       (name,)           count (block size)
     recvar    ()                       (group, i)        group def i at t-1
     proj      (def_i,)                 (group, i)        group def i at t
+    placeholder ()                     (uid,)            AD only, never scheduled: see
+                                                         `placeholder` and `ad`
 `groups` is the tuple of enclosing UI groups as (kind, raw label), outermost first; labels
 are kept raw (metadata included: Faust sorts widgets by raw label), see `strip_metadata`.
 """
@@ -482,6 +484,39 @@ def needs_clamp(idx: Sig, size: int) -> bool:
     """Whether a table index may fall outside [0, size-1] (then Faust clamps it)."""
     lo, hi = idx.interval
     return not (lo >= 0 and hi <= size - 1)
+
+
+# ---------------------------------------------------------------- AD support
+
+def placeholder(like: Sig) -> Sig:
+    """A fresh leaf standing for `like` (same type, interval and rate) while a `Dual` box is
+    differentiated (see `ad`): the AD pass seeds tangents on it, then `ad.substitute` puts
+    `like` back. Placeholders never reach a schedule, interpreter or code generator."""
+    return _make("placeholder", (), (next(_UID),), like.type, like.interval, like.rate)
+
+
+def rebuild(s: Sig, args: tuple) -> Sig:
+    """The node `s` with other operands, through the constructors (so constants fold and
+    Faust's simplifications apply again). Not for recvar/proj (recursion is rebuilt by the
+    caller, group by group) nor leaves."""
+    op = s.op
+    if op == "prim":
+        return prim(s.name, *args)
+    if op == "delay":
+        return delay(*args)
+    if op == "prefix":
+        return prefix(*args)
+    if op == "bargraph":
+        kind, label, groups, lo, hi = s.attrs
+        return bargraph(kind, label, groups, lo, hi, args[0])
+    if op == "rdtable":
+        return rdtable(int_const(s.attrs[0]), *args)
+    if op == "rwtable":
+        return rwtable(int_const(s.attrs[0]), *args)
+    if op == "ffun":
+        name, rtype, argtypes = s.attrs
+        return ffun(name, rtype, argtypes, tuple(args))
+    raise TypeError(f"rebuild: cannot rebuild a {op!r} node")
 
 
 # ---------------------------------------------------------------- walking
