@@ -2,53 +2,20 @@
 
     parse -> evaluate -> arity check -> propagate -> Program
 
-Compilation runs in a worker thread with a large stack and a raised recursion limit, because
-the stages recurse over trees whose depth follows the program (a sum of 5,000 terms, a
-`seq` of 2,000 stages, deep compile-time recursion in libraries).
+Compilation runs under `deep.deep_call` (a big-stack worker thread): the stages recurse over
+trees whose depth follows the program.
 """
 from __future__ import annotations
 
 import os
-import sys
-import threading
 from typing import Callable, Iterable, Optional
 
 from . import boxes as B
+from .deep import deep_call
 from .errors import FaustError, Span
 
-STACK_BYTES = 512 * 1024 * 1024
-RECURSION_LIMIT = 200_000
-
-
-def run_deep(fn: Callable, *args, **kwargs):
-    """Run `fn` in a thread with a big stack; re-raise its exception here."""
-    result: dict = {}
-
-    def target():
-        old = sys.getrecursionlimit()
-        sys.setrecursionlimit(RECURSION_LIMIT)
-        try:
-            result["value"] = fn(*args, **kwargs)
-        except BaseException as e:  # re-raised in the caller's thread
-            result["error"] = e
-        finally:
-            sys.setrecursionlimit(old)
-
-    old_size = threading.stack_size()
-    threading.stack_size(STACK_BYTES)
-    try:
-        t = threading.Thread(target=target, name="faustdiff-compile")
-        t.start()
-    finally:
-        threading.stack_size(old_size)
-    t.join()
-    if "error" in result:
-        err = result["error"]
-        if isinstance(err, RecursionError):
-            raise FaustError("the program is nested too deeply to compile "
-                             "(recursion limit reached)") from None
-        raise err
-    return result["value"]
+# Kept under this name for callers of the API module.
+run_deep = deep_call
 
 
 def evaluate_source(text: str, filename: str = "<string>", include: Iterable = (),

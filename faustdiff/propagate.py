@@ -15,14 +15,13 @@ Invariants:
 """
 from __future__ import annotations
 
-import sys
-import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
 from . import boxes as B
 from . import signals as S
 from .arity import arity
+from .deep import deep_call
 from .errors import FaustError
 from .primitives import PRIMITIVES
 
@@ -78,38 +77,6 @@ def propagate(box: B.Box, inputs: Optional[list] = None, ctx: Optional[Context] 
 
 
 # ---------------------------------------------------------------- deep recursion guard
-
-_deep = threading.local()
-
-
-def deep_call(fn, *args):
-    """Run fn(*args) with room for very deep Python recursion (a thread with a 512 MiB stack
-    and a high recursion limit). Exceptions propagate; nested calls run directly."""
-    if getattr(_deep, "active", False):
-        return fn(*args)
-    out: dict = {}
-
-    def run():
-        _deep.active = True
-        try:
-            out["v"] = fn(*args)
-        except BaseException as e:  # re-raised in the caller's thread
-            out["e"] = e
-
-    old_limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old_limit, 400_000))
-    old_size = threading.stack_size(512 * 1024 * 1024)
-    try:
-        t = threading.Thread(target=run, name="faustdiff-deep")
-        t.start()
-    finally:
-        threading.stack_size(old_size)
-    t.join()
-    sys.setrecursionlimit(old_limit)
-    if "e" in out:
-        raise out["e"]
-    return out["v"]
-
 
 # ---------------------------------------------------------------- the algebra
 
