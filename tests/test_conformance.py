@@ -83,8 +83,6 @@ def cases(suite: str):
         if not dsp.with_suffix(".ref.csv").exists():
             continue
         marks = [needs_pipeline]
-        if suite == "diff":
-            marks.append(pytest.mark.xfail(strict=False, reason="diff.lib: issue 4"))
         params.append(pytest.param(load_case(dsp), id=f"{suite}/{dsp.stem}", marks=marks))
     return params
 
