@@ -15,6 +15,7 @@ Invariants:
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -105,17 +106,75 @@ def _cut(ctx, box, inputs, scope):
     return []
 
 
+# Where signals come from: node -> the box that first built it (a `Seq` for `x op y`), so
+# that run-time problems (`faustdiff run --check-finite`) can point at the source.
+ORIGIN: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+class _PrimError(FaustError):
+    """An error of a primitive, raised again by the enclosing `Seq` (`x op y`, `op(y)`) with
+    the span and text of the whole expression."""
+
+    def __init__(self, message, prim, span, original=None):
+        super().__init__(message, span)
+        self.prim, self.original = prim, original
+
+
+def _text(box: B.Box, depth: int = 0) -> str:
+    """`box` as written: `x op y` for an infix primitive applied to two operands."""
+    if (isinstance(box, B.Seq) and isinstance(box.a, B.Par) and isinstance(box.b, B.Prim)
+            and PRIMITIVES[box.b.name].infix and depth < 4):
+        return f"{_operand(box.a.a, depth)} {box.b.name} {_operand(box.a.b, depth)}"
+    return B.show(box)
+
+
+def _operand(box: B.Box, depth: int) -> str:
+    s = _text(box, depth + 1)
+    level, quoted = 0, False
+    for c in s:   # parenthesised when a space or comma shows at the top level
+        if c == '"':
+            quoted = not quoted
+        elif not quoted and c in "([{":
+            level += 1
+        elif not quoted and c in ")]}":
+            level -= 1
+        elif not quoted and level == 0 and c in " ," and not isinstance(box, (B.Int, B.Real)):
+            return f"({s})"
+    return s
+
+
 def _prim(ctx, box, inputs, scope):
+    if box.name in ("/", "%") and S.is_const(inputs[1], 0):
+        what = "division" if box.name == "/" else "%"
+        raise _PrimError(f"{what} by 0 in {S.show(inputs[0])} {box.name} {S.show(inputs[1])}",
+                         box, box.span)
     try:
-        return [S.prim(box.name, *inputs)]
+        out = S.prim(box.name, *inputs)
     except FaustError as e:
         if e.span is not None:
             raise
-        raise FaustError(e.message, box.span) from None
+        raise _PrimError(e.message, box, box.span, e) from None
+    ORIGIN.setdefault(out, box)
+    return [out]
 
 
 def _seq(ctx, box, inputs, scope):
-    return _prop(ctx, box.b, _prop(ctx, box.a, inputs, scope), scope)
+    mid = _prop(ctx, box.a, inputs, scope)
+    try:
+        outs = _prop(ctx, box.b, mid, scope)
+    except _PrimError as e:
+        if e.prim is not box.b or box.span is None:
+            raise
+        text = _text(box)
+        if e.message.startswith(("division by 0 in ", "% by 0 in ")):   # Faust's wording
+            raise FaustError(e.message.split(" in ", 1)[0] + " in " + text, box.span) from None
+        if isinstance(e.original, S.DelayError) and isinstance(box.a, B.Par):
+            amount = B.show(box.a.b)
+            raise FaustError(e.original.render(amount, text), box.span) from None
+        raise FaustError(e.message, box.span, text) from None
+    if isinstance(box.b, (B.Prim, B.FFun)) and len(outs) == 1 and ORIGIN.get(outs[0]) is box.b:
+        ORIGIN[outs[0]] = box
+    return outs
 
 
 def _par(ctx, box, inputs, scope):

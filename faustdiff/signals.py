@@ -59,6 +59,7 @@ from . import primitives as P
 
 K_CONST, K_INIT, K_BLOCK, K_SAMPLE = 0, 1, 2, 3
 INT_MAX = 2**31 - 1
+MAX_TABLE_SIZE = 1 << 24   # rdtable/rwtable sizes above this are refused (memory, init time)
 INF = math.inf
 
 
@@ -408,7 +409,55 @@ def delay(x: Sig, d: Sig) -> Sig:
     d = to_int(d)
     if is_const(d, 0) or is_const(x, 0):
         return x
+    check_delay(x, d)
     return _make("delay", (x, d), (), x.type, iv_union(x.interval, (0, 0)), K_SAMPLE)
+
+
+def check_delay(x: Sig, d: Sig) -> None:
+    """Faust's compile-time checks of a delay amount (faust-language.md §6.4), with our
+    intervals: no known upper bound, or surely negative values, is an error. A lower bound
+    below 0 is an error only when the interval is exact enough to trust (no recursion or
+    audio input feeds `d`); otherwise a negative amount is read as 0 at run time."""
+    lo, hi = d.interval
+    if not math.isfinite(hi) or hi >= INT_MAX:
+        raise DelayError(show(d), f"{show(x)} @ {show(d)}", lo, hi, unbounded=True)
+    if hi < 0 or (lo < 0 and not _depends_on(d, ("recvar", "input"))):
+        raise DelayError(show(d), f"{show(x)} @ {show(d)}", lo, hi, unbounded=False)
+
+
+class DelayError(FaustError):
+    """A delay amount without a known upper bound, or with possible negative values."""
+
+    def __init__(self, amount: str, expr: str, lo, hi, unbounded: bool):
+        self.lo, self.hi, self.unbounded = lo, hi, unbounded
+        super().__init__(self.render(amount, expr))
+
+    def render(self, amount: str, expr: str) -> str:
+        """The message with the delay amount and the delay expression shown as `amount`, `expr`."""
+        if self.unbounded:
+            return (f"can't compute the min and max values of {amount} used in delay "
+                    f"expression {expr} (probably a recursive signal or an input; bound it, "
+                    f"e.g. with min(N, max(0, d)))")
+        return (f"possible negative values of {amount} used in delay expression {expr} "
+                f"(its range is [{_num(self.lo)}, {_num(self.hi)}])")
+
+
+def _num(v) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def _depends_on(s: Sig, ops: tuple) -> bool:
+    """Whether a node of kind `ops` is among `s` and its operands (tables included)."""
+    seen, stack = set(), [s]
+    while stack:
+        n = stack.pop()
+        if n.op in ops:
+            return True
+        for a in n.args:
+            if id(a) not in seen:
+                seen.add(id(a))
+                stack.append(a)
+    return False
 
 
 def mem(x: Sig) -> Sig:
@@ -427,6 +476,9 @@ def _table_size(size: Sig, what: str) -> int:
     n = f2i(size.value) if size.type == "real" else size.value
     if n <= 0:
         raise FaustError(f"the size of {what} must be positive, not {n}")
+    if n > MAX_TABLE_SIZE:
+        raise FaustError(f"the size of {what} ({n}) exceeds the limit of {MAX_TABLE_SIZE} "
+                         f"elements")
     return n
 
 
