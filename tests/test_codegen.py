@@ -1,0 +1,571 @@
+"""The Numba code generator (schedule, codegen, runtime, cache) against the interpreter.
+
+* every conformance program: generated code == interpreter, bit for bit (outputs and
+  bargraphs), and == the Faust references (compare-csv);
+* the hand-built boxes of test_interp (every primitive, foreign functions, delays, tables...)
+  through `Program(backend="numba")`: == interpreter, bit for bit;
+* block-size invariance (any partition into `compute` calls, and `render(n, block)`);
+* the disk cache: hit, miss, library changes, corruption (module, manifest, Numba's files),
+  concurrent writers;
+* `faustdiff compile -o` modules imported in a fresh process (the .dsp gone), `--emit`,
+  FAUSTDIFF_EMIT;
+* random programs (Hypothesis, Faust source from a small grammar): numba == interpreter.
+
+JIT time adds up, so compiled programs are shared through session fixtures and the disk
+cache (tests/conftest.py points FAUSTDIFF_CACHE_DIR at .pytest_cache); random programs
+put several expressions in one program.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import faustdiff
+from faustdiff import audio_io
+from faustdiff.errors import FaustError
+
+from conftest import CONFORMANCE, needs_pipeline
+
+pytestmark = needs_pipeline
+
+FAUST_DIR = CONFORMANCE / "faust"
+PKG_PARENT = str(Path(faustdiff.__file__).resolve().parent.parent)
+
+
+def _same(a, b) -> bool:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and bool(np.all((a == b) | (np.isnan(a) & np.isnan(b))))
+
+
+def _first_diff(a, b) -> str:
+    a, b = np.asarray(a), np.asarray(b)
+    bad = np.argwhere(~((a == b) | (np.isnan(a) & np.isnan(b))))
+    if not len(bad):
+        return "shapes differ"
+    k = tuple(bad[0])
+    return f"first difference at {k}: {a[k]!r} != {b[k]!r} ({len(bad)} values differ)"
+
+
+def _traces(prog) -> list:
+    """Bargraph traces in label order (a repeated label: its list, in order)."""
+    out = []
+    seen: dict = {}
+    for label in prog.bargraph_labels:
+        v = prog.bargraphs[label]
+        k = seen.get(label, 0)
+        seen[label] = k + 1
+        out.append(np.asarray(v[k] if isinstance(v, list) else v))
+    return out
+
+
+# ---------------------------------------------------------------- shared compiled programs
+
+@pytest.fixture(scope="session")
+def programs():
+    """``programs(dsp, backend)``: a compiled program, once per session, reset to its
+    initial state and default controls on every call."""
+    cache: dict = {}
+
+    def get(dsp: Path, backend: str = "numba"):
+        key = (str(dsp), backend)
+        if key not in cache:
+            prog = faustdiff.compile_file(str(dsp), sample_rate=44100, backend=backend)
+            cache[key] = (prog, dict(prog.params))
+        prog, defaults = cache[key]
+        prog.reset()
+        for label, value in defaults.items():
+            prog.set_param(label, value)
+        return prog
+    return get
+
+
+# ---------------------------------------------------------------- conformance programs
+
+def _conformance_cases():
+    from test_conformance import FAUST_CASES, LOCAL_CASES
+    return [pytest.param(p.values[0], id=p.id) for p in FAUST_CASES + LOCAL_CASES]
+
+
+def _run_case(prog, case):
+    for label, value in case.settings:
+        prog.set_param(label, value)
+    inputs = None
+    if case.input is not None:
+        inputs, _ = audio_io.read_input(case.input)
+        inputs = inputs[:, :case.samples]
+    return prog.compute(inputs, case.samples), _traces(prog)
+
+
+@pytest.mark.parametrize("case", _conformance_cases())
+def test_conformance_numba_equals_interpreter(case, programs, tmp_path):
+    fast = programs(case.dsp, "numba")
+    slow = programs(case.dsp, "interp")
+    assert type(fast).__name__ == "FaustProgram"
+    assert (fast.num_inputs, fast.num_outputs, fast.bargraph_labels, fast.params) == \
+        (slow.num_inputs, slow.num_outputs, slow.bargraph_labels, slow.params)
+    y, bars = _run_case(fast, case)
+    y_ref, bars_ref = _run_case(slow, case)
+    assert _same(y, y_ref), _first_diff(y, y_ref)
+    for label, a, b in zip(fast.bargraph_labels, bars, bars_ref):
+        assert _same(a, b), f"bargraph {label}: {_first_diff(a, b)}"
+    out = tmp_path / "out.csv"
+    audio_io.write_output(out, y, list(zip(fast.bargraph_labels, bars)))
+    assert case.compare(out) == "ok"
+
+
+# ---------------------------------------------------------------- hand-built boxes (test_interp)
+
+def _interp_cases():
+    from test_interp import CASES
+    return sorted(CASES)
+
+
+@pytest.fixture(scope="session")
+def box_programs():
+    from faustdiff.program import Program
+    from test_interp import CASES
+    made: dict = {}
+
+    def get(name, backend):
+        if (name, backend) not in made:
+            box = CASES[name][1]
+            made[(name, backend)] = Program.from_box(box, name=name, backend=backend)
+        prog = made[(name, backend)]
+        prog.reset()
+        return prog
+    return get
+
+
+def _render_box(prog, name, blocks):
+    from test_interp import CASES, INPUTS
+    for k, v in CASES[name][3].items():
+        prog.set_param(k, v)
+    x = INPUTS[CASES[name][2]]()
+    outs, traces = [], []
+    start = 0
+    for m in blocks(x.shape[1]):
+        outs.append(prog.compute(x[:, start:start + m] if prog.num_inputs else None, m))
+        traces.append(_traces(prog))
+        start += m
+    return np.concatenate(outs, axis=1), [np.concatenate(t) for t in zip(*traces)] \
+        if traces and traces[0] else []
+
+
+@pytest.mark.parametrize("name", _interp_cases())
+def test_hand_built_boxes_numba_equals_interpreter(name, box_programs):
+    def one(n):
+        return [1] * n if name == "foreign" else [n]   # `count` is the block size
+    y, bars = _render_box(box_programs(name, "numba"), name, one)
+    y_ref, bars_ref = _render_box(box_programs(name, "interp"), name, one)
+    assert _same(y, y_ref), _first_diff(y, y_ref)
+    for a, b in zip(bars, bars_ref):
+        assert _same(a, b), _first_diff(a, b)
+
+
+def test_huge_delay_keeps_the_whole_history():
+    # a bound above 2**22 samples: the whole history (grown by the runtime), as interp does
+    from faustdiff import signals as S
+    from faustdiff.program import Program
+    d = S.prim("min", S.prim("max", S.input_(1), S.real_const(0.0)), S.real_const(5e6))
+    sig = S.delay(S.input_(0), S.to_int(d))
+    prog = Program([sig], 2, backend="numba")
+    from faustdiff import schedule
+    assert schedule.plan([sig], (), 2).main.lines[id(S.input_(0))].kind == "history"
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(3000)
+    d = rng.integers(0, 2500, 3000).astype(float)
+    y = np.concatenate([prog.compute(np.array([x[s:s + 700], d[s:s + 700]]))[0]
+                        for s in range(0, 3000, 700)])
+    expected = [x[t - int(d[t])] if t - int(d[t]) >= 0 else 0.0 for t in range(3000)]
+    assert y.tolist() == expected
+
+
+# ---------------------------------------------------------------- blocks
+
+BLOCK_CASES = ["05_prime_mem_delay", "07_recursion_multi", "11_int_overflow_noise",
+               "20_bargraph_attach", "21_stdlib_osc", "24_rdtable", "25_rwtable", "26_waveform",
+               "27_variable_delay", "28_nested_rec_filter", "36_seed_gain_dc_learn"]
+
+
+@pytest.mark.parametrize("name", BLOCK_CASES)
+def test_block_size_invariance(name, programs):
+    dsp = FAUST_DIR / f"{name}.dsp"
+    prog = programs(dsp)
+    n = 1500
+    x = np.random.default_rng(7).standard_normal((prog.num_inputs, n))
+    whole = prog.compute(x if prog.num_inputs else None, n)
+    whole_bars = _traces(prog)
+    rng = np.random.default_rng(abs(hash(name)) % 1000)
+    for trial in range(3):
+        prog.reset()
+        cuts = sorted(set(rng.integers(0, n, size=trial * 7 + 3).tolist()) | {0, n})
+        parts, bars = [], []
+        for a, b in zip(cuts, cuts[1:]):
+            parts.append(prog.compute(x[:, a:b] if prog.num_inputs else None, b - a))
+            bars.append(_traces(prog))
+        assert _same(np.concatenate(parts, axis=1), whole)
+        for k, tr in enumerate(zip(*bars)):
+            assert _same(np.concatenate(tr), whole_bars[k])
+    for block in (1, 64, 256, 999):
+        prog.reset()
+        y = prog.render(n, block, x if prog.num_inputs else None)
+        assert _same(y, whole)
+        for a, b in zip(_traces(prog), whole_bars):
+            assert _same(a, b)
+
+
+def test_block_size_is_count(tmp_path, programs):
+    dsp = tmp_path / "bs.dsp"
+    dsp.write_text('import("stdfaust.lib");\nprocess = ma.BS, fvariable(int count, <math.h>);\n')
+    prog = programs(dsp)
+    y = prog.render(10, 4)
+    assert y.tolist() == [[4, 4, 4, 4, 4, 4, 4, 4, 2, 2]] * 2
+    assert prog.compute(n=3).tolist() == [[3.0] * 3] * 2
+
+
+def test_state_persists_and_reset_restarts(programs):
+    prog = programs(FAUST_DIR / "11_int_overflow_noise.dsp")
+    a = prog.compute(n=50)
+    b = prog.compute(n=50)
+    prog.reset()
+    assert _same(prog.compute(n=100), np.concatenate([a, b], axis=1))
+
+
+def test_program_api_errors(programs):
+    prog = programs(FAUST_DIR / "36_seed_gain_dc_learn.dsp")
+    with pytest.raises(FaustError) as e:
+        prog.set_param("nope", 1)
+    assert "unknown parameter 'nope'" in str(e.value)
+    with pytest.raises(ValueError):
+        prog.compute()
+    prog1 = programs(FAUST_DIR / "06_recursion_basic.dsp")
+    with pytest.raises(ValueError):
+        prog1.compute(np.zeros((2, 5)))
+    assert prog1.compute(np.ones(4)).shape == (prog1.num_outputs, 4)
+    assert prog1.compute(np.ones((1, 10)), 4).shape == (prog1.num_outputs, 4)
+    assert prog1.compute(np.ones((1, 10))[:, ::2]).shape == (prog1.num_outputs, 5)
+    assert prog1.compute(None, 0).shape == (prog1.num_outputs, 0)
+
+
+def test_int_remainder_by_zero_is_an_error(tmp_path):
+    dsp = tmp_path / "rem0.dsp"
+    dsp.write_text("process = int(_) % int(_);\n")
+    for backend in ("numba", "interp"):
+        prog = faustdiff.compile_file(str(dsp), backend=backend)
+        with pytest.raises(FaustError, match="remainder by zero"):
+            prog.compute(np.array([[5.0, 6.0], [2.0, 0.0]]))
+
+
+# ---------------------------------------------------------------- the disk cache
+
+SIMPLE = 'import("lib1.lib");\nprocess = _ * k : + ~ *(0.5);\n'
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    monkeypatch.setenv("FAUSTDIFF_CACHE_DIR", str(d))
+    from faustdiff import cache
+    monkeypatch.setattr(cache, "_loaded", {})
+    return d
+
+
+def _simple(tmp_path, k="0.25"):
+    (tmp_path / "lib1.lib").write_text(f"k = {k};\n")
+    dsp = tmp_path / "simple.dsp"
+    dsp.write_text(SIMPLE)
+    return dsp
+
+
+def test_cache_hit_skips_the_front_end(tmp_path, fresh_cache, monkeypatch):
+    from faustdiff import cache
+    dsp = _simple(tmp_path)
+    first = faustdiff.compile_file(str(dsp))
+    assert list(fresh_cache.glob("fd_*.py")) and list(fresh_cache.glob("m_*.json"))
+
+    def boom(*a, **k):
+        raise AssertionError("the front end ran on a cache hit")
+    monkeypatch.setattr(cache, "build", boom)
+    monkeypatch.setattr(cache, "_loaded", {})
+    second = faustdiff.compile_file(str(dsp))
+    x = np.arange(8.0)[None, :]
+    assert _same(first.compute(x), second.compute(x))
+    assert first is not second
+
+
+def test_cache_keys(tmp_path, fresh_cache):
+    dsp = _simple(tmp_path)
+    a = faustdiff.compile_file(str(dsp))
+    b = faustdiff.compile_file(str(dsp), sample_rate=48000)
+    assert (a.sample_rate, b.sample_rate) == (44100, 48000)
+    assert len(list(fresh_cache.glob("fd_*.py"))) == 2
+    # a changed library is a miss (and the new value is used)
+    (tmp_path / "lib1.lib").write_text("k = 2.0;\n")
+    c = faustdiff.compile_file(str(dsp))
+    assert c.compute(np.ones((1, 1)))[0, 0] == 2.0
+    # a new file shadowing a library is a miss too
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    dsp2 = sub / "p.dsp"
+    dsp2.write_text(SIMPLE)
+    d = faustdiff.compile_file(str(dsp2), include=[str(tmp_path)])
+    assert d.compute(np.ones((1, 1)))[0, 0] == 2.0
+    (sub / "lib1.lib").write_text("k = 4.0;\n")
+    e = faustdiff.compile_file(str(dsp2), include=[str(tmp_path)])
+    assert e.compute(np.ones((1, 1)))[0, 0] == 4.0
+
+
+@pytest.mark.parametrize("damage", ["module", "truncate", "manifest", "manifest-module", "key"])
+def test_a_damaged_entry_is_rebuilt(tmp_path, fresh_cache, damage, monkeypatch):
+    from faustdiff import cache
+    dsp = _simple(tmp_path)
+    ref = faustdiff.compile_file(str(dsp)).compute(np.ones((1, 4)))
+    module = next(fresh_cache.glob("fd_*.py"))
+    manifest = next(fresh_cache.glob("m_*.json"))
+    if damage == "module":
+        module.write_text(module.read_text().replace("0.25", "0.75"))
+    elif damage == "truncate":
+        module.write_bytes(module.read_bytes()[:200])
+    elif damage == "manifest":
+        manifest.write_text("{not json")
+    elif damage == "manifest-module":
+        m = json.loads(manifest.read_text())
+        m["module"] = "fd_elsewhere.py"
+        manifest.write_text(json.dumps(m))
+    else:   # a valid module for another key under this name
+        text = module.read_text().replace(" key=", " key=0")
+        module.write_text(cache.seal(text.rpartition(cache._CHECK)[0]))
+    monkeypatch.setattr(cache, "_loaded", {})
+    again = faustdiff.compile_file(str(dsp))
+    assert _same(again.compute(np.ones((1, 4))), ref)
+    assert cache.verify(next(fresh_cache.glob("fd_*.py")))
+
+
+def _subprocess_render(dsp: Path, cache_dir: Path) -> list:
+    code = textwrap.dedent(f"""
+        import sys, json
+        sys.path.insert(0, {PKG_PARENT!r})
+        import numpy as np, faustdiff
+        p = faustdiff.compile_file({str(dsp)!r})
+        print(json.dumps(p.compute(np.ones((1, 6))).tolist()))
+    """)
+    env = dict(os.environ, FAUSTDIFF_CACHE_DIR=str(cache_dir))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_damaged_numba_cache_files_are_rebuilt(tmp_path, fresh_cache):
+    dsp = _simple(tmp_path)
+    ref = _subprocess_render(dsp, fresh_cache)
+    files = list((fresh_cache / "__pycache__").glob("fd_*"))
+    assert any(f.suffix == ".nbi" for f in files) and any(f.suffix == ".nbc" for f in files)
+    for f in files:
+        f.write_bytes(b"garbage" * 10)
+    assert _subprocess_render(dsp, fresh_cache) == ref
+    assert _subprocess_render(dsp, fresh_cache) == ref
+
+
+def test_concurrent_compiles_share_the_cache(tmp_path, fresh_cache):
+    dsp = _simple(tmp_path)
+    code = textwrap.dedent(f"""
+        import sys, json
+        sys.path.insert(0, {PKG_PARENT!r})
+        import numpy as np, faustdiff
+        p = faustdiff.compile_file({str(dsp)!r})
+        print(json.dumps(p.compute(np.ones((1, 6))).tolist()))
+    """)
+    env = dict(os.environ, FAUSTDIFF_CACHE_DIR=str(fresh_cache))
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        results.append(out.strip().splitlines()[-1])
+    assert len(set(results)) == 1
+    from faustdiff import cache
+    modules = list(fresh_cache.glob("fd_*.py"))
+    assert len(modules) == 1 and cache.verify(modules[0])
+    assert not list(fresh_cache.glob(".*.tmp"))
+
+
+def test_cache_location(monkeypatch, tmp_path):
+    from faustdiff.cache import cache_dir
+    monkeypatch.delenv("FAUSTDIFF_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "faustdiff"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "faustdiff"
+    monkeypatch.setenv("FAUSTDIFF_CACHE_DIR", str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine"
+
+
+# ---------------------------------------------------------------- generated modules
+
+def test_compile_writes_an_importable_module(tmp_path, cli, programs):
+    src = FAUST_DIR / "36_seed_gain_dc_learn.dsp"
+    dsp = tmp_path / "learn.dsp"
+    dsp.write_text(src.read_text())
+    out = tmp_path / "learn_dsp.py"
+    r = cli("compile", str(dsp), "-o", str(out))
+    assert r.exit_code == 0, r.stderr
+    text = out.read_text()
+    assert "@njit(cache=True, fastmath=False" in text and "class FaustProgram" in text
+    dsp.unlink()                      # the module must not need the Faust source
+    code = textwrap.dedent(f"""
+        import sys, json
+        sys.path.insert(0, {PKG_PARENT!r})
+        sys.path.insert(0, {str(tmp_path)!r})
+        import learn_dsp
+        p = learn_dsp.program
+        p.set_param("gain", 0.25)
+        y = p.compute(n=300)
+        print(json.dumps([p.num_inputs, p.num_outputs, p.bargraph_labels, p.params,
+                          y.tolist(), p.bargraphs["loss"].tolist()]))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=300, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    nin, nout, labels, params, y, loss = json.loads(r.stdout.strip().splitlines()[-1])
+    ref = programs(src, "interp")
+    ref.set_param("gain", 0.25)
+    y_ref = ref.compute(n=300)
+    assert (nin, nout, labels, params) == (ref.num_inputs, ref.num_outputs,
+                                           ref.bargraph_labels, ref.params)
+    assert _same(np.array(y), y_ref) and _same(np.array(loss), ref.bargraphs["loss"])
+    assert (tmp_path / "__pycache__").is_dir()   # Numba cached the kernels beside it
+
+
+def test_run_emit_and_env_emit(tmp_path, cli, monkeypatch, capfd):
+    dsp = tmp_path / "e.dsp"
+    dsp.write_text("process = _ : + ~ *(0.5);\n")
+    r = cli("run", str(dsp), "--emit")
+    assert r.exit_code == 0 and "def _k0(" in r.stdout and "class FaustProgram" in r.stdout
+    monkeypatch.setenv("FAUSTDIFF_EMIT", "1")
+    from faustdiff import cache
+    monkeypatch.setattr(cache, "_loaded", {})
+    faustdiff.compile_file(str(dsp))
+    assert "def _k0(" in capfd.readouterr().err
+
+
+def test_generated_code_is_readable_and_folded(tmp_path):
+    from faustdiff.cache import module_source
+    text = module_source('import("stdfaust.lib");\n'
+                         'process = _ * hslider("g", 1, 0, 2, 0.1) : @(3) : fi.lowpass(1, 1000)'
+                         ' : fi.lowpass(1, hslider("fc", 100, 10, 1000, 1)) : _ @ 2000;\n',
+                         str(tmp_path / "x.dsp"))
+    kernel = text[text.index("def _k0("):text.index("class FaustProgram")]
+    loop = kernel[kernel.index("for i in range"):]
+    assert "ctl[0]" in kernel and "ctl[0]" not in loop          # hoisted control
+    assert kernel.count("tan(") == 1 and "tan(" not in loop      # one folded, one hoisted
+    assert "(t - 2000) & 2047" in loop                          # ring buffer
+    assert "# x[t-3] of a delay line" in kernel                 # shift register
+    compile(text, "x.py", "exec")
+
+
+# ---------------------------------------------------------------- random programs
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+REALS = ["0.5", "-2.5", "3.0", "1e-3", "1e10", "-7.25", "0.1", "100.0", "2147483647.0"]
+INTS = ["0", "1", "2", "3", "7", "-5", "16", "31", "33", "1103515245", "2147483647", "-2147483648"]
+UNARY = ["sin", "cos", "tan", "atan", "exp", "log", "log10", "sqrt", "abs", "floor", "ceil",
+         "rint", "round", "int", "float", "asin", "acos"]
+BINOPS = ["+", "-", "*", "/", "%", "<", ">", "<=", ">=", "==", "!=", "&", "|", "xor", "<<",
+          ">>", "^"]
+BINFUN = ["min", "max", "pow", "fmod", "remainder", "atan2"]
+
+
+@st.composite
+def faust_expr(draw, depth=0, audio=True):
+    """A one-output Faust expression of the input `x` (a random well-formed program);
+    without `audio`, no input (table init signals run in a context without inputs)."""
+    if depth >= 4 or draw(st.integers(0, 9)) < 2 + depth:
+        kind = draw(st.integers(0, 5 if audio else 3))
+        if kind == 0:
+            return draw(st.sampled_from(INTS))
+        if kind == 1:
+            return draw(st.sampled_from(REALS))
+        if kind == 2:
+            k = draw(st.integers(0, 2))
+            return f'hslider("s{k}", {0.5 * k}, -1, 3, 0.1)'
+        if kind == 3:
+            return "(+(1) ~ _)"
+        return "x"
+    sub = lambda: draw(faust_expr(depth + 1, audio))   # noqa: E731
+    kind = draw(st.integers(0, 13))
+    if kind <= 2:
+        return f"({sub()} {draw(st.sampled_from(BINOPS))} {sub()})"
+    if kind == 3:
+        return f"{draw(st.sampled_from(BINFUN))}({sub()}, {sub()})"
+    if kind == 4:
+        return f"{draw(st.sampled_from(UNARY))}({sub()})"
+    if kind == 5:
+        return f"({sub()})'"
+    if kind == 6:
+        d = draw(st.sampled_from(["0", "1", "3", "5", "17", "1000", "2.6"]))
+        return f"({sub()} @ {d})"
+    if kind == 7:
+        return f"({sub()} @ (int(abs({sub()})) % {draw(st.sampled_from(['7', '64', '300']))}))"
+    if kind == 8:
+        return f"({sub()} : + ~ *({draw(st.sampled_from(['0.5', '-0.9', '1']))}))"
+    if kind == 9:
+        return f"select2({sub()}, {sub()}, {sub()})"
+    if kind == 10:
+        return f"select3({sub()}, {sub()}, {sub()}, {sub()})"
+    if kind == 11:
+        return f"prefix({sub()}, {sub()})"
+    if kind == 12:
+        return f"rdtable(waveform{{1.5, -2, 0.25, 7}}, int({sub()}))"
+    init = draw(faust_expr(depth + 1, False))
+    return f"rwtable(8, {init}, int({sub()}), {sub()}, int({sub()}))"
+
+
+def _outcome(prog, x, settings):
+    for k, v in settings.items():
+        prog.set_param(k, v)
+    try:
+        with np.errstate(all="ignore"):
+            a = prog.compute(x, 70)
+            b = prog.compute(x[:, 70:], 130)
+    except FaustError as e:
+        return ("error", str(e))
+    return ("ok", np.concatenate([a, b], axis=1))
+
+
+@hypothesis.settings(max_examples=int(os.environ.get("FAUSTDIFF_RANDOM_EXAMPLES", "12")),
+                     deadline=None, derandomize=True,
+                     suppress_health_check=list(hypothesis.HealthCheck))
+@hypothesis.given(exprs=st.lists(faust_expr(), min_size=4, max_size=8),
+                  settings=st.dictionaries(st.sampled_from(["s0", "s1", "s2"]),
+                                           st.sampled_from([-7.0, 0.0, 0.3, 2.0, 1e9])))
+def test_random_programs_numba_equals_interpreter(exprs, settings):
+    defs = "".join(f"f{k}(x) = {e};\n" for k, e in enumerate(exprs))
+    text = defs + "process = _ <: " + ", ".join(f"f{k}" for k in range(len(exprs))) + ";\n"
+    try:
+        slow = faustdiff.compile_source(text, "<random>", backend="interp")
+    except FaustError:
+        hypothesis.assume(False)
+    fast = faustdiff.compile_source(text, "<random>")
+    settings = {k: v for k, v in settings.items() if k in slow.params}
+    specials = [0.0, -0.0, 1.0, -1.0, 0.5, 2.5, -2.5, 1e10, -3e9, np.nan, np.inf, -np.inf,
+                7.0, 1e-300, 65537.0, -0.75]
+    rng = np.random.default_rng(len(text))
+    x = np.concatenate([specials, rng.standard_normal(184) * 4]).reshape(1, 200)
+    got, ref = _outcome(fast, x, settings), _outcome(slow, x, settings)
+    assert got[0] == ref[0], (text, got, ref)
+    if got[0] == "ok":
+        assert _same(got[1], ref[1]), text + "\n" + _first_diff(got[1], ref[1])
+    else:
+        assert got[1] == ref[1]
