@@ -2,6 +2,7 @@
 
     faustdiff run FILE.dsp [--input KIND|FILE] [--samples N] [--sr RATE] [--set LABEL=VALUE]...
                            [-I DIR]... [-o OUT] [--wav-bits 32|64] [--emit]
+                           [--backend numba|interp]
     faustdiff compile FILE.dsp [-o MODULE.py] [--sr RATE] [-I DIR]...
     faustdiff --version
 
@@ -32,6 +33,9 @@ class _Main(click.Group):
     """The command group, with our exit-status and error-message policy."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if args is None and standalone_mode:   # the real command line: a process of ours
+            from . import cache
+            cache.LEAN = True
         try:
             rv = super().main(args, prog_name or "faustdiff", complete_var,
                               standalone_mode=False, **extra)
@@ -142,7 +146,10 @@ def _module_source(file: str, sr: int, include: tuple[str, ...]) -> str:
               help="Sample format of a .wav output (IEEE float).")
 @click.option("--emit", is_flag=True,
               help="Print the generated Python code instead of rendering.")
-def run(file, input_, samples, sr, settings, include, output, wav_bits, emit):
+@click.option("--backend", type=click.Choice(["numba", "interp"]), default=None,
+              help="numba: generated code, cached on disk (the default); interp: the "
+                   "reference interpreter (slow).")
+def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, backend):
     """Compile FILE.dsp and render it."""
     # Everything the user typed is checked before the (slow) compilation.
     if samples is not None and samples < 0:
@@ -171,7 +178,8 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit):
                        f"{sr} Hz (no resampling)", err=True)
     sr = sr or DEFAULT_SR
 
-    program = _api().compile_file(file, sample_rate=sr, include=tuple(include))
+    more = {"backend": backend} if backend else {}
+    program = _api().compile_file(file, sample_rate=sr, include=tuple(include), **more)
     params = program.params
     for label, value in values:
         if label not in params:
