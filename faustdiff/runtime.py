@@ -80,6 +80,10 @@ class CompiledProgram:
         self._ctl = np.array([c[2] for c in self.CONTROLS], dtype=np.float64)
         self._ctl0 = self._ctl.copy()
         self._state = KernelState(self.STATES[0])
+        self._none = np.zeros((0, 0))
+        self._nbars = len(self.bargraph_labels)
+        self._unique_bars = len(set(self.bargraph_labels)) == self._nbars
+        self._history = bool(self.STATES[0][4] or self.STATES[0][5])
         self.bargraphs: dict = {}
         self.reset()
 
@@ -153,7 +157,9 @@ class CompiledProgram:
         if inputs is None:
             if n is None:
                 raise ValueError("compute: give inputs or n")
-            return np.zeros((self.num_inputs, 0 if not self.num_inputs else n)), n
+            if not self.num_inputs:
+                return self._none, n
+            return np.zeros((self.num_inputs, n)), n
         inputs = np.asarray(inputs, dtype=np.float64)
         if inputs.ndim == 1 and self.num_inputs == 1:
             inputs = inputs[None, :]
@@ -185,19 +191,25 @@ class CompiledProgram:
         ins, n = self._inputs(inputs, n)
         n = int(n)
         outs = np.empty((self.num_outputs, n))
-        bars = np.empty((len(self.bargraph_labels), n))
+        bars = np.empty((self._nbars, n)) if self._nbars else self._none
         if n > 0:
             st = self._state
-            if st.hi.shape[0] or st.hf.shape[0]:
+            if self._history:
                 st.reserve(n)
-            self._run(self.kernel, block or n, 0, n, ins, outs, bars, self._ctl,
-                      st.iv, st.fv, st.di, st.df, st.hi, st.hf)
-        traces: dict = {}
-        for label, trace in zip(self.bargraph_labels, bars):
-            if label in traces:
-                prev = traces[label]
-                traces[label] = (prev if isinstance(prev, list) else [prev]) + [trace]
-            else:
-                traces[label] = trace
-        self.bargraphs = traces
+            try:
+                self.KERNELS[0](block or n, 0, n, ins, outs, bars, self._ctl,
+                                st.iv, st.fv, st.di, st.df, st.hi, st.hf)
+            except ZeroDivisionError:
+                raise FaustError(_IREM_MESSAGE) from None
+        if self._unique_bars:
+            self.bargraphs = dict(zip(self.bargraph_labels, bars))
+        else:
+            traces: dict = {}
+            for label, trace in zip(self.bargraph_labels, bars):
+                if label in traces:
+                    prev = traces[label]
+                    traces[label] = (prev if isinstance(prev, list) else [prev]) + [trace]
+                else:
+                    traces[label] = trace
+            self.bargraphs = traces
         return outs
