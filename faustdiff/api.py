@@ -41,9 +41,14 @@ def evaluate_source(text: str, filename: str = "<string>", include: Iterable = (
 
 
 def compile_source(text: str, filename: str = "<string>", sample_rate: float = 44100,
-                   include: Iterable = (), backend: Optional[str] = None):
+                   include: Iterable = (), backend: Optional[str] = None, wrt=None):
     """Compile Faust source text to a program object: by default generated Numba code,
-    cached on disk (`faustdiff.cache`); `backend="interp"`: the reference interpreter."""
+    cached on disk (`faustdiff.cache`); `backend="interp"`: the reference interpreter.
+    `wrt` (labels of sliders/nentries, or "auto" for the declared `[diff:on]` parameters):
+    a `grad.GradProgram`, whose `compute` also leaves ∂outputs/∂wrt in `partials`."""
+    if wrt is not None:
+        from .grad import compile_source as compile_grad
+        return compile_grad(text, filename, sample_rate, include, wrt, backend)
     if backend in (None, "numba"):
         from .cache import load_program
         return load_program(text, filename, int(sample_rate), include)
@@ -76,10 +81,11 @@ def read_source(path: str) -> str:
 
 
 def compile_file(path: str, sample_rate: float = 44100, include: Iterable = (),
-                 backend: Optional[str] = None):
+                 backend: Optional[str] = None, wrt=None):
     """Compile a .dsp file to a `Program`; libraries are searched in the file's folder,
-    `include`, `$FAUST_LIB_PATH`, then the bundled libraries."""
-    return compile_source(read_source(str(path)), str(path), sample_rate, include, backend)
+    `include`, `$FAUST_LIB_PATH`, then the bundled libraries. `wrt`: see compile_source."""
+    return compile_source(read_source(str(path)), str(path), sample_rate, include, backend,
+                          wrt)
 
 
 def compile_module_source(path: str, sample_rate: float = 44100, include: Iterable = ()) -> str:

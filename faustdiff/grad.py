@@ -4,7 +4,8 @@
 
 The parameters (`wrt`) are UI widgets chosen by label (any hslider, vslider or nentry; a full
 path `/group/label` also works), or `"auto"`: every *declared* parameter, i.e. every widget
-whose label carries `[diff:on]` (or `[diff:1]`; `df.param(hslider(...))` in diff.lib adds it).
+whose label carries `[diff:on]` (or `[diff:1]`; `df.param(hslider(...))` in diff.lib adds it),
+in the order of Faust's UI (labels sorted within each group, as `params` lists them).
 Each chosen widget's signal gets the tangent seed 1 along its own direction and the AD pass
 (`ad.jvp`, the same rules as `diff.lib`'s automatic mode) differentiates every output along
 every direction: the compiled program grows `num_wrt × num_outputs` extra outputs, computed in
@@ -283,6 +284,32 @@ def _from_spec(inner, spec: dict, factory) -> GradProgram:
 
 
 _HOLE = "@KEY@"
+_GRAD_FORMAT = 2   # bump when what this module appends to generated modules changes
+
+# Appended to a gradient module: whole batches in compiled code (faustdiff.train), each
+# example b with its own rows of inputs, outputs, widgets and state. `_batch_par` spreads the
+# examples over Numba's threads (prange), `_batch_seq` runs them in turn; both release the
+# GIL, so a thread pool can also share a batch out. Cached on disk with the module.
+_BATCH_DRIVERS = '''
+
+from numba import prange as _prange
+
+_KMAIN = FaustProgram.KERNELS[0] if hasattr(FaustProgram, "KERNELS") else FaustProgram.kernel
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _batch_par(n, ins, outs, bars, ctl, iv, fv, di, df, hi, hf):
+    for b in _prange(ins.shape[0]):
+        _KMAIN(n, 0, n, ins[b], outs[b], bars[b], ctl[b], iv[b], fv[b], di[b], df[b], hi[b],
+               hf[b])
+
+
+@njit(cache=True, nogil=True)
+def _batch_seq(n, ins, outs, bars, ctl, iv, fv, di, df, hi, hf):
+    for b in range(ins.shape[0]):
+        _KMAIN(n, 0, n, ins[b], outs[b], bars[b], ctl[b], iv[b], fv[b], di[b], df[b], hi[b],
+               hf[b])
+'''
 
 
 def compile_source(text: str, filename: str = "<string>", sample_rate: float = 44100,
@@ -308,7 +335,7 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
     from . import cache
     from .codegen import generate_from_signals
     sr = int(sample_rate)
-    keytext = text + "\n// faustdiff-grad: " + json.dumps(wrt) + "\n"
+    keytext = text + f"\n// faustdiff-grad {_GRAD_FORMAT}: " + json.dumps(wrt) + "\n"
     try:
         path = cache.lookup(keytext, filename, sr, include, "")
     except OSError:
@@ -331,7 +358,7 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
             src, _ = generate_from_signals(allouts, bars, ins, sr, "",
                                            source=os.path.basename(filename), key=_HOLE)
             return src + f"\n\nGRAD_SPEC = {json.dumps(spec)!r}\nGRAD_SPEC = " \
-                         "__import__('json').loads(GRAD_SPEC)\n"
+                         "__import__('json').loads(GRAD_SPEC)\n" + _BATCH_DRIVERS
         src = deep_call(build)
         path = cache.store(keytext, filename, sr, include, "", libs,
                            lambda key: src.replace(f"key={_HOLE}\n", f"key={key}\n", 1))

@@ -1,0 +1,477 @@
+"""Training from Python: find a program's parameters from input and target audio.
+
+    from faustdiff.train import Trainer
+    tr = Trainer("model.dsp", params=["cutoff", "q"], loss="mrstft", optimizer="adam", lr=0.05)
+    result = tr.fit(inputs, target, steps=300)       # arrays, WAV paths, or batches of them
+    result.params        # {"cutoff": 1234.5, "q": 0.71}
+    result.losses        # loss before each step
+    result.trajectory    # {"cutoff": array of values before each step (and the last)}
+    result.plot("training.png")                      # needs matplotlib (`faustdiff[plot]`)
+
+or in one call: `faustdiff.train.fit(model, inputs, target, params=..., ...)`.
+
+One step, for every example b of the batch (in parallel, below):
+1. reset the program, set the parameters θ, render the whole block with the forward-mode
+   partials (`faustdiff.grad`): y_b (outputs, n) and P_b = ∂y_b/∂θ (params, outputs, n);
+2. the loss and its exact gradient with respect to every output sample (`faustdiff.losses`):
+   L_b, G_b = dL_b/dy_b;
+3. dL_b/dθ_i = Σ_o Σ_n G_b[o, n] · P_b[i, o, n] (exact for the whole block: the partials
+   carry the dependence of every sample on θ through state, recursions and delays).
+The loss and gradient are averaged over the batch, the chain rule of the normalisation is
+applied and the optimiser (`faustdiff.optim`) takes one step.
+
+Automatic parameter normalisation (default): a parameter with range [lo, hi] is learned as
+u in [0, 1] (p = lo + u·(hi − lo), or p = lo·(hi/lo)^u for a log scale: the widget's
+`[scale:log]` metadata or `scales={"cutoff": "log"}`), with dL/du = dL/dp · dp/du, and u is
+clipped to [0, 1] after every step, so the learned value always stays in range and
+learning rates are comparable across parameters. `normalize=False` learns in the parameter's
+own units (the range is still honoured by clipping).
+
+Batches run in parallel in compiled code: a Numba `prange` driver calls each example's kernel
+with its own state (`parallel="prange"`, the default for Numba-compiled programs);
+`"threads"` (a thread pool: our kernels hold the GIL, so it is no faster, measured in
+benchmarks/bench_train.py) and `"serial"` are there for comparison and for the interpreter.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from . import grad as G
+from . import losses as L
+from . import optim as O
+from .errors import FaustError
+
+
+# ---------------------------------------------------------------- data
+
+def _load_signal(x, what: str, channels: Optional[int]):
+    """An array (channels, n) from an array or a signal file; returns (array, sample rate)."""
+    sr = None
+    if isinstance(x, (str, os.PathLike)):
+        from .audio_io import read_input
+        arr, sr = read_input(x)
+    else:
+        arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise FaustError(f"{what}: expected (channels, samples), got shape {arr.shape}")
+    if channels is not None and arr.shape[0] != channels:
+        raise FaustError(f"{what}: {arr.shape[0]} channel(s), the program has {channels}")
+    return np.ascontiguousarray(arr, dtype=np.float64), sr
+
+
+def _batch(x, what: str, channels: Optional[int]) -> tuple[list, Optional[int]]:
+    """A list of (channels, n) arrays: one example, a (B, channels, n) array, or a list."""
+    if x is None:
+        return [None], None
+    if isinstance(x, (list, tuple)) and x and not np.isscalar(x[0]) and not (
+            isinstance(x[0], (list, tuple)) and x[0] and np.isscalar(x[0][0])):
+        items = [_load_signal(e, f"{what}[{k}]", channels) for k, e in enumerate(x)]
+        srs = {sr for _, sr in items if sr}
+        return [a for a, _ in items], (srs.pop() if srs else None)
+    if not isinstance(x, (str, os.PathLike)):
+        arr = np.asarray(x, dtype=np.float64)
+        if arr.ndim == 3:
+            return [np.ascontiguousarray(a) for a in arr], None
+    a, sr = _load_signal(x, what, channels)
+    return [a], sr
+
+
+# ---------------------------------------------------------------- results
+
+@dataclass
+class TrainResult:
+    params: dict                 # label -> learned value
+    losses: np.ndarray           # loss before each step (steps,)
+    trajectory: dict             # label -> values before each step, then the final (steps+1,)
+    final_loss: float            # loss at the learned values
+    steps: int
+    seconds: float = 0.0
+    history: list = field(default_factory=list)
+
+    def plot(self, path: str, title: str = "") -> None:
+        """Save a figure: the loss (log scale) and each parameter's trajectory."""
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise FaustError("plotting needs matplotlib: pip install 'faustdiff[plot]' "
+                             "(or pip install matplotlib)") from None
+        k = len(self.trajectory)
+        fig, axes = plt.subplots(1 + k, 1, figsize=(7, 2.2 * (1 + k)), sharex=True)
+        axes = np.atleast_1d(axes)
+        steps = np.arange(len(self.losses))
+        ax = axes[0]
+        ax.plot(steps, np.maximum(self.losses, 1e-300))
+        ax.set_yscale("log")
+        ax.set_ylabel("loss")
+        if title:
+            ax.set_title(title)
+        for ax, (label, values) in zip(axes[1:], self.trajectory.items()):
+            ax.plot(np.arange(len(values)), values)
+            ax.set_ylabel(label)
+        axes[-1].set_xlabel("step")
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+
+
+# ---------------------------------------------------------------- batch execution
+
+MODES = ("auto", "prange", "threads", "serial")
+
+
+def _drivers(prog):
+    """(module with the compiled batch drivers, kernel state, widget values) of a
+    Numba-compiled GradProgram, or None (interpreter)."""
+    inner = getattr(prog, "program", prog)
+    mod = sys.modules.get(type(inner).__module__)
+    st = getattr(inner, "_state", None)
+    if mod is None or st is None or not hasattr(mod, "_batch_seq"):
+        return None
+    return mod, st, inner._ctl
+
+
+def _threads() -> int:
+    try:
+        import numba
+        return int(numba.get_num_threads())
+    except Exception:   # noqa: BLE001
+        return os.cpu_count() or 1
+
+
+def run_batch(programs: Sequence, inputs: Sequence, n: int, mode: str = "auto"):
+    """Run every GradProgram of `programs` (reset, parameters set) on its inputs for n
+    samples; returns a list of (outputs, partials) and leaves each program's state as its
+    own `compute` would.
+
+    mode -- "prange": one compiled call, examples spread over Numba's threads;
+            "threads": a thread pool, each thread runs a share of the examples in one
+            compiled call (the drivers release the GIL); "serial": one compiled call, in
+            turn; "auto": prange for a batch when there are several threads, else serial.
+            The interpreter always runs serially."""
+    if mode not in MODES:
+        raise ValueError(f"parallel: one of {', '.join(MODES)}, not {mode!r}")
+    parts = [_drivers(p) for p in programs]
+    if any(p is None for p in parts):
+        return [p.compute_with_grad(x, n) for p, x in zip(programs, inputs)]
+    B = len(programs)
+    if mode == "auto":
+        mode = "prange" if B > 1 and _threads() > 1 else "serial"
+    p0 = programs[0].program
+    nin, nall, nbar = p0.num_inputs, p0.num_outputs, len(p0.bargraph_labels)
+    ins = np.zeros((B, nin, n))
+    if nin:
+        for b, x in enumerate(inputs):
+            ins[b] = np.asarray(x, dtype=np.float64).reshape(nin, -1)[:, :n]
+    for _, st, _ in parts:
+        if st.hi.shape[0] or st.hf.shape[0]:
+            st.reserve(n)
+    outs = np.empty((B, nall, n))
+    bars = np.empty((B, nbar, n))
+    ctl = np.stack([c for _, _, c in parts])
+    names = ("iv", "fv", "di", "df", "hi", "hf")
+    arrays = [np.stack([getattr(st, a) for _, st, _ in parts]) for a in names]
+    mod = parts[0][0]
+    try:
+        if mode == "prange":
+            mod._batch_par(n, ins, outs, bars, ctl, *arrays)
+        elif mode == "threads" and B > 1:
+            from concurrent.futures import ThreadPoolExecutor
+            k = min(B, _threads())
+            cuts = np.linspace(0, B, k + 1).astype(int)
+
+            def share(j):
+                sl = slice(cuts[j], cuts[j + 1])
+                mod._batch_seq(n, ins[sl], outs[sl], bars[sl], ctl[sl],
+                               *[a[sl] for a in arrays])
+            with ThreadPoolExecutor(max_workers=k) as ex:
+                list(ex.map(share, range(k)))
+        else:
+            mod._batch_seq(n, ins, outs, bars, ctl, *arrays)
+    except ZeroDivisionError:
+        from .runtime import _IREM_MESSAGE
+        raise FaustError(_IREM_MESSAGE) from None
+    results = []
+    for b, (p, (_, st, _)) in enumerate(zip(programs, parts)):
+        for a, arr in zip(names, arrays):
+            getattr(st, a)[...] = arr[b]
+        k = p.num_outputs
+        y = outs[b, :k]
+        d = outs[b, k:].reshape(p.num_wrt, k, n)
+        p.partials = d
+        results.append((y, d))
+    return results
+
+
+# ---------------------------------------------------------------- the trainer
+
+class Trainer:
+    """Learn the parameters `params` of a Faust program (see the module docstring).
+
+    model     -- a .dsp path, Faust source text, or a `GradProgram` (compiled with the wrt
+                 you want to learn)
+    params    -- labels of the sliders/nentries to learn, or "auto" (the declared ones:
+                 `[diff:on]` / `df.param`); ignored for a GradProgram (its `wrt`)
+    loss      -- a name (`l1`, `l2`/`mse`, `esr`, `huber`, `mrstft`) or a `losses.Loss`
+    optimizer -- a name (`sgd`, `momentum`, `rmsprop`, `adam`) or an `optim.Optimizer`
+    lr        -- learning rate (in normalised units when normalize=True)
+    init      -- {label: starting value} (default: each widget's initial value)
+    scales    -- {label: "lin" | "log"} (default: the widget's `[scale:log]` metadata)
+    ranges    -- {label: (lo, hi)} (default: the widget's range)
+    parallel  -- how a batch runs: "auto" (default), "prange", "threads" or "serial"
+                 (see `run_batch`)
+    schedule  -- learning-rate schedule over a `fit`: None (constant), "cosine" (lr·½(1 +
+                 cos(π·step/steps))), "exp:R" (lr·R^step), or `f(step, steps) -> factor`
+    """
+
+    def __init__(self, model, params="auto", loss="l2", optimizer="adam", lr=None,
+                 normalize: bool = True, init: Optional[dict] = None,
+                 scales: Optional[dict] = None, ranges: Optional[dict] = None,
+                 sample_rate: float = 44100, include=(), backend: Optional[str] = None,
+                 parallel: str = "auto", schedule=None):
+        if isinstance(model, G.GradProgram):
+            prog = model
+        else:
+            text_is_path = isinstance(model, os.PathLike) or (
+                isinstance(model, str) and "\n" not in model and model.endswith(".dsp"))
+            if text_is_path:
+                prog = G.compile_file(str(model), sample_rate, include, params, backend)
+            else:
+                prog = G.compile_source(model, "<string>", sample_rate, include, params,
+                                        backend)
+        self.program = prog
+        self.labels = list(prog.wrt)
+        specs = {s.label: s for s in prog.param_specs}
+        for lab, sc in (scales or {}).items():
+            self._check(lab)
+            specs[lab] = specs[lab].with_(scale=sc)
+        for lab, (lo, hi) in (ranges or {}).items():
+            self._check(lab)
+            specs[lab] = specs[lab].with_(lo=float(lo), hi=float(hi))
+        for lab, v in (init or {}).items():
+            self._check(lab)
+            specs[lab] = specs[lab].with_(init=float(v))
+        self.specs = [specs[lab] for lab in self.labels]
+        self.normalize = bool(normalize)
+        self.loss = L.get(loss)
+        self.optimizer = O.get(optimizer, lr)
+        self.parallel = parallel
+        self.schedule = _schedule(schedule)
+        self._pool: list = [prog]
+        self.theta = np.array([np.clip(s.init, s.lo, s.hi) for s in self.specs])
+
+    def _check(self, label):
+        if label not in self.labels:
+            raise FaustError(f"unknown parameter '{label}'; learning: {', '.join(self.labels)}")
+
+    # ------------------------------------------------------------ coordinates
+
+    def to_coords(self, theta) -> np.ndarray:
+        if not self.normalize:
+            return np.asarray(theta, dtype=np.float64).copy()
+        return np.array([float(s.to_unit(t)) for s, t in zip(self.specs, theta)])
+
+    def from_coords(self, u) -> np.ndarray:
+        if not self.normalize:
+            return np.array([float(np.clip(v, s.lo, s.hi)) for s, v in zip(self.specs, u)])
+        return np.array([float(s.from_unit(v)) for s, v in zip(self.specs, u)])
+
+    def _clip(self, u) -> np.ndarray:
+        if self.normalize:
+            return np.clip(u, 0.0, 1.0)
+        return np.array([np.clip(v, s.lo, s.hi) for s, v in zip(self.specs, u)])
+
+    def _chain(self, u) -> np.ndarray:
+        if not self.normalize:
+            return np.ones(len(self.specs))
+        return np.array([float(s.dp_du(v)) for s, v in zip(self.specs, u)])
+
+    # ------------------------------------------------------------ one evaluation
+
+    def _programs(self, k: int) -> list:
+        while len(self._pool) < k:
+            self._pool.append(self.program.clone())
+        return self._pool[:k]
+
+    def loss_and_grad(self, theta, inputs, target):
+        """(mean loss, dL/dθ in the parameters' own units, outputs of each example) at θ.
+        inputs/target: lists of (channels, n) arrays (see `fit` for the accepted forms)."""
+        xs, ts = inputs, target
+        n = ts[0].shape[1]
+        progs = self._programs(len(ts))
+        for p in progs:
+            for lab, v in zip(self.labels, theta):
+                p.set_param(lab, float(v))
+            p.reset()
+        xs = [None if x is None else x[:, :n] for x in xs]
+        if len(xs) == 1 and len(ts) > 1:
+            xs = xs * len(ts)
+        results = run_batch(progs, xs, n, self.parallel)
+        total = 0.0
+        g = np.zeros(len(self.labels))
+        outs = []
+        for (y, d), t in zip(results, ts):
+            v, dy = self.loss(y, t)
+            total += v
+            g += np.einsum("on,ion->i", dy, d)
+            outs.append(y)
+        k = len(ts)
+        return total / k, g / k, outs
+
+    # ------------------------------------------------------------ training
+
+    def _data(self, inputs, target):
+        prog = self.program
+        ts, _ = _batch(target, "target", prog.num_outputs)
+        if prog.num_inputs == 0:
+            xs = [None]
+        else:
+            if inputs is None:
+                raise FaustError(f"the program has {prog.num_inputs} input(s): give inputs")
+            xs, _ = _batch(inputs, "inputs", prog.num_inputs)
+        if len(xs) not in (1, len(ts)):
+            raise FaustError(f"{len(xs)} inputs for {len(ts)} targets")
+        n = min(t.shape[1] for t in ts)
+        if any(x is not None and x.shape[1] < n for x in xs):
+            n = min(n, min(x.shape[1] for x in xs if x is not None))
+        ts = [t[:, :n] for t in ts]
+        return xs, ts
+
+    def fit(self, inputs, target, steps: int = 100, callback: Optional[Callable] = None,
+            progress=False, tol: Optional[float] = None) -> TrainResult:
+        """Run `steps` optimiser steps from the current values; returns a TrainResult.
+
+        inputs/target: one example (an array (channels, n), (n,) for one channel, or a
+        signal file: WAV, CSV, NPY), or a batch (a (B, channels, n) array or a list); one
+        input with several targets is shared. `callback(step, loss, params_dict)` is called
+        after each evaluation; returning True stops. `progress`: draw a progress bar on
+        standard error. `tol`: stop once the loss is <= tol."""
+        xs, ts = self._data(inputs, target)
+        u = self.to_coords(self.theta)
+        losses: list = []
+        traj = {lab: [] for lab in self.labels}
+        bar = _Progress(steps, self.labels) if progress else None
+        start = time.perf_counter()
+        done = 0
+        lr0 = self.optimizer.lr
+        for step in range(steps):
+            theta = self.from_coords(u)
+            value, g, _ = self.loss_and_grad(theta, xs, ts)
+            losses.append(value)
+            for lab, v in zip(self.labels, theta):
+                traj[lab].append(v)
+            if bar:
+                bar.update(step + 1, value, theta)
+            if callback is not None and callback(step, value, dict(zip(self.labels, theta))):
+                break
+            if not math.isfinite(value):
+                raise FaustError(f"the loss is not finite at step {step} "
+                                 f"({dict(zip(self.labels, theta))})")
+            if tol is not None and value <= tol:
+                break
+            gu = g * self._chain(u)
+            self.optimizer.lr = lr0 * self.schedule(step, steps)
+            u = self._clip(self.optimizer.step(u, gu))
+            done = step + 1
+        self.optimizer.lr = lr0
+        theta = self.from_coords(u)
+        self.theta = theta
+        final, _, _ = self.loss_and_grad(theta, xs, ts)
+        for lab, v in zip(self.labels, theta):
+            traj[lab].append(v)
+        if bar:
+            bar.close(final, theta)
+        return TrainResult(dict(zip(self.labels, map(float, theta))), np.array(losses),
+                           {k: np.array(v) for k, v in traj.items()}, float(final), done,
+                           time.perf_counter() - start)
+
+
+def _schedule(spec) -> Callable:
+    """A learning-rate factor f(step, steps) from a schedule spec (see Trainer)."""
+    if spec is None or spec == "constant":
+        return lambda step, steps: 1.0
+    if callable(spec):
+        return spec
+    if spec == "cosine":
+        return lambda step, steps: 0.5 * (1.0 + math.cos(math.pi * step / max(1, steps)))
+    if isinstance(spec, str) and spec.startswith("exp:"):
+        r = float(spec[4:])
+        return lambda step, steps: r ** step
+    raise FaustError(f"unknown schedule {spec!r} (constant, cosine, exp:R or a function)")
+
+
+def fit(model, inputs, target, params="auto", loss="l2", optimizer="adam", lr=None,
+        steps: int = 100, **kw) -> TrainResult:
+    """`Trainer(model, params, loss, optimizer, lr, **kw).fit(inputs, target, steps)`;
+    keyword arguments of `fit` (callback, progress, tol) are passed on too."""
+    fit_kw = {k: kw.pop(k) for k in ("callback", "progress", "tol") if k in kw}
+    return Trainer(model, params, loss, optimizer, lr, **kw).fit(inputs, target, steps,
+                                                                   **fit_kw)
+
+
+def render(model, inputs=None, n: Optional[int] = None, params: Optional[dict] = None,
+           sample_rate: float = 44100, include=()) -> np.ndarray:
+    """Outputs of a program (path, source or program object) with some parameters set:
+    handy to make targets with hidden values."""
+    from . import api
+    if isinstance(model, str) and "\n" not in model and model.endswith(".dsp"):
+        prog = api.compile_file(model, sample_rate, include)
+    elif isinstance(model, str):
+        prog = api.compile_source(model, "<string>", sample_rate, include)
+    else:
+        prog = model
+    for k, v in (params or {}).items():
+        prog.set_param(k, v)
+    prog.reset()
+    return prog.compute(inputs, n)
+
+
+# ---------------------------------------------------------------- progress bar
+
+class _Progress:
+    def __init__(self, total: int, labels, stream=None, width: int = 24):
+        self.total, self.labels, self.width = max(1, total), labels, width
+        self.stream = stream or sys.stderr
+        self.tty = getattr(self.stream, "isatty", lambda: False)()
+        self.last = 0.0
+        self.start = time.perf_counter()
+
+    def _line(self, step, loss, theta) -> str:
+        frac = step / self.total
+        full = int(frac * self.width)
+        barstr = "=" * full + (">" if full < self.width else "") + " " * (self.width - full - 1)
+        vals = " ".join(f"{lab}={_fmt(v)}" for lab, v in zip(self.labels, theta))
+        rate = step / max(1e-9, time.perf_counter() - self.start)
+        return (f"step {step:>{len(str(self.total))}}/{self.total} [{barstr[:self.width]}] "
+                f"loss {loss:.4g} {vals} ({rate:.1f} steps/s)")
+
+    def update(self, step, loss, theta) -> None:
+        now = time.perf_counter()
+        if self.tty:
+            if now - self.last >= 0.05 or step == self.total:
+                self.stream.write("\r\x1b[K" + self._line(step, loss, theta))
+                self.stream.flush()
+                self.last = now
+        elif step == 1 or step == self.total or now - self.last >= 2.0:
+            self.stream.write(self._line(step, loss, theta) + "\n")
+            self.stream.flush()
+            self.last = now
+
+    def close(self, loss, theta) -> None:
+        if self.tty:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.6g}"
