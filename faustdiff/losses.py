@@ -1,4 +1,4 @@
-"""Loss functions for training from Python, each with its exact gradient.
+r"""Loss functions for training from Python, each with its exact gradient.
 
 A loss compares a prediction `y` with a target `t` (float arrays of the same shape, normally
 (num_outputs, n): one row per output of the program) and returns `(value, dL/dy)`: the loss
