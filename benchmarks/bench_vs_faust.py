@@ -14,6 +14,8 @@ with
 
 * Faust: `faust -double -a benchmarks/bench_arch.cpp` + `g++ -O3 -march=native` (when both are
   installed): a C++ loop calling compute() on blocks of 256 samples, best of R runs;
+  times are CPU times of the process (the wall clock is shown too: on a busy machine it
+  mostly measures the other processes);
 * faustdiff, timed three ways (best of R runs, state reset between runs):
     kernel  the same harness as the C++ one: a compiled loop calling the program's kernel
             (exactly what `compute` runs) on reused blocks of 256 samples; this is the
@@ -74,10 +76,24 @@ def build_faust(dsp: Path, work: Path) -> Path:
     return exe
 
 
-def run_faust(exe: Path, samples: int, block: int, repeats: int) -> tuple[float, float]:
+def run_faust(exe: Path, samples: int, block: int, repeats: int) -> dict:
     out = subprocess.run([str(exe), str(samples), str(block), str(repeats)], check=True,
                          capture_output=True, text=True).stdout.split()
-    return float(out[0]), float(out[1])
+    return {"cpu": float(out[0]), "wall": float(out[1]), "sum": float(out[2])}
+
+
+def _best(fn, repeats: int, setup=None) -> tuple[float, float, object]:
+    """(best CPU seconds, best wall seconds, last result) of `fn()` over `repeats` runs."""
+    cpu = wall = 1e300
+    result = None
+    for _ in range(repeats):
+        if setup is not None:
+            setup()
+        c, w = time.process_time(), time.perf_counter()
+        result = fn()
+        cpu = min(cpu, time.process_time() - c)
+        wall = min(wall, time.perf_counter() - w)
+    return cpu, wall, result
 
 
 # ---------------------------------------------------------------- faustdiff
@@ -152,32 +168,17 @@ def time_faustdiff(dsp: Path, samples: int, block: int, repeats: int) -> dict:
         st.di[:] = tables_i
         st.df[:] = tables_f
 
-    best, total = 1e300, 0.0
-    for _ in range(repeats):
-        fresh()
-        t = time.perf_counter()
-        total = drive(samples, block, ins, outs, bars, prog._ctl, st.iv, st.fv, st.di,
-                      st.df, st.hi, st.hf)
-        best = min(best, time.perf_counter() - t)
-    res["kernel"], res["sum"] = best, total
+    cpu, wall, total = _best(lambda: drive(samples, block, ins, outs, bars, prog._ctl, st.iv,
+                                           st.fv, st.di, st.df, st.hi, st.hf), repeats, fresh)
+    res["kernel"], res["kernel_wall"], res["sum"] = cpu, wall, total
+    res["render"], res["render_wall"], _ = _best(lambda: prog.render(samples, block), repeats,
+                                                 prog.reset)
 
-    best = 1e300
-    for _ in range(repeats):
-        prog.reset()
-        t = time.perf_counter()
-        prog.render(samples, block)
-        best = min(best, time.perf_counter() - t)
-    res["render"] = best
-
-    best = 1e300
-    for _ in range(max(1, repeats - 1)):
-        prog.reset()
-        t = time.perf_counter()
+    def api_loop():
         compute = prog.compute
         for s in range(0, samples, block):
             compute(None, min(block, samples - s))
-        best = min(best, time.perf_counter() - t)
-    res["api"] = best
+    res["api"], res["api_wall"], _ = _best(api_loop, max(1, repeats - 2), prog.reset)
     return res
 
 
@@ -200,32 +201,40 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="faustdiff-bench-"))
     rows = []
     print(f"{args.samples} samples, blocks of {args.block}, best of {args.repeats}\n")
-    hdr = (f"{'program':9} {'faust ms':>9} {'kernel ms':>9} {'ratio':>6} {'render ms':>9} "
-           f"{'api ms':>8} {'front s':>7} {'jit s':>6} {'warm s':>6}  check")
+    print("CPU time in ms (wall clock in parentheses); ratio = faustdiff kernel / Faust, CPU")
+    hdr = (f"{'program':8} {'Faust C++':>15} {'fd kernel':>15} {'ratio':>5} {'fd render':>15} "
+           f"{'fd api':>15} {'front':>5} {'jit':>5} {'warm':>5}  check")
     print(hdr)
     print("-" * len(hdr))
+
+    def ms(cpu, wall):
+        return f"{cpu * 1e3:6.1f} ({wall * 1e3:6.1f})"
+
     for name in args.programs:
         dsp = program_path(name)
         fd = time_faustdiff(dsp, args.samples, args.block, args.repeats)
-        ft, fsum = (None, None)
+        ft = None
         if have_faust:
             exe = build_faust(dsp, work)
-            ft, fsum = run_faust(exe, args.samples, args.block, args.repeats)
-        ratio = fd["kernel"] / ft if ft else None
+            ft = run_faust(exe, args.samples, args.block, args.repeats)
+        ratio = fd["kernel"] / ft["cpu"] if ft else None
         check = ""
-        if fsum is not None:
-            rel = abs(fd["sum"] - fsum) / max(1e-300, abs(fsum))
+        if ft is not None:
+            rel = abs(fd["sum"] - ft["sum"]) / max(1e-300, abs(ft["sum"]))
             check = f"sums agree to {rel:.1e}"
         rows.append((name, ratio))
-        print(f"{name:9} {ft * 1e3 if ft else float('nan'):9.1f} {fd['kernel'] * 1e3:9.1f} "
-              f"{ratio if ratio else float('nan'):6.2f} {fd['render'] * 1e3:9.1f} "
-              f"{fd['api'] * 1e3:8.1f} {fd['front_end']:7.2f} {fd['jit']:6.2f} "
-              f"{fd['warm_load']:6.2f}  {check}")
+        print(f"{name:8} {ms(ft['cpu'], ft['wall']) if ft else 'n/a':>15} "
+              f"{ms(fd['kernel'], fd['kernel_wall'])} {ratio if ratio else float('nan'):5.2f} "
+              f"{ms(fd['render'], fd['render_wall'])} {ms(fd['api'], fd['api_wall'])} "
+              f"{fd['front_end']:5.2f} {fd['jit']:5.2f} {fd['warm_load']:5.2f}  {check}")
         sys.stdout.flush()
+    print("front: parse + evaluate + generate (s); jit: Numba compile of a cold cache (s); "
+          "warm: load from the disk cache (s)")
     ratios = [r for _, r in rows if r]
     if ratios:
-        print(f"\nratio faustdiff kernel / Faust C++: max {max(ratios):.2f}, "
+        print(f"\nratio faustdiff kernel / Faust C++ (CPU): max {max(ratios):.2f}, "
               f"median {statistics.median(ratios):.2f} (targets: max <= 1.5, median <= 1.2)")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
