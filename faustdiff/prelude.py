@@ -74,3 +74,5 @@ def _dual(mode: str):
 
 _dual("seed")
 _dual("auto")
+
+from . import autoparams  # noqa: E402,F401  (registers df.param / df.fit's builtins)
