@@ -120,16 +120,35 @@ class _PrimError(FaustError):
         self.prim, self.original = prim, original
 
 
-def _text(box: B.Box, depth: int = 0) -> str:
-    """`box` as written: `x op y` for an infix primitive applied to two operands."""
-    if (isinstance(box, B.Seq) and isinstance(box.a, B.Par) and isinstance(box.b, B.Prim)
-            and PRIMITIVES[box.b.name].infix and depth < 4):
-        return f"{_operand(box.a.a, depth)} {box.b.name} {_operand(box.a.b, depth)}"
+def box_text(box: B.Box, depth: int = 0) -> str:
+    """`box` as written: `x op y` for an infix operator applied to two operands, `f(x, y)`
+    for another primitive applied to as many single-output operands as it has inputs."""
+    if isinstance(box, B.Seq) and isinstance(box.b, B.Prim) and depth < 4:
+        name = box.b.name
+        args = _operands(box.a, PRIMITIVES[name].ins)
+        if args is not None and len(args) == 2 and (not name[0].isalpha() or name == "xor"):
+            return f"{_operand(args[0], depth)} {name} {_operand(args[1], depth)}"
+        if args is not None and name[0].isalpha():
+            return f"{name}({', '.join(box_text(a, depth + 1) for a in args)})"
     return B.show(box)
 
 
+def _operands(box: B.Box, n: int) -> Optional[list]:
+    """The n single-output boxes of a right-nested parallel composition, else None."""
+    items = []
+    while len(items) < n - 1 and isinstance(box, B.Par):
+        items.append(box.a)
+        box = box.b
+    items.append(box)
+    try:
+        ok = len(items) == n and all(arity(x)[1] == 1 for x in items)
+    except FaustError:
+        return None
+    return items if ok else None
+
+
 def _operand(box: B.Box, depth: int) -> str:
-    s = _text(box, depth + 1)
+    s = box_text(box, depth + 1)
     level, quoted = 0, False
     for c in s:   # parenthesised when a space or comma shows at the top level
         if c == '"':
@@ -165,11 +184,11 @@ def _seq(ctx, box, inputs, scope):
     except _PrimError as e:
         if e.prim is not box.b or box.span is None:
             raise
-        text = _text(box)
+        text = box_text(box)
         if e.message.startswith(("division by 0 in ", "% by 0 in ")):   # Faust's wording
             raise FaustError(e.message.split(" in ", 1)[0] + " in " + text, box.span) from None
         if isinstance(e.original, S.DelayError) and isinstance(box.a, B.Par):
-            amount = B.show(box.a.b)
+            amount = box_text(box.a.b)
             raise FaustError(e.original.render(amount, text), box.span) from None
         raise FaustError(e.message, box.span, text) from None
     if isinstance(box.b, (B.Prim, B.FFun)) and len(outs) == 1 and ORIGIN.get(outs[0]) is box.b:
@@ -269,9 +288,11 @@ def _symbolic(ctx, box, inputs, scope):
 def _ffun(ctx, box, inputs, scope):
     rtype = "int" if box.rtype == "int" else "real"
     try:
-        return [S.ffun(box.name, rtype, tuple(box.argtypes), tuple(inputs))]
+        out = S.ffun(box.name, rtype, tuple(box.argtypes), tuple(inputs))
     except FaustError as e:
         raise FaustError(e.message, box.span) from None
+    ORIGIN.setdefault(out, box)
+    return [out]
 
 
 def _fconst(ctx, box, inputs, scope):

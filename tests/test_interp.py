@@ -410,9 +410,17 @@ if __name__ == "__main__":
     regenerate(sys.argv[1:] or None)
 
 
-def test_unbounded_delay_keeps_whole_history():
-    # the delay amount is an input: no bound is known, the interpreter keeps the history
-    prog = Program.from_box(B.Seq(par(W, INT), p("@")))
+def test_unbounded_delay_is_refused():
+    # the delay amount is an input: no bound is known (Faust refuses it too)
+    from faustdiff.errors import FaustError
+    with pytest.raises(FaustError, match="can't compute the min and max values of"):
+        Program.from_box(B.Seq(par(W, INT), p("@")))
+
+
+def test_huge_delay_bound_keeps_whole_history():
+    # a bound above 2**22 samples: the interpreter keeps the whole history
+    bounded = B.Seq(par(W, B.Seq(par(INT, B.Int(5_000_000)), p("min"))), p("@"))
+    prog = Program.from_box(bounded)
     rng = np.random.default_rng(1)
     x = rng.standard_normal(300)
     d = rng.integers(0, 250, 300).astype(float)
