@@ -3,7 +3,10 @@
     faustdiff run FILE.dsp [--input KIND|FILE] [--samples N] [--sr RATE] [--set LABEL=VALUE]...
                            [-I DIR]... [-o OUT] [--wav-bits 32|64] [--emit]
                            [--backend numba|interp]
+                           [--grad LABEL,...|auto]
     faustdiff compile FILE.dsp [-o MODULE.py] [--sr RATE] [-I DIR]...
+    faustdiff train MODEL.dsp --target FILE [--input FILE] --params LABEL,... [--loss L]
+                    [--optimizer O] [--steps N] [--lr LR] [--plot PNG] ...
     faustdiff --version
 
 Exit status: 0 on success, 1 on ANY error. Errors print one message on stderr:
@@ -149,7 +152,15 @@ def _module_source(file: str, sr: int, include: tuple[str, ...]) -> str:
 @click.option("--backend", type=click.Choice(["numba", "interp"]), default=None,
               help="numba: generated code, cached on disk (the default); interp: the "
                    "reference interpreter (slow).")
-def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, backend):
+@click.option("--check-finite", is_flag=True,
+              help="Fail (status 1) when an output or bargraph holds NaN or infinity, naming "
+                   "the first sample, the output and the expression that produced it.")
+@click.option("--grad", metavar="LABEL,...|auto",
+              help="Also compute the partial derivatives of every output with respect to "
+                   "these sliders/nentries (auto: the [diff:on] parameters), written after "
+                   "the outputs as dout0/dLABEL, dout1/dLABEL, ...")
+def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, backend, grad,
+        check_finite):
     """Compile FILE.dsp and render it."""
     # Everything the user typed is checked before the (slow) compilation.
     if samples is not None and samples < 0:
@@ -179,6 +190,8 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
     sr = sr or DEFAULT_SR
 
     more = {"backend": backend} if backend else {}
+    if grad is not None:
+        more["wrt"] = grad
     program = _api().compile_file(file, sample_rate=sr, include=tuple(include), **more)
     params = program.params
     for label, value in values:
@@ -206,11 +219,38 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
     with np.errstate(all="ignore"):  # Faust arithmetic is IEEE: inf/NaN are results, not errors
         outputs = program.compute(inputs if ins else None, n)
     bargraphs = [(label, program.bargraphs[label]) for label in program.bargraph_labels]
+    problem = None
+    if check_finite:   # reported after the outputs are written
+        from . import finite
+        problem = finite.check(program, outputs, bargraphs, inputs if ins else None,
+                               lambda: _interp_program(file, sr, include, values))
+    partials = []
+    if grad is not None:   # the partials: extra columns after the outputs, before bargraphs
+        names = program.column_names()[program.num_outputs:]
+        partials = list(zip(names, program.partials.reshape(len(names), n)))
+        if output is not None and audio_io.file_kind(output) != ".csv":
+            outputs = np.concatenate([outputs] + [p[None] for _, p in partials])
+        elif output is not None:
+            bargraphs = partials + bargraphs
     if output is not None:
         audio_io.write_output(output, outputs, bargraphs, sr, int(wav_bits))
     else:
         source = kind if data is None else f"'{input_}'"
         _summary(file, program, outputs, bargraphs, n, sr, source if ins else None)
+        for name, values in partials:
+            with np.errstate(all="ignore"):
+                peak = np.max(np.abs(values)) if n else 0.0
+            click.echo(f"  {name}: peak {peak:.6g}" + (f"  final {values[-1]:.17g}" if n else ""))
+    if problem is not None:
+        raise problem
+
+
+def _interp_program(file, sr, include, values):
+    """The reference interpreter's Program of `file` with the --set values (--check-finite)."""
+    program = _api().compile_file(file, sample_rate=sr, include=tuple(include), backend="interp")
+    for label, value in values:
+        program.set_param(label, value)
+    return program
 
 
 def _summary(file, program, outputs, bargraphs, n, sr, source) -> None:
@@ -250,6 +290,93 @@ def compile_cmd(file, output, sr, include):
         with audio_io.atomic_write(output, "w", encoding="utf-8") as f:
             f.write(source)
 
+
+
+@main.command("train")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--target", "-t", "targets", multiple=True, required=True, metavar="FILE",
+              help="Target audio (.wav, .csv or .npy), one channel per output; repeat for a "
+                   "batch of examples.")
+@click.option("--input", "-i", "inputs", multiple=True, metavar="FILE",
+              help="Input audio, one channel per input; one per --target, or one shared.")
+@click.option("--params", "-p", default="auto", show_default=True, metavar="LABEL,...|auto",
+              help="Sliders/nentries to learn (auto: the [diff:on] / df.param ones).")
+@click.option("--loss", default="l2", show_default=True,
+              type=click.Choice(["l1", "mae", "l2", "mse", "esr", "huber", "mrstft"]))
+@click.option("--optimizer", default="adam", show_default=True,
+              type=click.Choice(["sgd", "momentum", "rmsprop", "adam"]))
+@click.option("--steps", default=300, show_default=True, type=int, help="Optimiser steps.")
+@click.option("--lr", type=float, help="Learning rate (normalised units). Default: the "
+              "optimiser's (adam/rmsprop 0.001, sgd/momentum 0.01).")
+@click.option("--schedule", default="constant", show_default=True, metavar="S",
+              help="Learning-rate schedule: constant, cosine or exp:R.")
+@click.option("--set", "settings", multiple=True, metavar="LABEL=VALUE",
+              help="Start a learned parameter from VALUE, or set another control; repeatable.")
+@click.option("--scale", "scales", multiple=True, metavar="LABEL=lin|log",
+              help="Normalisation of a parameter (default: its [scale:log] metadata).")
+@click.option("--no-normalize", is_flag=True,
+              help="Learn in the parameters' own units instead of [0, 1] over their range.")
+@click.option("--parallel", type=click.Choice(["auto", "prange", "threads", "serial"]),
+              default="auto", show_default=True, help="How a batch runs.")
+@click.option("--sr", type=int, metavar="RATE",
+              help=f"Sample rate in Hz. Default: the target WAV's rate, else {DEFAULT_SR}.")
+@click.option("-I", "include", multiple=True, metavar="DIR",
+              help="Add a directory to the library search path; repeatable.")
+@click.option("--plot", metavar="PNG", help="Save the loss and parameter trajectories "
+              "(needs matplotlib: pip install 'faustdiff[plot]').")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def train_cmd(file, targets, inputs, params, loss, optimizer, steps, lr, schedule, settings,
+              scales, no_normalize, parallel, sr, include, plot, quiet):
+    """Learn parameters of MODEL.dsp so that its output matches the target audio."""
+    from . import train as T
+    if steps < 0:
+        raise FaustError(f"--steps must be 0 or more, got {steps}")
+    if sr is not None:
+        _check_sr(sr)
+    values = _parse_settings(settings)
+    scale_map = {}
+    for sc in scales:
+        label, eq, kind = sc.rpartition("=")
+        if not eq or kind not in ("lin", "log"):
+            raise FaustError(f"--scale '{sc}': expected LABEL=lin or LABEL=log")
+        scale_map[label.strip()] = kind
+    if plot is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise FaustError("--plot needs matplotlib: pip install 'faustdiff[plot]' "
+                             "(or pip install matplotlib)") from None
+    data_t, file_sr = T._batch(list(targets), "target", None)
+    data_i = T._batch(list(inputs), "input", None)[0] if inputs else None
+    sr = sr or file_sr or DEFAULT_SR
+    try:
+        prog = _api().compile_file(file, sample_rate=sr, include=tuple(include), wrt=params)
+    except FaustError as e:
+        if "declares no parameter" not in str(e):
+            raise
+        raise FaustError(f"'{file}' declares no parameter ([diff:on] or df.param): name the "
+                         "sliders to learn with --params LABEL,...") from None
+    learned = set(prog.wrt)
+    init = {}
+    for label, value in values:
+        if label in learned:
+            init[label] = value
+        else:
+            prog.set_param(label, value)
+    trainer = T.Trainer(prog, loss=loss, optimizer=optimizer, lr=lr, init=init,
+                        scales=scale_map, normalize=not no_normalize, parallel=parallel,
+                        schedule=None if schedule == "constant" else schedule)
+    with np.errstate(all="ignore"):
+        result = trainer.fit(data_i, data_t, steps=steps, progress=not quiet)
+    click.echo(f"{file}: {len(data_t)} example(s), {data_t[0].shape[1]} samples at {sr} Hz, "
+               f"loss {loss}, {optimizer}, {result.steps} steps in {result.seconds:.2f} s")
+    click.echo(f"  loss: {result.losses[0] if len(result.losses) else result.final_loss:.6g}"
+               f" -> {result.final_loss:.6g}")
+    for label, value in result.params.items():
+        click.echo(f"  {label} = {value:.9g}")
+    if plot is not None:
+        result.plot(plot, title=os.path.basename(file))
+        click.echo(f"  plot: {plot}")
 
 
 if __name__ == "__main__":  # python -m faustdiff.cli ...

@@ -69,11 +69,11 @@ def _load_signal(x, what: str, channels: Optional[int]):
 
 
 def _batch(x, what: str, channels: Optional[int]) -> tuple[list, Optional[int]]:
-    """A list of (channels, n) arrays: one example, a (B, channels, n) array, or a list."""
+    """A list of (channels, n) arrays: one example (an array or a file), a (B, channels, n)
+    array, or a list of examples (arrays or files)."""
     if x is None:
         return [None], None
-    if isinstance(x, (list, tuple)) and x and not np.isscalar(x[0]) and not (
-            isinstance(x[0], (list, tuple)) and x[0] and np.isscalar(x[0][0])):
+    if isinstance(x, (list, tuple)) and x and isinstance(x[0], (str, os.PathLike, np.ndarray)):
         items = [_load_signal(e, f"{what}[{k}]", channels) for k, e in enumerate(x)]
         srs = {sr for _, sr in items if sr}
         return [a for a, _ in items], (srs.pop() if srs else None)

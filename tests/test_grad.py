@@ -114,3 +114,51 @@ def test_param_spec_maps():
     assert lin.to_unit(0.0) == 0.5 and lin.dp_du(0.2) == 2.0
     with pytest.raises(FaustError, match="positive range"):
         grad.ParamSpec("x", 0.0, 0.0, 1.0, "log")
+
+
+# ---------------------------------------------------------------- the command line
+
+def test_run_grad_writes_partial_columns(cli, tmp_path):
+    path = tmp_path / "gd.dsp"
+    path.write_text(GAIN_DC)
+    out = tmp_path / "o.csv"
+    r = cli("run", path, "--input", "sine", "-n", "16", "--grad", "gain,dc", "-o", out)
+    assert r.exit_code == 0, r
+    lines = out.read_text().splitlines()
+    assert lines[0] == "out0,out1,dout0/dgain,dout1/dgain,dout0/ddc,dout1/ddc"
+    data = np.loadtxt(out, delimiter=",", skiprows=1)
+    x = np.sin(2 * np.pi * 440 * np.arange(16) / 44100)
+    assert np.allclose(data[:, 2], x)           # ∂(x·gain + dc)/∂gain
+    assert np.allclose(data[:, 4], 1.0) and np.allclose(data[:, 5], 0.0)
+    r = cli("run", path, "--input", "sine", "-n", "16", "--grad", "gain")
+    assert r.exit_code == 0 and "dout1/dgain: peak" in r.stdout
+    npy = tmp_path / "o.npy"
+    assert cli("run", path, "-n", "8", "--grad", "dc", "-o", npy).exit_code == 0
+    assert np.load(npy).shape == (4, 8)
+    r = cli("run", path, "-n", "8", "--grad", "nope")
+    assert r.exit_code == 1 and "unknown parameter 'nope'" in r.stderr
+
+
+def test_train_command(cli, tmp_path):
+    from faustdiff.audio_io import write_wav
+    from faustdiff.train import render
+    path = tmp_path / "gd.dsp"
+    path.write_text('process = _ * hslider("gain", 0.1, 0, 1, .001) '
+                    '+ hslider("dc [diff:on]", 0, -1, 1, .001);')
+    x = np.random.default_rng(2).uniform(-1, 1, (1, 512))
+    write_wav(tmp_path / "in.wav", x, 44100, 64)
+    write_wav(tmp_path / "t.wav", render(str(path), x, params={"gain": 0.5, "dc": -0.3}),
+              44100, 64)
+    r = cli("train", path, "--input", tmp_path / "in.wav", "--target", tmp_path / "t.wav",
+            "--params", "gain,dc", "--loss", "mse", "--optimizer", "adam", "--steps", "200",
+            "--lr", "0.05")
+    assert r.exit_code == 0, r
+    learned = dict(line.strip().split(" = ") for line in r.stdout.splitlines() if " = " in line)
+    assert abs(float(learned["gain"]) - 0.5) < 1e-4 and abs(float(learned["dc"]) + 0.3) < 1e-4
+    assert "step 200/200" in r.stderr and "loss" in r.stderr
+    # default --params auto: the [diff:on] slider only; --set starts it elsewhere
+    r = cli("train", path, "-i", tmp_path / "in.wav", "-t", tmp_path / "t.wav", "-q",
+            "--steps", "5", "--set", "dc=0.2", "--set", "gain=0.5")
+    assert r.exit_code == 0 and "dc = " in r.stdout and "gain" not in r.stdout.split("\n", 2)[2]
+    r = cli("train", path, "-t", tmp_path / "t.wav", "--params", "gain")
+    assert r.exit_code == 1 and "give inputs" in r.stderr
