@@ -81,7 +81,30 @@ def propagate(box: B.Box, inputs: Optional[list] = None, ctx: Optional[Context] 
 
 # ---------------------------------------------------------------- the algebra
 
+# id(box) -> (box, is it a tree of `Par`s of `Wire`s, i.e. a bus?)
+_BUS: dict = {}
+
+
+def _is_bus(box: B.Box) -> bool:
+    """A `Par` tree of wires (`si.bus(n)`): propagated as the identity in one step, not level
+    by level (which costs O(n^2) in slices and memo keys for a wide bus)."""
+    hit = _BUS.get(id(box))
+    if hit is not None and hit[0] is box:
+        return hit[1]
+    stack, ok = [box], True
+    while stack and ok:
+        b = stack.pop()
+        if isinstance(b, B.Par):
+            stack += (b.a, b.b)
+        else:
+            ok = isinstance(b, B.Wire)
+    _BUS[id(box)] = (box, ok)
+    return ok
+
+
 def _prop(ctx: Context, box: B.Box, inputs: list, scope: _Scope) -> list:
+    if box.__class__ is B.Par and _is_bus(box):
+        return list(inputs)
     key = (id(box), tuple(map(id, inputs)), id(scope))
     hit = ctx._memo.get(key)
     if hit is not None:
