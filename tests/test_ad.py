@@ -373,3 +373,30 @@ def test_jvp_on_sliders_directly():
     p = Program([y, ty[0]], 0)
     out = p.compute(n=1)[:, 0]
     assert out[1] == pytest.approx(3 * math.cos(0.5))
+
+
+def test_nested_duals_give_second_order_terms():
+    # inner: <sin a, cos a> with a's own unit tangent; outer: d/da (sin a cos a x) = cos(2a) x
+    p = _compile('E(a, x) = ((a, 1) : df.diff(sin, 1)) : * : *(x);\n'
+                 'process = df.var(1, hslider("a", 0.3, -1, 1, 0.01), 1), df.input(1) '
+                 ': df.diff(E, 1);')
+    out = p.compute(np.array([[1.0, 2.0]]))
+    assert out[0] == pytest.approx([math.sin(0.3) * math.cos(0.3) * k for k in (1, 2)])
+    assert out[1] == pytest.approx([math.cos(0.6) * k for k in (1, 2)])
+
+
+def test_a_bargraph_inside_a_dual_is_kept_once():
+    p = _compile('E(a, x) = x * (a : hbargraph("inner", 0, 1));\n'
+                 'process = df.var(1, hslider("a", 0.25, 0, 1, 0.01), 1), df.input(1) '
+                 ': df.diff(E, 1);')
+    out = p.compute(np.full((1, 3), 2.0))
+    assert p.bargraph_labels == ["inner"]
+    assert p.bargraphs["inner"].tolist() == [0.25] * 3
+    assert out.tolist() == [[0.5] * 3, [2.0] * 3]
+
+
+def test_select2_takes_three_duals():
+    p = _compile('N = 1;\nprocess = df.input(N), df.var(1, hslider("a", 0.5, 0, 1, 0.1), N), '
+                 'df.diff(2, N) : df.diff(select2, N);')
+    out = p.compute(np.array([[0.0, 1.0]]))
+    assert out.tolist() == [[0.5, 2.0], [1.0, 0.0]]
