@@ -134,9 +134,37 @@ class Huber(Loss):
         return f"Huber(delta={self.delta})"
 
 
+_HANN: dict = {}
+
+
 def _hann(n: int) -> np.ndarray:
     """Periodic Hann window (the usual STFT window)."""
-    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
+    w = _HANN.get(n)
+    if w is None:
+        w = _HANN[n] = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
+    return w
+
+
+try:                       # SciPy's FFT is faster than NumPy's (and optional)
+    from scipy import fft as _sfft
+
+    def _rfft(x):
+        return _sfft.rfft(x, axis=-1)
+
+    def _irfft(x, n):
+        return _sfft.irfft(x, n=n, axis=-1)
+except ImportError:        # pragma: no cover
+    def _rfft(x):
+        return np.fft.rfft(x, axis=-1)
+
+    def _irfft(x, n):
+        return np.fft.irfft(x, n=n, axis=-1)
+
+
+def _digest(a: np.ndarray) -> str:
+    import hashlib
+    a = np.ascontiguousarray(a)
+    return hashlib.blake2b(a.tobytes(), digest_size=16).hexdigest() + str(a.shape)
 
 
 class MultiResolutionSTFT(Loss):
@@ -154,6 +182,7 @@ class MultiResolutionSTFT(Loss):
         self.w_sc, self.w_log, self.w_lin = float(w_sc), float(w_log), float(w_lin)
         self.eps = float(eps)
         self.center = bool(center)
+        self._cache: dict = {}
 
     def __repr__(self):
         return (f"MultiResolutionSTFT(fft_sizes={self.fft_sizes}, hop_ratio={self.hop_ratio},"
@@ -167,38 +196,49 @@ class MultiResolutionSTFT(Loss):
         total = 0.0
         grad = np.zeros_like(y2)
         sizes = [s for s in self.fft_sizes if s <= n] or [min(self.fft_sizes)]
+        tkey = _digest(t2)
         for size in sizes:
-            v, g = self._one(y2, t2, size)
+            v, g = self._one(y2, t2, size, tkey)
             total += v
             grad += g
         k = len(sizes)
         return total / k, (grad / k).reshape(shape)
 
     def _frames(self, x: np.ndarray, size: int, hop: int):
-        """(rows, frames, size) of x, with the frame indexes, the padded length and the
-        padding: frames lie inside the signal (the last one ends at most at n; a signal
-        shorter than `size` is zero-padded at the end), or, with `center`, x is
-        zero-padded by size/2 at both ends first."""
+        """(rows, frames, size) windowed frames of x and the padded length: frames lie
+        inside the signal (a signal shorter than `size` is zero-padded at the end), or, with
+        `center`, x is zero-padded by size/2 at both ends first."""
         rows, n = x.shape
         pad = size // 2 if self.center else 0
         length = n + 2 * pad
         nframes = 1 + max(0, (length - size) // hop)
         total = max(length, (nframes - 1) * hop + size)
-        xp = np.zeros((rows, total))
-        xp[:, pad:pad + n] = x
-        idx = np.arange(size)[None, :] + hop * np.arange(nframes)[:, None]
-        return xp[:, idx], idx, total, pad
+        if pad or total != n:
+            xp = np.zeros((rows, total))
+            xp[:, pad:pad + n] = x
+        else:
+            xp = x
+        view = np.lib.stride_tricks.sliding_window_view(xp, size, axis=-1)[:, ::hop]
+        return view[:, :nframes] * _hann(size), total, pad
 
-    def _one(self, y, t, size):
+    def _target(self, t, size, hop, key):
+        """|T| of the target (cached: the target is the same at every step)."""
+        ck = (key, size, hop, self.eps, self.center)
+        hit = self._cache.get(ck)
+        if hit is None:
+            T = _rfft(self._frames(t, size, hop)[0])
+            hit = np.sqrt(T.real ** 2 + T.imag ** 2 + self.eps * self.eps)
+            if len(self._cache) >= 64:
+                self._cache.clear()
+            self._cache[ck] = hit
+        return hit
+
+    def _one(self, y, t, size, tkey):
         hop = max(1, int(round(size * self.hop_ratio)))
-        w = _hann(size)
-        yf, idx, total, pad = self._frames(y, size, hop)
-        tf, _, _, _ = self._frames(t, size, hop)
-        Y = np.fft.rfft(yf * w, axis=-1)
-        T = np.fft.rfft(tf * w, axis=-1)
-        e2 = self.eps * self.eps
-        my = np.sqrt(Y.real ** 2 + Y.imag ** 2 + e2)
-        mt = np.sqrt(T.real ** 2 + T.imag ** 2 + e2)
+        yf, total, pad = self._frames(y, size, hop)
+        Y = _rfft(yf)
+        my = np.sqrt(Y.real ** 2 + Y.imag ** 2 + self.eps * self.eps)
+        mt = self._target(t, size, hop, tkey)
         diff = my - mt
         value = 0.0
         G = np.zeros_like(my)
@@ -207,24 +247,38 @@ class MultiResolutionSTFT(Loss):
             den = float(np.sqrt(np.sum(mt * mt)))
             value += self.w_sc * num / den
             if num > 0:
-                G += self.w_sc * diff / (num * den)
+                G += diff * (self.w_sc / (num * den))
         if self.w_log:
             ld = np.log(my) - np.log(mt)
             value += self.w_log * float(np.mean(np.abs(ld)))
-            G += self.w_log * np.sign(ld) / (my * ld.size)
+            G += np.sign(ld) / my * (self.w_log / ld.size)
         if self.w_lin:
             value += self.w_lin * float(np.mean(np.abs(diff)))
-            G += self.w_lin * np.sign(diff) / diff.size
-        Z = G * Y / my
+            G += np.sign(diff) * (self.w_lin / diff.size)
+        G /= my
+        Z = Y * G
         Z[..., 1:size // 2] *= 0.5
-        gf = np.fft.irfft(Z, n=size, axis=-1) * size * w   # (rows, frames, size)
-        gp = np.zeros((y.shape[0], total))
-        for f in range(idx.shape[0]):                     # overlap-add
-            gp[:, idx[f]] += gf[:, f]
-        return value, gp[:, pad:pad + y.shape[1]]
+        gf = _irfft(Z, size)
+        gf *= size * _hann(size)                           # (rows, frames, size)
+        return value, _overlap_add(gf, hop, total)[:, pad:pad + y.shape[1]]
 
 
 MRSTFT = MultiResolutionSTFT
+
+
+def _overlap_add(frames: np.ndarray, hop: int, total: int) -> np.ndarray:
+    """Sum frames (rows, F, size), frame f starting at f·hop, into (rows, total)."""
+    rows, nf, size = frames.shape
+    out = np.zeros((rows, total))
+    if size % hop == 0:      # size/hop strided passes, each a contiguous block add
+        for j in range(size // hop):
+            chunk = frames[:, :, j * hop:(j + 1) * hop].reshape(rows, nf * hop)
+            out[:, j * hop:j * hop + nf * hop] += chunk
+        return out
+    idx = np.arange(size)[None, :] + hop * np.arange(nf)[:, None]
+    for r in range(rows):
+        np.add.at(out[r], idx.ravel(), frames[r].ravel())
+    return out
 
 _NAMES = {
     "l1": L1, "mae": L1, "l2": L2, "mse": L2, "esr": ESR, "huber": Huber,

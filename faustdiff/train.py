@@ -27,10 +27,14 @@ clipped to [0, 1] after every step, so the learned value always stays in range a
 learning rates are comparable across parameters. `normalize=False` learns in the parameter's
 own units (the range is still honoured by clipping).
 
-Batches run in parallel in compiled code: a Numba `prange` driver calls each example's kernel
-with its own state (`parallel="prange"`, the default for Numba-compiled programs);
-`"threads"` (a thread pool: our kernels hold the GIL, so it is no faster, measured in
-benchmarks/bench_train.py) and `"serial"` are there for comparison and for the interpreter.
+Batches run in parallel in compiled code. A gradient module carries two batch drivers
+(`grad._BATCH_DRIVERS`, Numba, cached on disk with it) that run every example's kernel on its
+own rows of state: `parallel="threads"` (the default for a batch on several cores) shares the
+examples out to a thread pool, each thread running its share in one compiled call that
+releases the GIL; `"prange"` spreads them with Numba's `prange` in one call; `"serial"` runs
+them in turn in one call. Measured on the 2-core development machine (busy), 16 examples of
+1 s through the one-pole lowpass: threads 1830 examples/s, serial 940, prange 420 (OpenMP's
+spinning threads lose to the machine's other work); see benchmarks/bench_train.py.
 """
 from __future__ import annotations
 
@@ -157,7 +161,7 @@ def run_batch(programs: Sequence, inputs: Sequence, n: int, mode: str = "auto"):
     mode -- "prange": one compiled call, examples spread over Numba's threads;
             "threads": a thread pool, each thread runs a share of the examples in one
             compiled call (the drivers release the GIL); "serial": one compiled call, in
-            turn; "auto": prange for a batch when there are several threads, else serial.
+            turn; "auto": threads for a batch when there are several cores, else serial.
             The interpreter always runs serially."""
     if mode not in MODES:
         raise ValueError(f"parallel: one of {', '.join(MODES)}, not {mode!r}")
@@ -165,8 +169,8 @@ def run_batch(programs: Sequence, inputs: Sequence, n: int, mode: str = "auto"):
     if any(p is None for p in parts):
         return [p.compute_with_grad(x, n) for p, x in zip(programs, inputs)]
     B = len(programs)
-    if mode == "auto":
-        mode = "prange" if B > 1 and _threads() > 1 else "serial"
+    if mode == "auto":   # measured (benchmarks/bench_train.py): threads beat prange
+        mode = "threads" if B > 1 and _threads() > 1 else "serial"
     p0 = programs[0].program
     nin, nall, nbar = p0.num_inputs, p0.num_outputs, len(p0.bargraph_labels)
     ins = np.zeros((B, nin, n))
@@ -317,14 +321,24 @@ class Trainer:
         if len(xs) == 1 and len(ts) > 1:
             xs = xs * len(ts)
         results = run_batch(progs, xs, n, self.parallel)
+
+        def one(k):
+            (y, d), t = results[k], ts[k]
+            v, dy = self.loss(y, t)
+            return v, np.einsum("on,ion->i", dy, d)
+        if len(ts) > 1 and self.parallel != "serial" and _threads() > 1:
+            # the losses' FFTs and array arithmetic release the GIL
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(max_workers=min(len(ts), _threads())) as ex:
+                per = list(ex.map(one, range(len(ts))))
+        else:
+            per = [one(k) for k in range(len(ts))]
         total = 0.0
         g = np.zeros(len(self.labels))
-        outs = []
-        for (y, d), t in zip(results, ts):
-            v, dy = self.loss(y, t)
+        for v, gk in per:
             total += v
-            g += np.einsum("on,ion->i", dy, d)
-            outs.append(y)
+            g += gk
+        outs = [y for y, _ in results]
         k = len(ts)
         return total / k, g / k, outs
 

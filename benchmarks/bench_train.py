@@ -1,0 +1,146 @@
+"""Gradient steps per second when training from Python (faustdiff.train).
+
+    python benchmarks/bench_train.py [--seconds 1.0] [--steps 20] [--no-jax]
+
+The model is the one-pole lowpass of the tests (cutoff on a log scale, 20 Hz - 20 kHz) on
+1 s of noise at 44.1 kHz. One step = render the whole block with its forward-mode partial
+(Numba kernel), the loss and dL/dy, dL/dθ = Σ dL/dy · ∂y/∂θ, one Adam step. Batches of 1
+and 16 examples, for each way a batch can run (`parallel=`: serial, threads, prange) and
+for the L2 and multi-resolution STFT losses. Compilation is done (and cached) before timing.
+
+With jax installed (`pip install jax`) and the `faust` compiler on PATH, the same model is
+also compiled by Faust's JAX backend (`faust -lang jax -double`): its generated `tick` is
+run with `jax.lax.scan` and differentiated with `jax.grad` (reverse mode through the scan),
+jit-compiled, batch 16 with `jax.vmap`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+LOWPASS = '''import("stdfaust.lib");
+lowpass(fc) = *(1 - p) : + ~ *(p) with { p = exp(-2 * ma.PI * fc / ma.SR); };
+process = lowpass(hslider("cutoff [scale:log]", 5000, 20, 20000, 1));
+'''
+SR = 44100
+
+
+def bench_faustdiff(n: int, steps: int) -> list:
+    from faustdiff import train
+    rng = np.random.default_rng(0)
+    xs = rng.uniform(-1, 1, (16, 1, n))
+    ts = np.stack([train.render(LOWPASS, x, params={"cutoff": 500.0}) for x in xs])
+    rows = []
+    for loss in ("l2", "mrstft"):
+        for batch in (1, 16):
+            for mode in ("serial", "threads", "prange"):
+                if batch == 1 and mode != "serial":
+                    continue
+                tr = train.Trainer(LOWPASS, params=["cutoff"], loss=loss, optimizer="adam",
+                                   lr=0.01, parallel=mode)
+                x, t = xs[:batch], ts[:batch]
+                tr.fit(x, t, steps=2)                      # warm up: JIT, pools
+                k = max(2, steps if loss == "l2" else steps // 4)
+                t0 = time.perf_counter()
+                tr.fit(x, t, steps=k)
+                dt = time.perf_counter() - t0
+                # fit also evaluates the final loss: k + 1 evaluations, k optimiser steps
+                rows.append((f"faustdiff {loss}", batch, mode, k / dt))
+    return rows
+
+
+def bench_jax(n: int, steps: int) -> list:
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        print("jax: not installed, skipped (pip install jax)")
+        return []
+    faust = shutil.which("faust")
+    if faust is None:
+        print("jax: the faust compiler is not on PATH, skipped")
+        return []
+    jax.config.update("jax_enable_x64", True)
+    with tempfile.TemporaryDirectory() as d:
+        dsp = os.path.join(d, "lp.dsp")
+        with open(dsp, "w") as f:
+            f.write(LOWPASS)
+        out = os.path.join(d, "lp_jax.py")
+        subprocess.run([faust, "-lang", "jax", "-double", dsp, "-o", out], check=True)
+        code = open(out).read()
+    code = code.replace("from jax.config import config", "config = __import__('jax').config")
+
+    class _Module:                     # the generated class derives from flax's nn.Module
+        pass
+    nn = type("nn", (), {"Module": _Module})
+    ns = {"jnp": jnp, "np": np, "json": __import__("json"), "nn": nn, "jax": jax}
+    exec(compile(code, "lp_jax.py", "exec"), ns)
+    dsp = ns["mydsp"]
+    tick = dsp.tick
+    state0 = dsp.initialize(dsp, SR, None, n)
+    state0 = {k: jnp.asarray(v) for k, v in state0.items()}
+
+    def render(cutoff, x):
+        st = dict(state0)
+        st["fHslider0"] = cutoff
+
+        def step(s, xin):
+            s, y = tick(s, xin[None])
+            return s, y[0]
+        _, y = jax.lax.scan(step, st, x)
+        return y
+
+    def loss(cutoff, x, t):
+        return jnp.mean((render(cutoff, x) - t) ** 2)
+
+    rng = np.random.default_rng(0)
+    xs = jnp.asarray(rng.uniform(-1, 1, (16, n)))
+    ts = jax.vmap(lambda x: render(500.0, x))(xs)
+    grad1 = jax.jit(jax.value_and_grad(loss))
+    gradb = jax.jit(jax.value_and_grad(
+        lambda c, x, t: jnp.mean(jax.vmap(loss, in_axes=(None, 0, 0))(c, x, t))))
+    rows = []
+    for batch, fn in ((1, lambda c: grad1(c, xs[0], ts[0])),
+                      (16, lambda c: gradb(c, xs, ts))):
+        v, g = fn(1000.0)
+        jax.block_until_ready(g)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            v, g = fn(1000.0)
+        jax.block_until_ready(g)
+        rows.append(("faust -lang jax + jax.grad (l2)", batch, "jit/vmap",
+                     steps / (time.perf_counter() - t0)))
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=1.0, help="audio per example (s)")
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per configuration")
+    ap.add_argument("--no-jax", action="store_true")
+    args = ap.parse_args()
+    n = int(args.seconds * SR)
+    try:
+        import numba
+        threads = numba.get_num_threads()
+    except Exception:   # noqa: BLE001
+        threads = "?"
+    print(f"one-pole lowpass, {n} samples per example, {os.cpu_count()} CPUs, "
+          f"{threads} Numba threads, load average {os.getloadavg()[0]:.1f}")
+    rows = bench_faustdiff(n, args.steps)
+    if not args.no_jax:
+        rows += bench_jax(n, max(3, args.steps // 4))
+    print(f"{'what':34s} {'batch':>5s} {'mode':>9s} {'steps/s':>9s} {'examples/s':>11s}")
+    for what, batch, mode, rate in rows:
+        print(f"{what:34s} {batch:5d} {mode:>9s} {rate:9.1f} {rate * batch:11.1f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
