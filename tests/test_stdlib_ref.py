@@ -394,3 +394,13 @@ def test_stdfaust_environments():
     for prefix in "ma si ro ba os no de fi an en re pl".split():
         assert prefix in envs, f"stdfaust.lib lacks {prefix}"
         assert (LIB_DIR / envs[prefix]).exists(), f"{envs[prefix]} is missing"
+
+
+def test_every_library_declares_its_name():
+    """Our files declare a name starting with "faustdiff": the renders use it to prove that
+    none of the system libraries was loaded in place of ours."""
+    for lib in _our_libs():
+        if lib.name == "stdfaust.lib":
+            continue
+        m = re.search(r'^declare name "([^"]*)";', lib.read_text(), re.M)
+        assert m and m.group(1).startswith("faustdiff"), f"{lib.name} lacks `declare name \"faustdiff ...\"`"
