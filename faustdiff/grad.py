@@ -151,8 +151,7 @@ def select(controls: Sequence, wrt) -> tuple[list[str], list[list]]:
         return labels, nodes
     out = []
     for w in wrt:
-        hits = [c for c in sliders if widget_path(c) == w or widget_path(c).endswith("/" + w)
-                and w.startswith("/")]
+        hits = [c for c in sliders if widget_path(c) == w]
         if not hits:
             hits = [c for c in sliders if strip_metadata(c.attrs[1]) == strip_metadata(w)]
         if not hits:
