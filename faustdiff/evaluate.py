@@ -15,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from .primitives import PRIMITIVES, fold
 MAX_APPLY_DEPTH = 4000
 # Iteration counts above this are refused instead of exhausting memory.
 MAX_ITERATIONS = 100_000
+# ... and so are programs whose iterations add up to more than this (nested `par`s).
+MAX_TOTAL_ITERATIONS = 1_000_000
 
 EMPTY = Route(0, 0, ())  # the 0 -> 0 box (`par(i, 0, e)`)
 
@@ -156,6 +159,8 @@ class Evaluator:
         self.resolver = resolver
         self.slot_ids = itertools.count()
         self.depth = 0
+        self.iterations = 0   # iteration steps so far (MAX_TOTAL_ITERATIONS)
+        self.main_file: Optional[str] = None   # errors in libraries are shown at its calls
         self.libraries: dict[str, EnvValue] = {}
         self.loading: list[str] = []
         # The root scope, parent of every file's and library's scope: the builtins.
@@ -376,7 +381,22 @@ class Evaluator:
     def ev_Apply(self, e: B.Apply, env: Env):
         fn = self.ev(e.fn, env)
         args = [self.ev(a, env) for a in e.args]
-        return self.apply(fn, args, e)
+        try:
+            return self.apply(fn, args, e)
+        except FaustError as err:
+            raise self.at_user_site(err, e) from None
+
+    def at_user_site(self, err: FaustError, site: Box) -> FaustError:
+        """An error raised in library code, located at the innermost call of the main file
+        that led to it (the library position is kept in the message's last line)."""
+        sp = site.span
+        if (getattr(err, "at_site", False) or sp is None or sp.file != self.main_file
+                or (err.span is not None and err.span.file == self.main_file)):
+            return err
+        expr = B.show(site) + (f"\n  library code at {err.span}" if err.span else "")
+        new = type(err)(err.message, sp, expr)
+        new.at_site = True
+        return new
 
     def apply(self, fn: Value, args: list, site: Box) -> Value:
         while args:
@@ -513,17 +533,22 @@ class Evaluator:
     def ev_Iter(self, e: B.Iter, env: Env):
         n = self.const_number(e.count, env, f"the number of iterations of {e.kind}")
         if not isinstance(n, Int):
-            if float(n.value) != int(n.value):
+            if not math.isfinite(n.value) or float(n.value) != int(n.value):
                 raise FaustEvalError(f"the number of iterations of {e.kind} must be an "
                                      f"integer, got {n.value}", e.count.span)
             n = Int(int(n.value))
         count = n.value
         if count < 0:
-            raise FaustEvalError(f"the number of iterations of {e.kind} must be positive, "
+            raise FaustEvalError(f"the number of iterations of {e.kind} must be 0 or more, "
                                  f"got {count}", e.count.span)
         if count > MAX_ITERATIONS:
             raise FaustEvalError(f"{e.kind} with {count} iterations exceeds the limit of "
                                  f"{MAX_ITERATIONS}", e.count.span)
+        self.iterations += count
+        if self.iterations > MAX_TOTAL_ITERATIONS:
+            raise FaustEvalError(f"more than {MAX_TOTAL_ITERATIONS} iteration steps in total "
+                                 f"(nested or repeated par/seq/sum/prod): the program is too "
+                                 f"large", e.count.span)
         items = []
         for i in range(count):
             inner = Env(env)
@@ -564,11 +589,18 @@ class Evaluator:
         nums = []
         for a in e.args:
             nums.extend(self.const(a, env, "a route argument"))
+        for x in nums:
+            if not math.isfinite(x.value):
+                raise FaustEvalError(f"a route argument must be a finite number, got {x.value}",
+                                     e.span)
         ints = [int(x.value) for x in nums]
         ins, outs, flat = ints[0], ints[1], ints[2:]
         if ins < 0 or outs < 0:
             raise FaustEvalError(f"route sizes must be positive, got route({ins}, {outs}, ...)",
                                  e.span)
+        if max(ins, outs) > MAX_ITERATIONS:
+            raise FaustEvalError(f"route({ins}, {outs}, ...) exceeds the limit of "
+                                 f"{MAX_ITERATIONS} inputs or outputs", e.span)
         if len(flat) % 2:
             raise FaustEvalError("route needs (source, destination) pairs: got an odd number "
                                  f"of values ({len(flat)})", e.span)
@@ -793,6 +825,7 @@ def _foldable_shape(b: Box) -> bool:
 def evaluate_process(program: B.Program, resolver: Resolver, name: str = "process") -> Box:
     """Evaluate `process` (or `name`) of a parsed file to a normal-form box."""
     ev = Evaluator(resolver)
+    ev.main_file = program.filename
     env = ev.file_env(program)
     b = env.table.get(name)
     if b is None:
