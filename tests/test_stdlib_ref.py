@@ -201,6 +201,8 @@ CASES = [
     C("fi.resonlp+hp+bp", "process = _ <: fi.resonlp(1000, 5, 0.5), fi.resonhp(2000, 2, 1), fi.resonbp(500, 10, 1), fi.resonlp(t_slow * 3000 + 100, 3, 1);", ins=1),
     C("fi.lowpass", "process = _ <: fi.lowpass(1, 1000), fi.lowpass(2, 1000), fi.lowpass(3, 2000), fi.lowpass(4, 500), fi.lowpass(5, 3000), fi.lowpass(8, 5000), fi.lowpass(3, t_slow * 3000 + 100);", ins=1, n=3000),
     C("fi.highpass", "process = _ <: fi.highpass(1, 1000), fi.highpass(2, 1000), fi.highpass(3, 2000), fi.highpass(4, 500), fi.highpass(7, 3000), fi.lowpass0_highpass1(1, 6, 800);", ins=1, n=3000),
+    C("fi.bandpass+bandstop", "process = _ <: fi.bandpass(1, 500, 2000), fi.bandpass(2, 300, 3000), fi.bandpass(3, 1000, 1500), fi.bandstop(1, 500, 2000), fi.bandstop(2, 300, 3000), fi.bandstop(3, 1000, 1500);", ins=1, n=3000),
+    C("fi.tf2sb+tf1sb", "process = _ <: fi.tf2sb(0.3, 0.5, 1, 1.2, 1, 2000, 3000), fi.tf1sb(0.4, 1, 1, 1500, 2500);", ins=1, n=3000),
     C("fi.elliptic3", "process = _ <: fi.lowpass3e(1000), fi.highpass3e(2000);", ins=1, n=3000),
     C("fi.peak_eq", "process = _ <: fi.peak_eq(6, 1000, 100), fi.peak_eq(-10, 3000, 500), fi.peak_eq(t_steps * 3, 2000, 300);", ins=1, n=3000),
     C("fi.peak_eq_cq+rm", "process = _ <: fi.peak_eq_cq(6, 1000, 2), fi.peak_eq_rm(-6, 2000, 0.1), fi.peak_eq_rm(t_steps, 500, 0.05);", ins=1, n=3000),
