@@ -155,7 +155,7 @@ def test_iteration_count_must_be_constant():
 
 def test_negative_iteration_count():
     assert err("process = par(i, -1, _);") == \
-        "t.dsp:1:18: error: the number of iterations of par must be positive, got -1"
+        "t.dsp:1:18: error: the number of iterations of par must be 0 or more, got -1"
 
 
 def test_huge_iteration_count():
