@@ -14,6 +14,7 @@ Invariants:
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
@@ -124,7 +125,8 @@ class Resolver:
 
     def search_dirs(self, from_dir: Optional[str]) -> list[str]:
         dirs = [d for d in (from_dir, self.base_dir) if d]
-        return dirs + self.include + self.env_dirs + [self.bundled]
+        every = dirs + self.include + self.env_dirs + [self.bundled]
+        return list(dict.fromkeys(every))   # each folder once, in order
 
     def find(self, filename: str, from_dir: Optional[str]) -> Optional[str]:
         if os.path.isabs(filename) and os.path.isfile(filename):
@@ -727,12 +729,16 @@ def cprop(box: Box, ins: list) -> list:
     """Propagate constant inputs through a box made of numbers, wires, cuts, foldable
     primitives, routes and compositions; raise _NotConst on anything else."""
     if isinstance(box, (Int, Real)):
-        return ins + [box] if ins else [box]
+        if ins:   # `1 : 2` is an arity error (reported by arity), not `1, 2`
+            raise _NotConst
+        return [box]
     if isinstance(box, Wire):
         if len(ins) != 1:
             raise _NotConst
         return ins
     if isinstance(box, Cut):
+        if len(ins) != 1:
+            raise _NotConst
         return []
     if isinstance(box, Prim):
         row = PRIMITIVES[box.name]
@@ -832,4 +838,7 @@ def evaluate_process(program: B.Program, resolver: Resolver, name: str = "proces
         raise FaustEvalError(f"no '{name}' definition in the program",
                              Span(program.filename, 1, 1))
     v = ev.force(b, b.expr.span if b.expr is not None else None)
-    return ev.to_box(v, b.expr.span if b.expr is not None else None)
+    box = ev.to_box(v, b.expr.span if b.expr is not None else None)
+    if box.span is None and b.expr is not None:   # e.g. the shared empty box
+        box = dataclasses.replace(box, span=b.expr.span)
+    return box

@@ -419,7 +419,7 @@ def check_delay(x: Sig, d: Sig) -> None:
     below 0 is an error only when the interval is exact enough to trust (no recursion or
     audio input feeds `d`); otherwise a negative amount is read as 0 at run time."""
     lo, hi = d.interval
-    if not math.isfinite(hi) or hi >= INT_MAX:
+    if d.op != "const" and (not math.isfinite(hi) or hi >= INT_MAX):
         raise DelayError(show(d), f"{show(x)} @ {show(d)}", lo, hi, unbounded=True)
     if hi < 0 or (lo < 0 and not _depends_on(d, ("recvar", "input"))):
         raise DelayError(show(d), f"{show(x)} @ {show(d)}", lo, hi, unbounded=False)
