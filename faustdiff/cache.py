@@ -22,6 +22,7 @@ is rebuilt. Every write is a temporary file in the same directory renamed over t
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -173,11 +174,27 @@ def _key1(text: str, filename: str, sample_rate, include: Iterable, name: str) -
     base = os.path.dirname(os.path.abspath(filename)) if not filename.startswith("<") \
         else os.getcwd()
     parts = {
-        "format": _format(), "version": __version__, "sr": repr(sample_rate), "name": name,
+        "format": _format(), "version": __version__, "compiler": _compiler_fingerprint(),
+        "sr": repr(sample_rate), "name": name,
         "dir": base, "include": [os.path.abspath(str(p)) for p in include],
         "faust_lib_path": os.environ.get("FAUST_LIB_PATH", ""), "text": text,
     }
     return _sha(json.dumps(parts, sort_keys=True).encode("utf-8"))[:40]
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_fingerprint() -> str:
+    """A hash of faustdiff's own code and grammar: a cached module made by another build of
+    the compiler (even one with the same version number) is never reused."""
+    here = Path(__file__).resolve().parent
+    files = sorted(here.glob("*.py")) + sorted((here / "grammar").glob("*.lark"))
+    if not (here / "grammar").is_dir():
+        files += sorted((here.parent / "grammar").glob("*.lark"))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _format() -> int:

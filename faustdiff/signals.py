@@ -331,7 +331,9 @@ def _simp_mul(x, y):
     if y.op == "const" and x.op != "const":
         x, y = y, x                       # the coefficient goes first
     if x.op == "const":
-        if _is_coef_product(y):           # c1 * (c2 * a) -> (c2 * c1) * a
+        # c1 * (c2 * a) -> (c2 * c1) * a, but never across an int -> real conversion: an int
+        # product must wrap to 32 bits before it meets a real coefficient (as in Faust).
+        if _is_coef_product(y) and y.type == t:
             return prim("*", prim("*", y.args[0], x), y.args[1])
         return _raw_prim("*", (x, y))
     return None
@@ -345,7 +347,7 @@ def _simp_div(x, y):
     if y.op == "const":
         if y.value == 0 or not math.isfinite(y.value):
             return None
-        if _is_coef_product(x):
+        if _is_coef_product(x) and x.type == "real":   # an int product wraps first
             return prim("*", prim("/", x.args[0], y), x.args[1])
         return prim("*", real_const(1.0 / float(y.value)), to_real(x))
     if y.rate <= K_BLOCK and x.op != "const":
