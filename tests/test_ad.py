@@ -166,7 +166,7 @@ def test_primitive_against_central_differences(prim, mode):
             minus = dict(values, **{f"x{j}": point[j] - h * dirs[d, j] for j in range(k)})
             fd = (run1(program, plus)[0] - run1(program, minus)[0]) / (2 * h)
             scale = max(1.0, abs(fd))
-            assert abs(out[1 + d] - fd) <= 2e-5 * scale, (prim, point, dirs[d], out, fd)
+            assert abs(out[1 + d] - fd) <= 1e-7 * scale, (prim, point, dirs[d], out, fd)
         checked += 1
     assert checked >= 4
 
@@ -280,7 +280,7 @@ def test_program_against_central_differences(name, defn, inits):
         ad = base[1 + d]
         scale = max(1.0, float(np.max(np.abs(fd))))
         err = float(np.max(np.abs(ad - fd)))
-        assert err <= 1e-5 * scale, (name, label, err, scale)
+        assert err <= 1e-7 * scale, (name, label, err, scale)   # measured: <= 1e-9
         assert np.any(ad != 0), (name, label, "tangent identically zero")
 
 
