@@ -999,11 +999,9 @@ def _fj_copysign(x, dx, y, A):
     return A.mul(dx[0], A.p("*", su, sy))
 
 
-def _fj_fminmax(less_first: bool):
-    # fmin/fmax: the partial of the selected operand (the other one when it is NaN)
-    def rule(x, dx, y, A):
-        return A.select(A.p("==", y, x[0]), dx[1], dx[0])
-    return rule
+def _fj_fminmax(x, dx, y, A):
+    # fmin/fmax: the partial of the operand selected (u when y == u, else v)
+    return A.select(A.p("==", y, x[0]), dx[1], dx[0])
 
 
 # Derivative rules of the foreign functions of FFUNS (same convention as `jvp`); functions
@@ -1040,7 +1038,7 @@ FFUN_JVP: dict[str, Callable] = {
     "erfc": _fj(lambda u, y, A: A.p("*", A.c(-2.0 / math.sqrt(math.pi)),
                                     A.p("exp", A.p("-", A.c(0), A.p("*", u, u))))),
     "hypot": _fj_hypot, "copysign": _fj_copysign,
-    "fmin": _fj_fminmax(True), "fmax": _fj_fminmax(False),
+    "fmin": _fj_fminmax, "fmax": _fj_fminmax,
     "pow": lambda x, dx, y, A: _j_pow(x, dx, y, A),
     "atan2": lambda x, dx, y, A: _j_atan2(x, dx, y, A),
     "fmod": lambda x, dx, y, A: _j_fmod(x, dx, y, A),

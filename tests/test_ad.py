@@ -400,3 +400,37 @@ def test_select2_takes_three_duals():
                  'df.diff(2, N) : df.diff(select2, N);')
     out = p.compute(np.array([[0.0, 1.0]]))
     assert out.tolist() == [[0.5, 2.0], [1.0, 0.0]]
+
+
+FFUNS = {   # name: (C signature, arguments)
+    "tanh": ("float tanh(float)", (0.3,)), "sinh": ("float sinh(float)", (0.7,)),
+    "cosh": ("float cosh(float)", (0.7,)), "asinh": ("float asinh(float)", (0.4,)),
+    "acosh": ("float acosh(float)", (1.7,)), "atanh": ("float atanh(float)", (0.4,)),
+    "exp2": ("float exp2(float)", (0.6,)), "expm1": ("float expm1(float)", (0.2,)),
+    "log2": ("float log2(float)", (1.3,)), "log1p": ("float log1p(float)", (0.4,)),
+    "cbrt": ("float cbrt(float)", (1.9,)), "erf": ("float erf(float)", (0.5,)),
+    "hypot": ("float hypot(float, float)", (0.3, 0.8)),
+    "fmin": ("float fmin(float, float)", (0.3, 0.8)),
+    "fmax": ("float fmax(float, float)", (0.3, 0.8)),
+    "copysign": ("float copysign(float, float)", (0.3, -0.8)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FFUNS))
+def test_foreign_function_rules_against_central_differences(name):
+    sig, args = FFUNS[name]
+    k = len(args)
+    duals = ", ".join(f'df.var({j + 1}, hslider("x{j}", {a}, -9, 9, 1e-9), {k})'
+                      for j, a in enumerate(args))
+    p = _compile(f'f = ffunction({sig}, <math.h>, "");\n'
+                 f'process = {duals} : df.diff(f, {k});')
+    out = p.compute(n=1)[:, 0]
+    h = 1e-6
+    for j, a in enumerate(args):
+        vals = []
+        for s in (+1, -1):
+            p.set_param(f"x{j}", a + s * h)
+            vals.append(p.compute(n=1)[0, 0])
+        p.set_param(f"x{j}", a)
+        fd = (vals[0] - vals[1]) / (2 * h)
+        assert out[1 + j] == pytest.approx(fd, rel=1e-7, abs=1e-7), (name, j)
