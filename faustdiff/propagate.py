@@ -12,6 +12,9 @@ Invariants:
 * `A ~ B` becomes a `RecGroup` whose RecVars stand for the first b_in outputs of A at t-1;
   their types are found by a fixpoint starting from int (a counter `+(1)~_` stays int, a
   filter becomes real), re-propagating A and B when a guess was too narrow.
+* A `Par` tree of wires (`si.bus(n)`) passes its inputs through in one step.
+* `Dual(E, N, mode)` (automatic differentiation) is handed to `ad.dual_outputs`: E on the
+  values, then the JVP of its signals on the partials (see `ad`).
 """
 from __future__ import annotations
 
