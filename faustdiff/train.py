@@ -33,8 +33,8 @@ own rows of state: `parallel="threads"` (the default for a batch on several core
 examples out to a thread pool, each thread running its share in one compiled call that
 releases the GIL; `"prange"` spreads them with Numba's `prange` in one call; `"serial"` runs
 them in turn in one call. Measured on the 2-core development machine (busy), 16 examples of
-1 s through the one-pole lowpass: threads 1830 examples/s, serial 940, prange 420 (OpenMP's
-spinning threads lose to the machine's other work); see benchmarks/bench_train.py.
+1 s through the one-pole lowpass, L2 loss: threads 1825 examples/s, serial 1226, prange 700
+(OpenMP's spinning threads lose to the machine's other work); see benchmarks/bench_train.py.
 """
 from __future__ import annotations
 
@@ -326,13 +326,8 @@ class Trainer:
             (y, d), t = results[k], ts[k]
             v, dy = self.loss(y, t)
             return v, np.einsum("on,ion->i", dy, d)
-        if len(ts) > 1 and self.parallel != "serial" and _threads() > 1:
-            # the losses' FFTs and array arithmetic release the GIL
-            from concurrent.futures import ThreadPoolExecutor
-            with ThreadPoolExecutor(max_workers=min(len(ts), _threads())) as ex:
-                per = list(ex.map(one, range(len(ts))))
-        else:
-            per = [one(k) for k in range(len(ts))]
+        # (the losses in a thread pool measured no faster: numpy holds the GIL too often)
+        per = [one(k) for k in range(len(ts))]
         total = 0.0
         g = np.zeros(len(self.labels))
         for v, gk in per:
