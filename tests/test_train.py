@@ -158,8 +158,9 @@ def test_learn_biquad_five_coefficients():
     t = train.render(BIQUAD_COEFS, x, params=hidden)
     r = train.fit(BIQUAD_COEFS, x, t, params=list(hidden), loss="l2", optimizer="adam",
                   lr=0.01, steps=400)
-    # measured: every coefficient within 1e-3 of its value by step ~300
+    # measured: within 1% from steps 72 (b0), 209, 274, 278, 276; final errors < 1e-4
     for k, v in hidden.items():
+        assert settled(r.trajectory[k], v, 0.01) <= 340, k
         assert abs(r.params[k] - v) < 2e-3, (k, r.params[k])
     assert r.final_loss < 1e-6
 
