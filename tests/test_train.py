@@ -378,3 +378,12 @@ def test_fit_errors():
                                  'process = _ <: df.fit(_, _ * 2, df.mse(1), df.sgd(.1));')
     with pytest.raises(FaustError, match="param: expected an hslider"):
         faustdiff.compile_source('df = library("diff.lib");\nprocess = df.param(2);')
+
+
+def test_lowpass_auto_example():
+    p = faustdiff.compile_file(ROOT / "examples" / "lowpass_auto.dsp")
+    p.compute(n=44100)
+    c = p.bargraphs["cutoff"]
+    # measured: within 10 Hz from sample 2046, 500.00 Hz at 1 s
+    assert np.abs(c[3000:] - 500).max() < 10
+    assert abs(c[-1] - 500) < 0.01
