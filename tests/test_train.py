@@ -387,3 +387,16 @@ def test_lowpass_auto_example():
     # measured: within 10 Hz from sample 2046, 500.00 Hz at 1 s
     assert np.abs(c[3000:] - 500).max() < 10
     assert abs(c[-1] - 500) < 0.01
+
+
+def test_interpreter_backend_trains_too():
+    x = np.linspace(-1, 1, 64)[None]
+    fast = train.Trainer(GAIN_DC, params=["gain", "dc"], lr=0.05)
+    slow = train.Trainer(GAIN_DC, params=["gain", "dc"], lr=0.05, backend="interp")
+    xs, ts = [x, 2 * x], [0.5 * x - 0.3, x - 0.3]
+    for theta in ([0.1, 0.0], [0.7, -0.5]):
+        vf, gf, _ = fast.loss_and_grad(theta, xs, ts)
+        vs, gs, _ = slow.loss_and_grad(theta, xs, ts)
+        assert vf == pytest.approx(vs, rel=1e-12) and np.allclose(gf, gs, rtol=1e-12)
+    r = slow.fit(xs, ts, steps=5)
+    assert r.losses[-1] < r.losses[0]
