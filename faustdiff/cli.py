@@ -293,7 +293,7 @@ def compile_cmd(file, output, sr, include):
 
 
 @main.command("train")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", metavar="MODEL.dsp", type=click.Path(dir_okay=False))
 @click.option("--target", "-t", "targets", multiple=True, required=True, metavar="FILE",
               help="Target audio (.wav, .csv or .npy), one channel per output; repeat for a "
                    "batch of examples.")
