@@ -434,3 +434,25 @@ def test_foreign_function_rules_against_central_differences(name):
         p.set_param(f"x{j}", a)
         fd = (vals[0] - vals[1]) / (2 * h)
         assert out[1 + j] == pytest.approx(fd, rel=1e-7, abs=1e-7), (name, j)
+
+
+def test_backprop_with_a_two_input_ground_truth():
+    # K = inputs(groundTruth) = 2: inputs [x1, x2] for the truth, then [x1, x2] for the
+    # learnable, whose own inputs are x1, x2 and then the step of its variable.
+    p = _compile('N = 1;\n'
+                 'process = no.noise, os.osc(100) <: df.backprop(truth, learnable, '
+                 'df.learnL2(4, 0.05, N))\nwith {\n'
+                 '    truth = _ * 0.7 + _;\n'
+                 '    learnable = route(3, 3, (1, 1), (2, 3), (3, 2)) : df.input(N), '
+                 'df.var(1, g, N), df.input(N) : df.diff(*, N), _, _ : df.diff(+, N)\n'
+                 '    with { g = -~_ <: attach(hbargraph("g", 0, 1)); };\n};')
+    assert (p.num_inputs, p.num_outputs) == (0, 3)
+    p.compute(n=44100)
+    assert p.bargraphs["g"][-1] == pytest.approx(0.7, abs=1e-9)
+
+
+def test_sumall_of_many_wide_duals():
+    n = 40   # 40 duals of 41 signals: buses of up to 1600 wires between the fold's stages
+    p = _compile(f'N = {n};\nprocess = par(i, N, df.var(i + 1, i, N)) : df.sumall(N);')
+    out = p.compute(n=1)[:, 0]
+    assert out.tolist() == [n * (n - 1) / 2] + [1.0] * n
