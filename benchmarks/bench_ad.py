@@ -25,7 +25,6 @@ here tap i only has a partial along variable i, so the forward ratio grows far s
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
