@@ -177,6 +177,10 @@ def read_csv(path: str | os.PathLike) -> np.ndarray:
 
 
 def read_npy(path: str | os.PathLike) -> np.ndarray:
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise FaustError(f"'{path}' is not a valid .npy file (it does not start with the "
+                             f".npy signature)")
     try:
         arr = np.load(path, allow_pickle=False)
     except OSError:

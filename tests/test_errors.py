@@ -343,3 +343,22 @@ def test_cli_check_finite(tmp_path):
         1, "p.dsp:1:14: error: non-finite value: output 1 is NaN at sample 0 (the first NaN or "
            "infinity of the render); it comes from sqrt((_ - 2) + mem(_))\n")
     assert _cli(tmp_path, "process = _ + 1;\n", "--check-finite")[::2] == (0, "")
+
+
+def test_bad_input_files(tmp_path):
+    from faustdiff import audio_io
+    cases = {
+        "rows.csv": (b"1,2\n3\n", "rows.csv:2:1: error: this row has 1 value, line 1 has 2"),
+        "text.csv": (b"a,b\n1,x\n", "text.csv:2:3: error: 'x' is not a number"),
+        "empty.csv": (b"", "faustdiff: error: 'empty.csv' has no rows"),
+        "bad.wav": (b"RIFFxxxxWAVE", "faustdiff: error: 'bad.wav' is not a readable WAV file: "
+                                     "no 'fmt ' chunk"),
+        "bad.npy": (b"garbage\n", "faustdiff: error: 'bad.npy' is not a valid .npy file (it "
+                                  "does not start with the .npy signature)"),
+    }
+    from faustdiff.cli import error_message
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(FaustError) as info:
+            audio_io.read_input(str(tmp_path / name))
+        assert error_message(info.value).replace(f"{tmp_path}/", "") == message, name
