@@ -320,11 +320,21 @@ def load_program(text: str, filename: str = "<string>", sample_rate=44100,
             except OSError:
                 pass
     src, libs = build(text, filename, sample_rate, include, name, key=_KEY_HOLE)
-    path = store(text, filename, sample_rate, include, name, libs,
-                 lambda key: src.replace(f"key={_KEY_HOLE}\n", f"key={key}\n", 1))
+    try:
+        path = store(text, filename, sample_rate, include, name, libs,
+                     lambda key: src.replace(f"key={_KEY_HOLE}\n", f"key={key}\n", 1))
+    except OSError:   # no writable cache directory: a private one for this process
+        path = _private_module(src.replace(f"key={_KEY_HOLE}\n", "key=\n", 1))
     mod = import_module(path)
     _emit(path)
     return _instance(mod)
+
+
+def _private_module(source: str) -> Path:
+    d = Path(tempfile.mkdtemp(prefix="faustdiff-"))
+    path = d / f"fd_{_sha(source.encode('utf-8'))[:40]}.py"
+    path.write_text(seal(source), "utf-8")
+    return path
 
 
 _KEY_HOLE = "@KEY@"
@@ -378,9 +388,12 @@ class NumbaBackend:
                                           controls=controls)
         sealed = seal(src)
         path = cache_dir() / "signals" / f"fd_{_sha(sealed.encode('utf-8'))[:40]}.py"
-        if not verify(path):
-            atomic_write(path, sealed.encode("utf-8"))
-            _purge_numba_cache(path)
+        try:
+            if not verify(path):
+                atomic_write(path, sealed.encode("utf-8"))
+                _purge_numba_cache(path)
+        except OSError:   # no writable cache directory
+            path = _private_module(src)
         self.module = import_module(path)
         self.program = self.module.FaustProgram()
         self._index = {id(c): j for j, c in enumerate(plan.controls)}

@@ -26,10 +26,11 @@ plus its state layout:
 * tables: a region of `di`/`df` filled at reset by running the init signal's own context;
   read-only tables with the same init signal and size share one region.
 
-Semantics are the reference interpreter's (interp.py): the same delay clamping, table index
-clamping (skipped only when the index's interval proves it in range and does not depend on
-a UI value, which a user may set outside its declared range), and `iv[0]` is `t`, the number
-of samples since reset.
+Semantics are the reference interpreter's (interp.py), clamps included: a variable delay
+amount is clamped to [0, bound] and a table index to [0, size-1] even where the intervals say
+it is useless, since intervals are not sound for C's (int) of NaN or of out-of-range values
+(INT_MIN: `int(abs(x)) % 7` may be -2) nor for widgets set outside their range. `iv[0]` is
+`t`, the number of samples since reset.
 """
 from __future__ import annotations
 
@@ -203,29 +204,6 @@ def fingerprint(root: S.Sig) -> tuple:
     return tuple(key)
 
 
-# ---------------------------------------------------------------- UI dependence
-
-def _ui_dependent(roots: Sequence[S.Sig]) -> set:
-    """Nodes whose value may depend on a UI value (through operands, table contents and
-    recursion): their intervals assume in-range widgets, which a user may violate."""
-    order = S.topo_order(roots, follow_tables=True)
-    dep: set = set()
-    changed = True
-    while changed:
-        changed = False
-        for s in order:
-            if id(s) in dep:
-                continue
-            hit = s.op == "ui" or any(id(a) in dep for a in s.args)
-            if not hit and s.op == "recvar":
-                g, i = s.attrs
-                hit = id(g.defs[i]) in dep
-            if hit:
-                dep.add(id(s))
-                changed = True
-    return dep
-
-
 # ---------------------------------------------------------------- planning
 
 class _Planner:
@@ -241,7 +219,6 @@ class _Planner:
         roots = list(outputs) + list(bargraphs)
         order = S.topo_order(roots)
         ctx.folded = _fold(order, self.sample_rate)
-        uidep = _ui_dependent(roots)
         shared_tables: dict = {}
 
         for s in order:
@@ -253,9 +230,9 @@ class _Planner:
                 ctx.sample.append(s)
             op = s.op
             if op == "delay":
-                self._delay(ctx, s, uidep)
+                self._delay(ctx, s)
             elif op in ("rdtable", "rwtable"):
-                self._table(ctx, s, uidep, shared_tables)
+                self._table(ctx, s, shared_tables)
             elif op == "recvar":
                 self._recvar(ctx, s)
             elif op == "prefix":
@@ -271,7 +248,7 @@ class _Planner:
 
     # -- delays
 
-    def _delay(self, ctx: Context, s: S.Sig, uidep: set) -> None:
+    def _delay(self, ctx: Context, s: S.Sig) -> None:
         x, d = s.args
         line = ctx.lines.get(id(x))
         if line is None:
@@ -283,9 +260,7 @@ class _Planner:
             bound = max(0, dv)
         else:
             bound = S.max_delay(d)
-            lo, hi = d.interval
-            ctx.clamp[id(s)] = (id(d) in uidep or lo < 0,
-                                id(d) in uidep or bound is None or hi > bound)
+            ctx.clamp[id(s)] = (True, True)
         line.bounds[id(s)] = bound
 
     def _layout(self, ctx: Context, line: Line) -> None:
@@ -329,7 +304,7 @@ class _Planner:
 
     # -- tables
 
-    def _table(self, ctx: Context, s: S.Sig, uidep: set, shared: dict) -> None:
+    def _table(self, ctx: Context, s: S.Sig, shared: dict) -> None:
         init, size = s.args[0], s.attrs[0]
         writable = s.op == "rwtable"
         fp = self.fingerprints.get(id(init))
@@ -348,7 +323,7 @@ class _Planner:
                 shared[key] = tab
         ctx.table_of[id(s)] = tab
         idxs = s.args[1:2] if not writable else (s.args[1], s.args[3])
-        ctx.clamp[id(s)] = tuple(id(i) in uidep or S.needs_clamp(i, size) for i in idxs)
+        ctx.clamp[id(s)] = tuple(True for _ in idxs)
 
 
 def plan(outputs: Sequence[S.Sig], bargraphs: Sequence[S.Sig] = (), num_inputs: int = 0,

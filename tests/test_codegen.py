@@ -221,6 +221,18 @@ def test_block_size_invariance(name, programs):
             assert _same(a, b)
 
 
+def test_int_of_nan_in_delays_and_table_indexes_is_clamped(tmp_path):
+    # int(NaN) is INT_MIN, so `int(abs(fmod(x, k))) % 7` may be -2 though its interval is [0, 7]
+    text = ("process = _ <: ((+(1) ~ _) @ (int(abs(fmod(_, 1000.0))) % 7)), "
+            "rdtable(waveform{1.5, -2, 0.25, 7}, int(abs(fmod(_, 9.0))) % 4), "
+            "rwtable(4, 5, int(abs(fmod(_, 9.0))) % 4, _, int(abs(fmod(_, 9.0))) % 4);\n")
+    # (int(abs(fmod(x, k))) % n: interval [0, n], so the old interval test skipped clamps)
+    x = np.array([[1.0, 3.0, np.nan, 2.0, 1e10, 6.0, -np.inf, 0.0, 5.0, np.nan] * 3])
+    y = faustdiff.compile_source(text, "<nan>").compute(x)
+    y_ref = faustdiff.compile_source(text, "<nan>", backend="interp").compute(x)
+    assert _same(y, y_ref), _first_diff(y, y_ref)
+
+
 def test_block_size_is_count(tmp_path, programs):
     dsp = tmp_path / "bs.dsp"
     dsp.write_text('import("stdfaust.lib");\nprocess = ma.BS, fvariable(int count, <math.h>);\n')
@@ -398,6 +410,17 @@ def test_concurrent_compiles_share_the_cache(tmp_path, fresh_cache):
     assert not list(fresh_cache.glob(".*.tmp"))
 
 
+def test_an_unwritable_cache_still_compiles(tmp_path, monkeypatch):
+    from faustdiff import cache
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("FAUSTDIFF_CACHE_DIR", str(blocker / "cache"))
+    monkeypatch.setattr(cache, "_loaded", {})
+    dsp = _simple(tmp_path)
+    y = faustdiff.compile_file(str(dsp)).compute(np.ones((1, 3)))
+    assert y.tolist() == [[0.25, 0.375, 0.4375]]
+
+
 def test_cache_location(monkeypatch, tmp_path):
     from faustdiff.cache import cache_dir
     monkeypatch.delenv("FAUSTDIFF_CACHE_DIR", raising=False)
@@ -456,6 +479,25 @@ def test_run_emit_and_env_emit(tmp_path, cli, monkeypatch, capfd):
     monkeypatch.setattr(cache, "_loaded", {})
     faustdiff.compile_file(str(dsp))
     assert "def _k0(" in capfd.readouterr().err
+
+
+def test_run_backends_agree(tmp_path, cli):
+    dsp = FAUST_DIR / "20_bargraph_attach.dsp"
+    outs = []
+    for backend in ("numba", "interp"):
+        out = tmp_path / f"{backend}.csv"
+        r = cli("run", str(dsp), "--samples", "300", "--backend", backend, "-o", str(out))
+        assert r.exit_code == 0, r.stderr
+        outs.append(out.read_text())
+    assert outs[0] == outs[1]
+
+
+def test_instances_are_independent(programs):
+    prog = programs(FAUST_DIR / "11_int_overflow_noise.dsp")
+    other = type(prog)()
+    a = prog.compute(n=20)
+    assert _same(other.compute(n=20), a)
+    assert not _same(prog.compute(n=20), a)
 
 
 def test_generated_code_is_readable_and_folded(tmp_path):
