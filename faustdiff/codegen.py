@@ -166,7 +166,7 @@ class _Emitter:
         if op == "input":
             return [f"{v} = in{s.attrs[0]}[i]"]
         if op == "ui":
-            return [f"{v} = ctl[{self.control_index[id(s)]}]"]
+            return [f"{v} = ctl[{self.control_index[id(s)]}]   # {s.attrs[0]} {s.attrs[1]!r}"]
         if op == "fvar":
             return [f"{v} = {'count' if s.type == 'int' else 'float(count)'}"]
         if op == "fconst":
