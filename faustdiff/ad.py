@@ -140,36 +140,15 @@ def _order(roots: Sequence[S.Sig], floor: int) -> list[S.Sig]:
     depend on newer seeds), through every operand (table inits too). A RecVar is a leaf that
     makes its group's definitions roots; a Proj depends on ALL its group's definitions (a
     rebuilt group is defined as a whole before its projections are made)."""
-    order: list[S.Sig] = []
-    seen: set[int] = set()
-    pending = [r for r in roots]
-    k = 0
-    while k < len(pending):
-        root = pending[k]
-        k += 1
-        if id(root) in seen or root.uid < floor:
-            continue
-        stack = [(root, False)]
-        while stack:
-            node, done = stack.pop()
-            if done:
-                order.append(node)
-                continue
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            stack.append((node, True))
-            if node.op == "proj":
-                kids = node.attrs[0].defs
-            elif node.op == "recvar":
-                pending.extend(node.attrs[0].defs)
-                kids = ()
-            else:
-                kids = node.args
-            for kid in reversed(kids):
-                if id(kid) not in seen and kid.uid >= floor:
-                    stack.append((kid, False))
-    return order
+    def kids(node):
+        if node.op == "proj":
+            return node.attrs[0].defs
+        return () if node.op == "recvar" else node.args
+
+    def more_roots(node):
+        return node.attrs[0].defs if node.op == "recvar" else ()
+
+    return S.post_order(roots, kids, more_roots, lambda n: n.uid >= floor)
 
 
 def _masks(order: list[S.Sig], leaf: dict, whole_groups: bool) -> dict:

@@ -50,7 +50,7 @@ import itertools
 import math
 import re
 import weakref
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from .errors import FaustError
 from .primitives import (FFUNS, FULL, INT_MIN, PRIMITIVES, f2i, ffun_name, iv_union, plan,
@@ -588,14 +588,12 @@ def table_init(s: Sig) -> Sig:
     return s.args[0]
 
 
-def topo_order(roots: Iterable[Sig], follow_tables: bool = False) -> list[Sig]:
-    """Every node needed per sample to compute `roots`, operands before users.
-
-    Iterative (deep graphs are fine). Reaching `RecVar(g, i)` makes `g.defs[i]` a root too
-    (its value must be computed each sample to become the next sample's RecVar). With
-    `follow_tables`, table init signals are walked as well (to find widgets, bargraphs).
-    The order is deterministic: depth-first, roots and args left to right.
-    """
+def post_order(roots: Iterable[Sig], kids: Callable, more_roots: Callable = lambda n: (),
+               keep: Callable = lambda n: True) -> list[Sig]:
+    """Iterative depth-first post-order (operands before users) of the nodes reachable from
+    `roots` through `kids(node)`, restricted to nodes where `keep(node)`; `more_roots(node)`
+    names nodes to walk afterwards as new roots (a RecVar's definitions). Deterministic:
+    roots and kids left to right. Deep graphs are fine."""
     order: list[Sig] = []
     seen: set[int] = set()
     pending = list(roots)
@@ -603,7 +601,7 @@ def topo_order(roots: Iterable[Sig], follow_tables: bool = False) -> list[Sig]:
     while k < len(pending):
         root = pending[k]
         k += 1
-        if id(root) in seen:
+        if id(root) in seen or not keep(root):
             continue
         stack = [(root, False)]
         while stack:
@@ -615,14 +613,29 @@ def topo_order(roots: Iterable[Sig], follow_tables: bool = False) -> list[Sig]:
                 continue
             seen.add(id(node))
             stack.append((node, True))
-            kids = node.args if follow_tables else deps(node)
-            for kid in reversed(kids):
-                if id(kid) not in seen:
+            for kid in reversed(kids(node)):
+                if id(kid) not in seen and keep(kid):
                     stack.append((kid, False))
-            if node.op == "recvar":
-                group, i = node.attrs
-                pending.append(group.defs[i])
+            pending.extend(more_roots(node))
     return order
+
+
+def _recvar_def(node: Sig) -> tuple:
+    if node.op == "recvar":
+        group, i = node.attrs
+        return (group.defs[i],)
+    return ()
+
+
+def topo_order(roots: Iterable[Sig], follow_tables: bool = False) -> list[Sig]:
+    """Every node needed per sample to compute `roots`, operands before users.
+
+    Reaching `RecVar(g, i)` makes `g.defs[i]` a root too (its value must be computed each
+    sample to become the next sample's RecVar). With `follow_tables`, table init signals are
+    walked as well (to find widgets, bargraphs).
+    """
+    kids = (lambda n: n.args) if follow_tables else deps
+    return post_order(roots, kids, _recvar_def)
 
 
 def recvars(order: Iterable[Sig]) -> list[Sig]:
