@@ -94,15 +94,25 @@ def _is_bus(box: B.Box) -> bool:
     hit = _BUS.get(id(box))
     if hit is not None and hit[0] is box:
         return hit[1]
-    stack, ok = [box], True
-    while stack and ok:
-        b = stack.pop()
-        if isinstance(b, B.Par):
-            stack += (b.a, b.b)
+    # Every `Par` node below gets its answer memoised (post-order), so that asking again for
+    # each level of a long chain costs O(1), not a walk of the chain (O(n^2) in all).
+    stack = [(box, False)]
+    while stack:
+        b, expanded = stack.pop()
+        if b.__class__ is not B.Par:
+            continue
+        h = _BUS.get(id(b))
+        if h is not None and h[0] is b:
+            continue
+        if expanded:
+            _BUS[id(b)] = (b, _bus_part(b.a) and _bus_part(b.b))
         else:
-            ok = isinstance(b, B.Wire)
-    _BUS[id(box)] = (box, ok)
-    return ok
+            stack += ((b, True), (b.a, False), (b.b, False))
+    return _BUS[id(box)][1]
+
+
+def _bus_part(b: B.Box) -> bool:
+    return b.__class__ is B.Wire or (b.__class__ is B.Par and _BUS[id(b)][1])
 
 
 def _prop(ctx: Context, box: B.Box, inputs: list, scope: _Scope) -> list:
@@ -223,8 +233,17 @@ def _seq(ctx, box, inputs, scope):
 
 
 def _par(ctx, box, inputs, scope):
-    ai = arity(box.a)[0]
-    return _prop(ctx, box.a, inputs[:ai], scope) + _prop(ctx, box.b, inputs[ai:], scope)
+    # A right-nested chain `a, (b, (c, ...))` (`par(i, n, ...)`) is walked in a loop: passing
+    # the remaining inputs level by level would cost O(n^2) in slices and memo keys.
+    outs, pos = [], 0
+    while True:
+        ai = arity(box.a)[0]
+        outs += _prop(ctx, box.a, inputs[pos:pos + ai], scope)
+        pos += ai
+        if box.b.__class__ is not B.Par or _is_bus(box.b):
+            break
+        box = box.b
+    return outs + _prop(ctx, box.b, inputs[pos:], scope)
 
 
 def _split(ctx, box, inputs, scope):
