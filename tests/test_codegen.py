@@ -586,8 +586,9 @@ def _outcome(prog, x, settings):
     return ("ok", np.concatenate([a, b], axis=1))
 
 
+# FAUSTDIFF_RANDOM_EXAMPLES=N runs more examples; FAUSTDIFF_RANDOM_FRESH=1 new ones each run.
 @hypothesis.settings(max_examples=int(os.environ.get("FAUSTDIFF_RANDOM_EXAMPLES", "12")),
-                     deadline=None, derandomize=True,
+                     deadline=None, derandomize=not os.environ.get("FAUSTDIFF_RANDOM_FRESH"),
                      suppress_health_check=list(hypothesis.HealthCheck))
 @hypothesis.given(exprs=st.lists(faust_expr(), min_size=4, max_size=8),
                   settings=st.dictionaries(st.sampled_from(["s0", "s1", "s2"]),
