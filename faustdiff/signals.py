@@ -484,10 +484,18 @@ def _table_size(size: Sig, what: str) -> int:
     return n
 
 
+def _check_init(init: Sig, what: str) -> None:
+    """A table is filled before any sample is read: its content cannot use audio inputs."""
+    if _depends_on(init, ("input",)):
+        raise FaustError(f"the initial content of {what} depends on an audio input (a table "
+                         f"is filled once, before any input arrives)")
+
+
 def rdtable(size: Sig, init: Sig, ridx: Sig) -> Sig:
     """Read-only table: filled once with init[0..size-1] (own context from t=0); the read
     index is converted to int and clamped to [0, size-1]."""
     n = _table_size(size, "rdtable")
+    _check_init(init, "rdtable")
     ridx = to_int(ridx)
     return _make("rdtable", (init, ridx), (n,), init.type, init.interval,
                  max(K_INIT, ridx.rate))
@@ -497,6 +505,7 @@ def rwtable(size: Sig, init: Sig, widx: Sig, wval: Sig, ridx: Sig) -> Sig:
     """Read-write table with the type of `init` (written values are cast to it); each
     sample writes wval at widx THEN reads ridx; indexes clamped to [0, size-1]."""
     n = _table_size(size, "rwtable")
+    _check_init(init, "rwtable")
     wval = to_type(wval, init.type)
     return _make("rwtable", (init, to_int(widx), wval, to_int(ridx)), (n,), init.type,
                  iv_union(init.interval, wval.interval), K_SAMPLE)

@@ -2,7 +2,7 @@
 
 A mutant is a conformance program (tests/conformance/faust/*.dsp) with a few token-level
 edits: a token deleted, duplicated or swapped with another, a number replaced by 0, a negative
-number or a huge one. Each mutant is compiled with the reference interpreter and rendered for a
+number or a huge one, or a Faust token (operator, keyword, primitive) inserted. Each mutant is compiled with the reference interpreter and rendered for a
 few samples in a WORKER PROCESS (`Worker`), so that a hang can be detected and killed.
 
 The outcome of a mutant is one of
@@ -40,6 +40,10 @@ TOKEN = re.compile(r"""
   | \S
 """, re.VERBOSE)
 NUMBER = re.compile(r"^(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?f?$")
+VOCABULARY = tuple("""~ : , <: :> + - * / % ^ @ ' ( ) _ ! mem prefix rdtable rwtable select2
+select3 int float sin log sqrt min max with letrec case => environment library component
+seq par sum prod route waveform hslider hbargraph attach inputs outputs ; = \\ . 0 1 -1 { }
+""".split())
 HUGE = ("2147483647", "1e300", "1e400", "100000000", "65536", "1e9", "3000000000")
 
 
@@ -81,13 +85,16 @@ def mutate(text: str, rng: random.Random, edits: int = 1) -> str:
             return "process = " + rng.choice(HUGE) + ";"
         i = rng.randrange(n)
         numbers = [k for k, t in enumerate(tk.toks) if NUMBER.match(t)]
-        kind = rng.choice(("delete", "duplicate", "swap", "number", "number"))
+        kind = rng.choice(("delete", "duplicate", "swap", "number", "number", "insert"))
         if kind == "number" and numbers:
             k = rng.choice(numbers)
             tk.toks[k] = rng.choice(("0", "0.0", "-" + tk.toks[k], "-1", rng.choice(HUGE)))
         elif kind == "delete":
             del tk.toks[i]
             del tk.seps[i + 1]
+        elif kind == "insert":   # a token seen elsewhere in Faust programs
+            tk.toks.insert(i, rng.choice(VOCABULARY))
+            tk.seps.insert(i + 1, " ")
         elif kind == "duplicate":
             tk.toks.insert(i, tk.toks[i])
             tk.seps.insert(i + 1, " ")

@@ -362,3 +362,9 @@ def test_bad_input_files(tmp_path):
         with pytest.raises(FaustError) as info:
             audio_io.read_input(str(tmp_path / name))
         assert error_message(info.value).replace(f"{tmp_path}/", "") == message, name
+
+
+def test_table_filled_from_an_input():
+    assert err("process = rdtable(10, _, 0);") == (
+        "t.dsp:1:11: error: the initial content of rdtable depends on an audio input (a table "
+        "is filled once, before any input arrives)\n  in: rdtable(10, _, 0)")
