@@ -368,3 +368,34 @@ def test_table_filled_from_an_input():
     assert err("process = rdtable(10, _, 0);") == (
         "t.dsp:1:11: error: the initial content of rdtable depends on an audio input (a table "
         "is filled once, before any input arrives)\n  in: rdtable(10, _, 0)")
+
+
+def test_a_corrupt_cache_entry_is_rebuilt(tmp_path):
+    # each run is a fresh process: within one process a loaded module is reused
+    import os
+    import sys
+    script = ("import numpy as np\nfrom faustdiff import api\n"
+              "p = api.compile_source('process = _ * 2 + 1;', 'x.dsp')\n"
+              "print(p.compute(np.array([[1.0, 2.0]])).tolist())\n")
+    env = dict(os.environ, FAUSTDIFF_CACHE_DIR=str(tmp_path / "cache"))
+
+    def render():
+        r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=300)
+        return r.returncode, r.stdout, r.stderr
+
+    assert render() == (0, "[[3.0, 5.0]]\n", "")
+    cache = tmp_path / "cache"
+    for damage in ("manifest", "module", "numba"):
+        if damage == "manifest":
+            for f in cache.glob("m_*.json"):
+                f.write_text("{{{ not json")
+        elif damage == "module":
+            for f in cache.glob("fd_*.py"):
+                f.write_text(f.read_text()[:200])
+        else:
+            for f in (cache / "__pycache__").glob("*.nb*"):
+                f.write_bytes(b"garbage")
+        assert render() == (0, "[[3.0, 5.0]]\n", ""), damage
+    assert render() == (0, "[[3.0, 5.0]]\n", "")
+    assert not list(cache.glob(".*.tmp"))   # no temporary file left behind
