@@ -904,33 +904,17 @@ def _arc4random():
     return wrap(random.getrandbits(32))
 
 
-def _lgamma(x):
-    try:
-        return math.lgamma(x)
-    except ValueError:
-        return INF
-    except OverflowError:
-        return INF
-
-
-def _tgamma(x):
-    try:
-        return math.gamma(x)
-    except ValueError:
-        return NAN if x != 0 else math.copysign(INF, x)
-    except OverflowError:
-        return INF
-
-
-# name (the C double-precision name) -> scalar on already converted arguments.
+# name (the C double-precision name) -> scalar on already converted arguments. C's libm where
+# Python's math differs from it: CPython computes hypot, lgamma and gamma itself (last-bit
+# differences) and raises on sinh overflow (C gives -inf for a large negative argument).
 FFUNS: dict[str, Callable] = {
-    "tanh": math.tanh, "sinh": _safe1(math.sinh), "cosh": _safe1(math.cosh),
+    "tanh": math.tanh, "sinh": _lazy_libm("sinh"), "cosh": _safe1(math.cosh),
     "asinh": math.asinh, "acosh": _safe1(math.acosh),
     "atanh": _safe1(math.atanh, lambda x: math.copysign(INF, x) if abs(x) == 1 else NAN),
     "exp2": _safe1(math.exp2), "expm1": _safe1(math.expm1), "log2": _c_log(math.log2),
     "log1p": _safe1(math.log1p, lambda x: -INF if x == -1 else NAN),
     "cbrt": math.cbrt, "fabs": math.fabs, "copysign": math.copysign,
-    "hypot": math.hypot, "fmin": lambda a, b: b if a != a else (a if b != b else min(a, b)),
+    "hypot": _lazy_libm("hypot", "d", "dd"), "fmin": lambda a, b: b if a != a else (a if b != b else min(a, b)),
     "fmax": lambda a, b: b if a != a else (a if b != b else max(a, b)),
     "fmod": c_fmod, "remainder": c_remainder, "round": c_round, "rint": c_rint_rt,
     "nearbyint": c_rint_rt, "trunc": lambda x: _sign_zero(float(math.trunc(x)), x)
@@ -940,7 +924,7 @@ FFUNS: dict[str, Callable] = {
     "sin": _safe1(math.sin), "cos": _safe1(math.cos), "tan": _safe1(math.tan),
     "asin": _safe1(math.asin), "acos": _safe1(math.acos), "atan": math.atan,
     "atan2": math.atan2, "erf": math.erf, "erfc": math.erfc,
-    "lgamma": _lgamma, "tgamma": _tgamma, "nextafter": math.nextafter,
+    "lgamma": _lazy_libm("lgamma"), "tgamma": _lazy_libm("tgamma"), "nextafter": math.nextafter,
     "lround": lambda x: f2i(c_round(x)), "lrint": lambda x: f2i(c_rint_rt(x)),
     "isnan": lambda x: int(x != x), "isinf": lambda x: int(math.isinf(x)),
     "isfinite": lambda x: int(math.isfinite(x)),
@@ -954,11 +938,11 @@ FFUNS: dict[str, Callable] = {
 
 # Foreign functions for codegen (same names as FFUNS; operands already converted).
 FFUN_CODE: dict[str, str] = {
-    "tanh": "math.tanh({0})", "sinh": "math.sinh({0})", "cosh": "math.cosh({0})",
+    "tanh": "math.tanh({0})", "sinh": "c_sinh({0})", "cosh": "math.cosh({0})",
     "asinh": "math.asinh({0})", "acosh": "math.acosh({0})", "atanh": "math.atanh({0})",
     "exp2": "c_exp2({0})", "expm1": "math.expm1({0})", "log2": "math.log2({0})",
     "log1p": "math.log1p({0})", "cbrt": "c_cbrt({0})", "fabs": "abs({0})",
-    "copysign": "math.copysign({0}, {1})", "hypot": "math.hypot({0}, {1})",
+    "copysign": "math.copysign({0}, {1})", "hypot": "c_hypot({0}, {1})",
     "fmin": "({1} if {0} != {0} else ({0} if {1} != {1} else ({1} if {1} < {0} else {0})))",
     "fmax": "({1} if {0} != {0} else ({0} if {1} != {1} else ({1} if {0} < {1} else {0})))",
     "fmod": "c_fmod({0}, {1})", "remainder": "c_remainder({0}, {1})",
@@ -968,8 +952,8 @@ FFUN_CODE: dict[str, str] = {
     "log10": "math.log10({0})", "pow": "c_pow({0}, {1})", "sin": "math.sin({0})",
     "cos": "math.cos({0})", "tan": "math.tan({0})", "asin": "math.asin({0})",
     "acos": "math.acos({0})", "atan": "math.atan({0})", "atan2": "math.atan2({0}, {1})",
-    "erf": "math.erf({0})", "erfc": "math.erfc({0})", "lgamma": "math.lgamma({0})",
-    "tgamma": "math.gamma({0})", "nextafter": "c_nextafter({0}, {1})",
+    "erf": "math.erf({0})", "erfc": "math.erfc({0})", "lgamma": "c_lgamma({0})",
+    "tgamma": "c_tgamma({0})", "nextafter": "c_nextafter({0}, {1})",
     "lround": "f2i(c_round({0}))", "lrint": "f2i(np.rint({0}))",
     "isnan": "np.int32({0} != {0})", "isinf": "np.int32(math.isinf({0}))",
     "isfinite": "np.int32(math.isfinite({0}))",

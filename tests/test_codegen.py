@@ -169,6 +169,46 @@ def test_hand_built_boxes_numba_equals_interpreter(name, box_programs):
         assert _same(a, b), _first_diff(a, b)
 
 
+# Every foreign function of primitives.FFUNS but arc4random (random) and those named like a
+# Faust primitive (`sin`, `fmod`, ...: keywords, they cannot be declared; same templates).
+FFUN_SIGS = {
+    "float {}(float)": "tanh sinh cosh asinh acosh atanh exp2 expm1 log2 log1p cbrt fabs "
+                       "nearbyint trunc erf erfc lgamma tgamma logb j0 j1 y0 y1",
+    "float {}(float, float)": "copysign hypot fmin fmax nextafter",
+    "int {}(float)": "isnan isinf isfinite ilogb lround lrint",
+    "float {}(float, int)": "ldexp scalbn",
+    "float {}(int, float)": "jn yn",
+}
+
+
+def test_foreign_functions_numba_equals_interpreter():
+    from faustdiff.primitives import FFUNS, PRIMITIVES
+    calls = []
+    for sig, names in FFUN_SIGS.items():
+        for name in names.split():
+            two = sig.count(",") == 1
+            ff = f'ffunction({sig.format(f"{name}f|{name}|{name}l")}, <math.h>, "")'
+            if sig.startswith("float {}(int"):   # jn(n, x) loops n times: a small order
+                calls.append(f"({ff}(int(x) % 8, y))")
+            else:
+                calls.append(f"({ff}(x, y))" if two else f"({ff}(x))")
+    covered = {n for names in FFUN_SIGS.values() for n in names.split()}
+    keywords = {n for n in FFUNS if n in PRIMITIVES or n == "round"}
+    assert covered == set(FFUNS) - {"arc4random"} - keywords
+    text = "f(x, y) = " + ", ".join(calls) + ";\nprocess = f;\n"
+    rng = np.random.default_rng(3)
+    special = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.5, 3.5, -2.5, 1e-310, 1e308, -1e308, 170.5,
+               -170.5, 710.0, -710.0, 800.0, -800.0, np.inf, -np.inf, np.nan, 1e10, -3e9, 7.0]
+    x = np.concatenate([special, rng.standard_normal(400) * 4, rng.standard_normal(200) * 200])
+    y = np.roll(x, 7) * 0.9
+    ins = np.array([x, y])
+    got = faustdiff.compile_source(text, "<ffuns>").compute(ins)
+    ref = faustdiff.compile_source(text, "<ffuns>", backend="interp").compute(ins)
+    names = [n for v in FFUN_SIGS.values() for n in v.split()]
+    for k, name in enumerate(names):
+        assert _same(got[k], ref[k]), f"{name}: {_first_diff(got[k], ref[k])}"
+
+
 def test_huge_delay_keeps_the_whole_history():
     # a bound above 2**22 samples: the whole history (grown by the runtime), as interp does
     from faustdiff import signals as S
