@@ -219,11 +219,7 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
     with np.errstate(all="ignore"):  # Faust arithmetic is IEEE: inf/NaN are results, not errors
         outputs = program.compute(inputs if ins else None, n)
     bargraphs = [(label, program.bargraphs[label]) for label in program.bargraph_labels]
-    problem = None
-    if check_finite:   # reported after the outputs are written
-        from . import finite
-        problem = finite.check(program, outputs, bargraphs, inputs if ins else None,
-                               lambda: _interp_program(file, sr, include, values))
+    primal = (outputs, bargraphs)
     partials = []
     if grad is not None:   # the partials: extra columns after the outputs, before bargraphs
         names = program.column_names()[program.num_outputs:]
@@ -232,6 +228,11 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
             outputs = np.concatenate([outputs] + [p[None] for _, p in partials])
         elif output is not None:
             bargraphs = partials + bargraphs
+    problem = None
+    if check_finite:   # reported after the outputs are written
+        from . import finite
+        problem = finite.check(program, *primal, inputs if ins else None,
+                               lambda: _interp_program(file, sr, include, values), partials)
     if output is not None:
         audio_io.write_output(output, outputs, bargraphs, sr, int(wav_bits))
     else:

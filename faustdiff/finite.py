@@ -184,19 +184,23 @@ def _cause(node: S.Sig, tau: int, nodes: list) -> Cause:
     return Cause(node, tau, box, box_text(box))
 
 
-def check(program, outputs, bargraphs: Sequence, inputs, interp_program) -> Optional[Exception]:
+def check(program, outputs, bargraphs: Sequence, inputs, interp_program,
+          partials: Sequence = ()) -> Optional[Exception]:
     """The error to report when a render holds NaN or infinity, else None.
 
-    `bargraphs` are (label, values) pairs; `interp_program()` returns an interpreter-backed
-    `Program` of the same source with the same control values (called only when needed, and
-    not at all when `program` itself has signals)."""
+    `bargraphs` and `partials` are (label, values) pairs; `interp_program()` returns an
+    interpreter-backed `Program` of the same source with the same control values (called only
+    when needed, and not at all when `program` itself has signals)."""
     from .errors import FaustError
     columns = [("bargraph", label, values) for label, values in bargraphs]
+    columns += [("partial", label, values) for label, values in partials]
     hit = first_nonfinite(outputs, columns)
     if hit is None:
         return None
     what = (f"non-finite value: {hit.name} is {describe(hit.value)} at sample {hit.t} "
             f"(the first NaN or infinity of the render)")
+    if hit.what == "partial":
+        return FaustError(what)
     cause = None
     try:
         prog = program if hasattr(program, "bargraph_nodes") else interp_program()
