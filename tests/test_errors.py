@@ -399,3 +399,11 @@ def test_a_corrupt_cache_entry_is_rebuilt(tmp_path):
         assert render() == (0, "[[3.0, 5.0]]\n", ""), damage
     assert render() == (0, "[[3.0, 5.0]]\n", "")
     assert not list(cache.glob(".*.tmp"))   # no temporary file left behind
+
+
+def test_a_program_that_is_its_own_component(tmp_path):
+    (tmp_path / "self.dsp").write_text('process = component("self.dsp");\n')
+    with pytest.raises(FaustError) as info:
+        api.compile_file(str(tmp_path / "self.dsp"), backend="interp")
+    assert str(info.value) == (f"{tmp_path}/self.dsp:1:11: error: endless evaluation cycle: "
+                               f"the definition of 'process' depends on itself")
