@@ -574,7 +574,11 @@ def faust_expr(draw, depth=0, audio=True):
     """A one-output Faust expression of the input `x` (a random well-formed program);
     without `audio`, no input (table init signals run in a context without inputs)."""
     if depth >= 4 or draw(st.integers(0, 9)) < 2 + depth:
-        kind = draw(st.integers(0, 5 if audio else 3))
+        kind = draw(st.integers(0, 7 if audio else 5))
+        if kind == 4:
+            return "fconstant(int fSamplingFreq, <math.h>)"
+        if kind == 5:
+            return "fvariable(int count, <math.h>)"
         if kind == 0:
             return draw(st.sampled_from(INTS))
         if kind == 1:
@@ -586,7 +590,18 @@ def faust_expr(draw, depth=0, audio=True):
             return "(+(1) ~ _)"
         return "x"
     sub = lambda: draw(faust_expr(depth + 1, audio))   # noqa: E731
-    kind = draw(st.integers(0, 13))
+    kind = draw(st.integers(0, 16))
+    if kind == 14:
+        label = f"b{draw(st.integers(0, 10**9))}"
+        return f'attach({sub()}, {sub()} : hbargraph("{label}", -1, 1))'
+    if kind == 15:
+        return f"{draw(st.sampled_from(['enable', 'control']))}({sub()}, {sub()})"
+    if kind == 16:
+        name = draw(st.sampled_from(["tanh", "cbrt", "expm1", "asinh", "hypot", "copysign"]))
+        if name in ("hypot", "copysign"):
+            return (f'ffunction(float {name}f|{name}|{name}l(float, float), <math.h>, "")'
+                    f"({sub()}, {sub()})")
+        return f'ffunction(float {name}f|{name}|{name}l(float), <math.h>, "")({sub()})'
     if kind <= 2:
         return f"({sub()} {draw(st.sampled_from(BINOPS))} {sub()})"
     if kind == 3:
@@ -620,10 +635,12 @@ def _outcome(prog, x, settings):
     try:
         with np.errstate(all="ignore"):
             a = prog.compute(x, 70)
+            bars = _traces(prog)
             b = prog.compute(x[:, 70:], 130)
+            bars = [np.concatenate(p) for p in zip(bars, _traces(prog))]
     except FaustError as e:
         return ("error", str(e))
-    return ("ok", np.concatenate([a, b], axis=1))
+    return ("ok", np.vstack([np.concatenate([a, b], axis=1)] + [r[None] for r in bars]))
 
 
 # FAUSTDIFF_RANDOM_EXAMPLES=N runs more examples; FAUSTDIFF_RANDOM_FRESH=1 new ones each run.
