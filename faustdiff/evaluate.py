@@ -38,6 +38,10 @@ MAX_ITERATIONS = 100_000
 # ... and so are programs whose iterations add up to more than this (nested `par`s).
 MAX_TOTAL_ITERATIONS = 1_000_000
 
+# id(box) -> (box, source text) for the boxes made by library calls of the main file, so that
+# later errors inside them can name the call as written (see propagate).
+CALL_TEXT: dict = {}
+
 EMPTY = Route(0, 0, ())  # the 0 -> 0 box (`par(i, 0, e)`)
 
 
@@ -384,9 +388,15 @@ class Evaluator:
         fn = self.ev(e.fn, env)
         args = [self.ev(a, env) for a in e.args]
         try:
-            return self.apply(fn, args, e)
+            v = self.apply(fn, args, e)
         except FaustError as err:
             raise self.at_user_site(err, e) from None
+        sp = e.span
+        if (isinstance(v, Box) and sp is not None and sp.file == self.main_file
+                and v.span is not None and v.span.file != sp.file):
+            v = dataclasses.replace(v, span=sp)   # a library's box, made here: located here
+            CALL_TEXT[id(v)] = (v, B.show(e))
+        return v
 
     def at_user_site(self, err: FaustError, site: Box) -> FaustError:
         """An error raised in library code, located at the innermost call of the main file

@@ -58,6 +58,7 @@ class Context:
     _memo: dict = field(default_factory=dict, repr=False)
     _scopes: dict = field(default_factory=dict, repr=False)
     root: _Scope = field(default_factory=lambda: _Scope(None, ()), repr=False)
+    main_file: Optional[str] = None   # errors in library boxes are shown at its boxes
 
     def child(self, parent: _Scope, key, make) -> _Scope:
         """Interned child scopes: the same (parent, key) gives the same scope (memo hits)."""
@@ -77,6 +78,8 @@ def propagate(box: B.Box, inputs: Optional[list] = None, ctx: Optional[Context] 
         inputs = [S.input_(i) for i in range(ins)]
     if len(inputs) != ins:
         raise ValueError(f"propagate: box has {ins} inputs, {len(inputs)} signals given")
+    if ctx.main_file is None and box.span is not None:
+        ctx.main_file = box.span.file
     return deep_call(_prop, ctx, box, list(inputs), ctx.root)
 
 
@@ -125,9 +128,32 @@ def _prop(ctx: Context, box: B.Box, inputs: list, scope: _Scope) -> list:
     fn = _RULES.get(type(box))
     if fn is None:
         raise TypeError(f"propagate: not a normal-form box: {type(box).__name__}")
-    outs = fn(ctx, box, inputs, scope)
+    try:
+        outs = fn(ctx, box, inputs, scope)
+    except FaustError as e:
+        raise _at_main_file(ctx, e, box) from None
     ctx._memo[key] = (box, inputs, tuple(outs))   # keep ids alive while memoised
     return outs
+
+
+def _at_main_file(ctx: Context, err: FaustError, box: B.Box) -> FaustError:
+    """An error located in a library, shown at the innermost box of the main file that
+    contains it (the library position kept on the last line), as `evaluate` does."""
+    sp, main = box.span, ctx.main_file
+    if (isinstance(err, _PrimError) or getattr(err, "at_site", False) or sp is None
+            or sp.file != main or err.span is None or err.span.file == main):
+        return err
+    from .evaluate import CALL_TEXT
+    hit = CALL_TEXT.get(id(box))
+    text = hit[1] if hit is not None and hit[0] is box else box_text(box)
+    lib = f"library code at {err.span}" + (f" ({err.expr})" if err.expr else "")
+    if isinstance(box, B.Symbolic) and hit is None:   # `\(slot0).(...)`: not as written
+        new = type(err)(err.message, sp, None)
+        new.message = err.message + f"\n  {lib}"
+    else:
+        new = type(err)(err.message, sp, f"{text}\n  {lib}")
+    new.at_site = True
+    return new
 
 
 def _num(ctx, box, inputs, scope):

@@ -407,3 +407,11 @@ def test_a_program_that_is_its_own_component(tmp_path):
         api.compile_file(str(tmp_path / "self.dsp"), backend="interp")
     assert str(info.value) == (f"{tmp_path}/self.dsp:1:11: error: endless evaluation cycle: "
                                f"the definition of 'process' depends on itself")
+
+
+def test_an_error_found_inside_library_code_is_shown_at_the_call():
+    message = err('import("stdfaust.lib");\nprocess = de.delay(-5, 3);')
+    assert message.startswith(
+        "t.dsp:2:11: error: possible negative values of -5 used in delay expression slot0 @ -5 "
+        "(its range is [-5, -5])\n  library code at ")
+    assert message.endswith("delays.lib:13:18")
