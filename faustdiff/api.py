@@ -73,11 +73,9 @@ def read_source(path: str) -> str:
         raise FaustError(f"{path}: cannot read ({e.strerror})") from None
     try:
         return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        raise FaustError(f"invalid UTF-8 byte 0x{data[e.start]:02x}",
-                         Span(path, line, col)) from None
+    except UnicodeDecodeError as e:   # located in characters, as the parser does
+        from .parse import _encoding_error
+        raise _encoding_error(data, e.start, path) from None
 
 
 def compile_file(path: str, sample_rate: float = 44100, include: Iterable = (),

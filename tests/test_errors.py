@@ -416,3 +416,15 @@ def test_an_error_found_inside_library_code_is_shown_at_the_call():
         "t.dsp:2:11: error: possible negative values of -5 used in delay expression slot0 @ -5 "
         "(its range is [-5, -5])\n  library code at ")
     assert re.search(r"/delays\.lib:\d+:\d+$", message)   # where in the library
+
+
+def test_non_utf8_byte_column_counts_characters(tmp_path):
+    path = tmp_path / "p.dsp"
+    path.write_bytes("process = _; // é€\n".encode() + b"\xc3(\n")
+    with pytest.raises(FaustError) as info:
+        api.compile_file(str(path), backend="interp")
+    assert str(info.value) == f"{path}:2:1: error: invalid UTF-8 byte 0xc3"
+    path.write_bytes("x = 1; // é€ \xff".encode("utf-8")[:-2] + b"\xff\n")
+    with pytest.raises(FaustError) as info:
+        api.compile_file(str(path), backend="interp")
+    assert str(info.value) == f"{path}:1:14: error: invalid UTF-8 byte 0xff"
