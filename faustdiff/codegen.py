@@ -139,8 +139,10 @@ class _Emitter:
 
     def ref(self, s: S.Sig) -> str:
         e = self.name.get(id(s))
-        if e is None:   # folded: a literal
-            e = self.name[id(s)] = _literal(self.ctx.folded[id(s)], s.type)
+        if e is None:
+            if s.op == "proj":   # a recursion's output: its definition's value
+                return self.ref(s.args[0])
+            e = self.name[id(s)] = _literal(self.ctx.folded[id(s)], s.type)   # folded
         return e
 
     def arg(self, s: S.Sig, conv: Optional[str]) -> str:
@@ -264,7 +266,7 @@ class _Emitter:
         x, d = s.args
         lines = []
         if line.kind == "shift":
-            k = max(0, ctx.folded[id(d)])
+            k = max(0, ctx.folded[id(d)]) + line.extra.get(id(s), 0)
             reg = self.register(line, k)
             return [f"{v} = {reg}"]
         arr = ("di" if line.type == "int" else "df") if line.kind == "ring" else \

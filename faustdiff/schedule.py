@@ -65,6 +65,9 @@ class Line:
     nodes: list = field(default_factory=list)
     bounds: dict = field(default_factory=dict)  # id(delay node) -> its max delay
     first: Optional[S.Sig] = None  # ring/history: the node that writes x
+    extra: dict = field(default_factory=dict)   # id(delay node) -> samples added to its d
+    #                                             (1 for a delay of recvar(g, i) read from
+    #                                             the line of proj(g, i))
 
 
 @dataclass
@@ -242,9 +245,34 @@ class _Planner:
                 ctx.waves[id(s)] = ctx.scalar("int")
 
         # Lay out the delay lines now that every user (hence every bound) is known.
+        self._merge_recvar_lines(ctx)
         for line in ctx.lines.values():
             self._layout(ctx, line)
         return ctx
+
+    def _merge_recvar_lines(self, ctx: Context) -> None:
+        """`recvar(g, i) @ k` is `proj(g, i) @ (k + 1)` (both are zero before t = 0): a
+        constant delay of a recursion variable joins the shift register of the recursion's
+        own output (whose first register is that variable), when both stay short."""
+        def short(line, extra):
+            return all(id(n.args[1]) in ctx.folded for n in line.nodes) and \
+                max(line.bounds.values()) + extra <= SHIFT_MAX
+        for key, line in list(ctx.lines.items()):
+            if line.x.op != "recvar" or not short(line, 1):
+                continue
+            g, i = line.x.attrs
+            px = g.proj(i)
+            target = ctx.lines.get(id(px))
+            if target is not None and not short(target, 0):
+                continue
+            if target is None:
+                target = ctx.lines[id(px)] = Line(px, line.type)
+            del ctx.lines[key]
+            for n in line.nodes:
+                target.nodes.append(n)
+                target.bounds[id(n)] = line.bounds[id(n)] + 1
+                target.extra[id(n)] = 1
+                ctx.line_of[id(n)] = target
 
     # -- delays
 
