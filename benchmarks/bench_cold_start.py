@@ -12,7 +12,7 @@ machine would show when the machine is busy):
   floor  `python -c "import numpy, numba"` and Python + Numba loading one cached trivial
          kernel: what any Numba-based warm start pays
 
-DSP defaults to examples/hello.dsp. Each figure is the best of R runs (default 3); every
+DSP defaults to examples/gain_dc_learn_seed.dsp (the seed's learner). Each figure is the best of R runs (default 3); every
 cold run gets a fresh cache directory.
 """
 from __future__ import annotations
@@ -46,7 +46,9 @@ def best(runs):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("dsp", nargs="?", default=str(ROOT / "examples" / "hello.dsp"))
+    seed = ROOT / "examples" / "gain_dc_learn_seed.dsp"
+    ap.add_argument("dsp", nargs="?",
+                    default=str(seed if seed.exists() else ROOT / "examples" / "hello.dsp"))
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
 
