@@ -37,6 +37,9 @@ MAX_APPLY_DEPTH = 4000
 MAX_ITERATIONS = 100_000
 # ... and so are programs whose iterations add up to more than this (nested `par`s).
 MAX_TOTAL_ITERATIONS = 1_000_000
+# Function applications after which evaluation is declared too long (an exponential
+# recursion such as f(n) = f(n-1) + f(n-1) would otherwise never end; an.fft(1024) needs 63,000).
+MAX_APPLICATIONS = 1_000_000
 
 # id(box) -> (box, source text) for the boxes made by library calls of the main file, so that
 # later errors inside them can name the call as written (see propagate).
@@ -166,6 +169,7 @@ class Evaluator:
         self.slot_ids = itertools.count()
         self.depth = 0
         self.iterations = 0   # iteration steps so far (MAX_TOTAL_ITERATIONS)
+        self.applications = 0   # function applications so far (MAX_APPLICATIONS)
         self.main_file: Optional[str] = None   # errors in libraries are shown at its calls
         self.libraries: dict[str, EnvValue] = {}
         self.loading: list[str] = []
@@ -438,6 +442,13 @@ class Evaluator:
 
     def _enter(self, name: str, site: Box):
         self.depth += 1
+        self.applications += 1
+        if self.applications > MAX_APPLICATIONS:
+            self.depth = 0
+            raise FaustEvalError(
+                f"the evaluation takes more than {MAX_APPLICATIONS} function applications "
+                f"(last: '{name}'); is a recursive definition exponential (e.g. f(n-1) used "
+                f"twice)? bind a repeated call to a name with `with`", site.span, B.show(site))
         if self.depth > MAX_APPLY_DEPTH:
             self.depth = 0
             raise FaustEvalError(

@@ -428,3 +428,16 @@ def test_non_utf8_byte_column_counts_characters(tmp_path):
     with pytest.raises(FaustError) as info:
         api.compile_file(str(path), backend="interp")
     assert str(info.value) == f"{path}:1:14: error: invalid UTF-8 byte 0xff"
+
+
+def test_exponential_compile_time_recursion_is_stopped(monkeypatch):
+    from faustdiff import evaluate
+    assert evaluate.MAX_APPLICATIONS == 1_000_000
+    monkeypatch.setattr(evaluate, "MAX_APPLICATIONS", 5_000)   # the same, faster
+    assert err("f(0) = 1;\nf(n) = f(n - 1) + f(n - 1);\nprocess = f(40);") == (
+        "t.dsp:2:19: error: the evaluation takes more than 5000 function applications (last: "
+        "'f'); is a recursive definition exponential (e.g. f(n-1) used twice)? bind a repeated "
+        "call to a name with `with`\n  in: f((n,1) : -)")
+    # the advice works: one evaluation per level
+    assert run("f(0) = 1;\nf(n) = g + g with { g = f(n - 1); };\nprocess = f(30);", 1) \
+        .tolist() == [[2.0 ** 30]]
