@@ -5,7 +5,7 @@ first extra column such as a bargraph) holding NaN or ±inf. `locate(program, in
 explains it: it re-runs the program's signals with the reference interpreter, recording every
 node, and walks back from the bad output at sample t through the operands that are themselves
 non-finite (through delays and recursions to earlier samples) to the first node whose operands
-were all finite: the operation that produced the value. `propagate.ORIGIN` maps that node back
+were all finite: the operation that produced the value. `Program.origins` maps that node back
 to the box, hence to the source text and position.
 
 Invariants:
@@ -122,7 +122,7 @@ def _locate(program, inputs, t, root) -> Optional[Cause]:
         if nxt is None:
             break
         node, tau = nxt
-    return _cause(node, tau, nodes)
+    return _cause(node, tau, nodes, getattr(program, "origins", {}))
 
 
 def _operands(s: S.Sig, tau: int, value):
@@ -163,8 +163,12 @@ def _operands(s: S.Sig, tau: int, value):
             yield a, tau
 
 
-def _cause(node: S.Sig, tau: int, nodes: list) -> Cause:
-    from .propagate import ORIGIN, box_text
+def _cause(node: S.Sig, tau: int, nodes: list, origins: dict) -> Cause:
+    from .propagate import box_text
+
+    def origin(s):
+        hit = origins.get(id(s))
+        return hit[1] if hit is not None and hit[0] is s else None
     op = node.op
     if op == "input":
         return Cause(node, tau, None, f"input {node.attrs[0]}")
@@ -172,11 +176,11 @@ def _cause(node: S.Sig, tau: int, nodes: list) -> Cause:
         return Cause(node, tau, None, f"the value of the control '{S.strip_metadata(node.attrs[1])}'")
     if op == "const":
         return Cause(node, tau, None, f"the constant {node.value!r}")
-    box = ORIGIN.get(node)
+    box = origin(node)
     if box is None:   # built inside a primitive's simplification: a user that has a box
         users = [s for s in nodes if any(a is node for a in s.args)]
         for u in users:
-            box = ORIGIN.get(u)
+            box = origin(u)
             if box is not None:
                 break
     if box is None:

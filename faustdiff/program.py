@@ -62,8 +62,11 @@ class Program:
         from .arity import arity
         from .propagate import Context, propagate
         ins, _ = arity(box)
-        outs = propagate(box, None, Context(name=name))
-        return cls(outs, ins, sample_rate, name, backend)
+        ctx = Context(name=name)
+        outs = propagate(box, None, ctx)
+        program = cls(outs, ins, sample_rate, name, backend)
+        program.origins = ctx.origins   # signal -> box (run --check-finite)
+        return program
 
     # ------------------------------------------------------------ parameters
 

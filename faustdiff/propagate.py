@@ -18,7 +18,6 @@ Invariants:
 """
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -59,6 +58,9 @@ class Context:
     _scopes: dict = field(default_factory=dict, repr=False)
     root: _Scope = field(default_factory=lambda: _Scope(None, ()), repr=False)
     main_file: Optional[str] = None   # errors in library boxes are shown at its boxes
+    # id(signal) -> (signal, the box that first built it; a `Seq` for `x op y`), so that
+    # run-time problems (`faustdiff run --check-finite`) can point at the source
+    origins: dict = field(default_factory=dict, repr=False)
 
     def child(self, parent: _Scope, key, make) -> _Scope:
         """Interned child scopes: the same (parent, key) gives the same scope (memo hits)."""
@@ -168,9 +170,10 @@ def _cut(ctx, box, inputs, scope):
     return []
 
 
-# Where signals come from: node -> the box that first built it (a `Seq` for `x op y`), so
-# that run-time problems (`faustdiff run --check-finite`) can point at the source.
-ORIGIN: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+def _origin(ctx, sig: S.Sig, box: B.Box) -> None:
+    """Remember the first box of this propagation that built `sig` (see `Context.origins`)."""
+    if id(sig) not in ctx.origins:
+        ctx.origins[id(sig)] = (sig, box)
 
 
 class _PrimError(FaustError):
@@ -235,7 +238,7 @@ def _prim(ctx, box, inputs, scope):
         if e.span is not None:
             raise
         raise _PrimError(e.message, box, box.span, e) from None
-    ORIGIN.setdefault(out, box)
+    _origin(ctx, out, box)
     return [out]
 
 
@@ -253,8 +256,9 @@ def _seq(ctx, box, inputs, scope):
             amount = box_text(box.a.b)
             raise FaustError(e.original.render(amount, text), box.span) from None
         raise FaustError(e.message, box.span, text) from None
-    if isinstance(box.b, (B.Prim, B.FFun)) and len(outs) == 1 and ORIGIN.get(outs[0]) is box.b:
-        ORIGIN[outs[0]] = box
+    if (isinstance(box.b, (B.Prim, B.FFun)) and len(outs) == 1
+            and ctx.origins.get(id(outs[0]), (None, None))[1] is box.b):
+        ctx.origins[id(outs[0])] = (outs[0], box)   # `x op y` rather than `op`
     return outs
 
 
@@ -362,7 +366,7 @@ def _ffun(ctx, box, inputs, scope):
         out = S.ffun(box.name, rtype, tuple(box.argtypes), tuple(inputs))
     except FaustError as e:
         raise FaustError(e.message, box.span) from None
-    ORIGIN.setdefault(out, box)
+    _origin(ctx, out, box)
     return [out]
 
 
