@@ -6,7 +6,6 @@ through the command line (exit status 1, the message on stderr).
 """
 from __future__ import annotations
 
-import math
 import re
 import subprocess
 import textwrap
