@@ -161,7 +161,8 @@ class Worker:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _WORKER_MAIN, str(Path(__file__).parent)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, env=env)
+            text=True, env=env, cwd=str(Path(__file__).parent))   # not the repository root:
+        # there `import faustdiff` would find the source tree, not the installed package
 
     def run(self, text: str, filename: str, samples: int = SAMPLES) -> tuple[str, str, float]:
         """(outcome, detail, seconds) for one program."""
