@@ -36,6 +36,7 @@ from conftest import CONFORMANCE, needs_pipeline
 pytestmark = needs_pipeline
 
 FAUST_DIR = CONFORMANCE / "faust"
+ROOT_BENCH = CONFORMANCE.parent.parent / "benchmarks" / "dsp"
 PKG_PARENT = str(Path(faustdiff.__file__).resolve().parent.parent)
 
 
@@ -538,6 +539,32 @@ def test_instances_are_independent(programs):
     a = prog.compute(n=20)
     assert _same(other.compute(n=20), a)
     assert not _same(prog.compute(n=20), a)
+
+
+def test_identical_tables_are_shared(programs):
+    # 16 os.osc: 16 recursion groups, one structure: one 65536-value table
+    prog = programs(ROOT_BENCH / "oscs.dsp")
+    assert len(prog.TABLES[0]) == 1 and prog.STATES[0][3] == 65536
+
+
+def test_schedule_state_layout():
+    from faustdiff import schedule
+    from faustdiff import signals as S
+    x = S.input_(0)
+    g = S.RecGroup(["real"])
+    g.define([S.prim("-", x, S.prim("*", S.real_const(0.5), S.mem(g.var(0))))])
+    w = g.proj(0)
+    y = S.prim("+", S.prim("+", w, S.mem(w)), S.delay(w, S.int_const(2)))
+    long = S.delay(x, S.int_const(1000))
+    var = S.delay(x, S.to_int(S.prim("min", S.prim("max", S.input_(1), S.real_const(0.0)),
+                                     S.real_const(20.0))))
+    main = schedule.plan([y, long, var], (), 2).main
+    line = main.lines[id(w)]                  # w', w'' and (w's recursion variable)'
+    assert line.kind == "shift" and line.length == 2 and line.rec is not None
+    assert id(g.var(0)) not in main.lines     # merged into w's line
+    ring = main.lines[id(x)]                  # x@1000 and x@(0..20) share one ring buffer
+    assert ring.kind == "ring" and ring.length == 1024 and len(ring.nodes) == 2
+    assert main.ndf == 1024 and main.nfv == 2   # w[t-1] (the recursion), w[t-2]
 
 
 def test_generated_code_is_readable_and_folded(tmp_path):
