@@ -1,28 +1,32 @@
 """Numba code generation: a scheduled program (schedule.Plan) -> the source of a Python module.
 
 The module is plain, readable Python: one `@njit(cache=True, fastmath=False)` kernel per
-context (`_k0` computes the program; `_k1`, ... fill tables), a block driver `_render`, table
-fillers, the few numeric helpers it uses (C semantics: `f2i`, `irem`, libm functions through
+context (`_k0` computes the program; `_k1`, ... compute table init signals), the few numeric
+helpers it uses (C semantics: the `f2i` intrinsic, `irem`, libm functions through
 `numba.types.ExternalFunction`), and a wrapper class `FaustProgram` (a
-`faustdiff.runtime.CompiledProgram`) exposing the Program API. Importing it needs numpy,
-numba and `faustdiff.runtime` only, never the Faust source.
+`faustdiff.runtime.CompiledProgram`) exposing the Program API, with `program`, a ready
+instance. Importing it needs numpy, numba and `faustdiff.runtime` only, never the Faust source.
 
 Kernel calling convention (every context):
 
-    _kC(s0, s1, ins, outs, bars, ctl, iv, fv, di, df, hi, hf)
+    _kC(block, s0, s1, ins, outs, bars, ctl, iv, fv, di, df, hi, hf)
 
 computes samples s0..s1-1 of `outs` (float64, (outputs, n)) and `bars` (bargraph traces)
-from `ins` (float64, (inputs, n)), with widget values `ctl` (float64) and state: scalars
-`iv` (int64; iv[0] is the sample count t) and `fv` (float64), delay lines and tables `di`
-(int32) and `df` (float64), whole histories `hi`/`hf` (rows). The count `s1 - s0` is Faust's
-`count` (ma.BS). Semantics are the interpreter's, bit for bit (see schedule.py, interp.py):
-int values are kept in np.int32 (every wrapping operation goes through `np.int32(...)`, which
-truncates to 32 bits), comparisons are int 0/1, `select2` converts its selector with C's
-`(int)`, `select3` does not, and constants are folded with the interpreter's own functions.
+from `ins` (float64, (inputs, n)), as successive blocks of `block` samples (`count`, i.e.
+ma.BS, is the block's length; control-rate values are computed once per block), with widget
+values `ctl` (float64) and state: scalars `iv` (int64; iv[0] is the sample count t) and `fv`
+(float64), delay lines and tables `di` (int32) and `df` (float64), whole histories `hi`/`hf`
+(rows). Scalar state lives in locals during the call. Semantics are the interpreter's, bit for
+bit (see schedule.py, interp.py): int values are kept in np.int32 (every wrapping operation
+goes through `np.int32(...)`, which truncates to 32 bits), comparisons are int 0/1, `select2`
+converts its selector with C's `(int)`, `select3` does not, and constants are folded with the
+interpreter's own functions. Compiled with error_model="numpy": a real division by zero is
+IEEE's inf/NaN; an int `%` by zero raises (ZeroDivisionError, a FaustError for the user).
 
 Code templates are table-driven: `primitives.PRIMITIVES[name].code` (per operand type) and
 `primitives.FFUN_CODE` for foreign functions; helper names they use are defined here in
-`HELPERS`/`EXTERNALS` and emitted on demand.
+`HELPERS`/`EXTERNALS` and emitted on demand. A new signal node kind needs a case in
+`_Emitter.node` (and, when it has state, in `schedule`).
 """
 from __future__ import annotations
 
