@@ -18,6 +18,7 @@ default; `_Main.main` runs click in non-standalone mode and maps every error to 
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import sys
 import traceback
@@ -106,6 +107,18 @@ def _check_sr(sr: int) -> None:
         raise FaustError(f"--sr must be a positive number of samples per second, got {sr}")
 
 
+MAX_RENDER_VALUES = 1 << 28   # samples x channels held in memory by one render (2 GiB)
+
+
+def _check_render_size(n: int, program) -> None:
+    """Refuse a render whose signals would not fit in memory (rather than being killed)."""
+    channels = program.num_inputs + program.num_outputs + len(program.bargraph_labels)
+    if n * max(1, channels) > MAX_RENDER_VALUES:
+        raise FaustError(f"--samples {n}: {audio_io.plural(channels, 'channel')} of {n} samples "
+                         f"exceed the limit of {MAX_RENDER_VALUES} values held in memory; "
+                         f"render fewer samples")
+
+
 def _parse_settings(settings: tuple[str, ...]) -> list[tuple[str, float]]:
     parsed = []
     for s in settings:
@@ -113,9 +126,12 @@ def _parse_settings(settings: tuple[str, ...]) -> list[tuple[str, float]]:
         if not eq or not label.strip():
             raise FaustError(f"--set '{s}': expected LABEL=VALUE")
         try:
-            parsed.append((label.strip(), float(value)))
+            number = float(value)
         except ValueError:
             raise FaustError(f"--set '{s}': '{value}' is not a number") from None
+        if not math.isfinite(number):
+            raise FaustError(f"--set '{s}': the value must be a finite number")
+        parsed.append((label.strip(), number))
     return parsed
 
 
@@ -208,11 +224,13 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
             raise FaustError(f"'{input_}' has {audio_io.plural(data.shape[0], unit)}, but "
                              f"'{file}' has {audio_io.plural(ins, 'input')}")
         n = data.shape[1] if samples is None else samples
+        _check_render_size(n, program)
         inputs = data[:, :n]
         if inputs.shape[1] < n:
             inputs = np.pad(inputs, ((0, 0), (0, n - inputs.shape[1])))
     else:
         n = DEFAULT_SAMPLES if samples is None else samples
+        _check_render_size(n, program)
         kind = kind or "impulse"
         inputs = audio_io.generate_input(kind, ins, n, sr)
 

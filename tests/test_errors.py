@@ -440,3 +440,12 @@ def test_exponential_compile_time_recursion_is_stopped(monkeypatch):
     # the advice works: one evaluation per level
     assert run("f(0) = 1;\nf(n) = g + g with { g = f(n - 1); };\nprocess = f(30);", 1) \
         .tolist() == [[2.0 ** 30]]
+
+
+def test_cli_refuses_renders_that_do_not_fit_and_non_finite_settings(tmp_path):
+    src = 'process = _ * hslider("g", 1, 0, 2, 0.1);\n'
+    assert _cli(tmp_path, src, "-n", "3000000000")[::2] == (
+        1, "faustdiff: error: --samples 3000000000: 2 channels of 3000000000 samples exceed "
+           "the limit of 268435456 values held in memory; render fewer samples\n")
+    assert _cli(tmp_path, src, "--set", "g=nan")[::2] == (
+        1, "faustdiff: error: --set 'g=nan': the value must be a finite number\n")
