@@ -105,6 +105,8 @@ def main():
 def _check_sr(sr: int) -> None:
     if sr <= 0:
         raise FaustError(f"--sr must be a positive number of samples per second, got {sr}")
+    if sr > 2**31 - 1:   # fSamplingFreq is a C int
+        raise FaustError(f"--sr must be at most 2147483647, got {sr}")
 
 
 MAX_RENDER_VALUES = 1 << 28   # samples x channels held in memory by one render (2 GiB)
