@@ -8,6 +8,7 @@ trees whose depth follows the program.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Callable, Iterable, Optional
 
 from . import boxes as B
@@ -50,8 +51,16 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
         from .grad import compile_source as compile_grad
         return compile_grad(text, filename, sample_rate, include, wrt, backend)
     if backend in (None, "numba"):
-        from .cache import load_program
-        return load_program(text, filename, int(sample_rate), include)
+        from .cache import NUMBA_NODE_LIMIT, TooLargeForNumba, load_program
+        try:
+            return load_program(text, filename, int(sample_rate), include,
+                                node_limit=NUMBA_NODE_LIMIT if backend is None else None)
+        except TooLargeForNumba as e:
+            # The default backend picks the interpreter for very large programs (a hang in
+            # LLVM helps nobody); backend="numba" compiles them anyway.
+            sys.stderr.write(f"faustdiff: note: {e.message}; running it in the interpreter "
+                             f"(--backend numba compiles it anyway)\n")
+            backend = "interp"
     box = evaluate_source(text, filename, include)
 
     def build():

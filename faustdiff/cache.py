@@ -272,9 +272,19 @@ def store(text: str, filename: str, sample_rate, include: Iterable, name: str,
 
 # ---------------------------------------------------------------- the compile entry points
 
+class TooLargeForNumba(FaustError):
+    """The program has more signal nodes than Numba compiles in reasonable time."""
+
+
+# Numba's compile time grows faster than linearly with the kernel's size (about a minute at
+# 1,000 nodes on a 2-core machine): above this, the default backend is the interpreter.
+NUMBA_NODE_LIMIT = 1200
+
+
 def build(text: str, filename: str, sample_rate, include: Iterable = (), name: str = "",
-          key: str = "", source_name: Optional[str] = None):
-    """Parse, evaluate, propagate, schedule and generate: (module source, library files)."""
+          key: str = "", source_name: Optional[str] = None, node_limit: Optional[int] = None):
+    """Parse, evaluate, propagate, schedule and generate: (module source, library files).
+    With `node_limit`, a program with more signal nodes raises TooLargeForNumba."""
     from . import api
     from . import signals as S
     from .codegen import generate_from_signals
@@ -288,6 +298,10 @@ def build(text: str, filename: str, sample_rate, include: Iterable = (), name: s
         outs = propagate(box, None, Context(name=name))
         # Program's rules: bargraphs shown per sample, in Faust's UI order.
         every = S.topo_order(outs, follow_tables=True)
+        if node_limit is not None and len(every) > node_limit:
+            raise TooLargeForNumba(
+                f"the program has {len(every)} signal nodes; above {node_limit} the Numba "
+                f"back end takes minutes to compile")
         per_sample = {id(s) for s in S.topo_order(outs)}
         bars = S.ui_order([s for s in every if s.op == "bargraph" and id(s) in per_sample])
         src, _ = generate_from_signals(outs, bars, ins, int(sample_rate), name,
@@ -299,8 +313,9 @@ def build(text: str, filename: str, sample_rate, include: Iterable = (), name: s
 
 
 def load_program(text: str, filename: str = "<string>", sample_rate=44100,
-                 include: Iterable = (), name: str = ""):
-    """A fresh program object for this source: from the cache when possible."""
+                 include: Iterable = (), name: str = "", node_limit: Optional[int] = None):
+    """A fresh program object for this source: from the cache when possible. With
+    `node_limit`, a program too large to compile quickly raises TooLargeForNumba."""
     include = tuple(include)
     try:
         path = lookup(text, filename, sample_rate, include, name)
@@ -319,7 +334,8 @@ def load_program(text: str, filename: str = "<string>", sample_rate=44100,
                 path.unlink()
             except OSError:
                 pass
-    src, libs = build(text, filename, sample_rate, include, name, key=_KEY_HOLE)
+    src, libs = build(text, filename, sample_rate, include, name, key=_KEY_HOLE,
+                      node_limit=node_limit)
     try:
         path = store(text, filename, sample_rate, include, name, libs,
                      lambda key: src.replace(f"key={_KEY_HOLE}\n", f"key={key}\n", 1))
@@ -364,7 +380,8 @@ def module_source(text: str, filename: str, sample_rate=44100, include: Iterable
     except OSError:
         path = None
     if path is None:
-        src, libs = build(text, filename, sample_rate, include, name, key=_KEY_HOLE)
+        src, libs = build(text, filename, sample_rate, include, name, key=_KEY_HOLE,
+                      node_limit=node_limit)
         try:
             path = store(text, filename, sample_rate, include, name, libs,
                          lambda key: src.replace(f"key={_KEY_HOLE}\n", f"key={key}\n", 1))
