@@ -380,8 +380,7 @@ def module_source(text: str, filename: str, sample_rate=44100, include: Iterable
     except OSError:
         path = None
     if path is None:
-        src, libs = build(text, filename, sample_rate, include, name, key=_KEY_HOLE,
-                      node_limit=node_limit)
+        src, libs = build(text, filename, sample_rate, include, name, key=_KEY_HOLE)
         try:
             path = store(text, filename, sample_rate, include, name, libs,
                          lambda key: src.replace(f"key={_KEY_HOLE}\n", f"key={key}\n", 1))
