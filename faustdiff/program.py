@@ -21,6 +21,7 @@ import numpy as np
 from . import signals as S
 from .errors import FaustError
 from .interp import Interpreter
+from .runtime import check_inputs
 
 
 def _numba(outputs, bargraphs, num_inputs, sample_rate):
@@ -100,20 +101,7 @@ class Program:
 
     def compute(self, inputs=None, n: Optional[int] = None) -> np.ndarray:
         """Render n samples; inputs is (num_inputs, n) float64 (None: silence)."""
-        if inputs is None:
-            if n is None:
-                raise ValueError("compute: give inputs or n")
-            inputs = np.zeros((self.num_inputs, n))
-        inputs = np.asarray(inputs, dtype=np.float64)
-        if inputs.ndim == 1 and self.num_inputs == 1:
-            inputs = inputs[None, :]
-        if n is None:
-            n = inputs.shape[1] if inputs.ndim == 2 and inputs.shape[0] else 0
-            if self.num_inputs == 0:
-                raise ValueError("compute: a program without inputs needs n")
-        if inputs.shape[0] != self.num_inputs or (self.num_inputs and inputs.shape[1] < n):
-            raise ValueError(f"compute: inputs must have shape ({self.num_inputs}, {n}), "
-                             f"got {inputs.shape}")
+        inputs, n = check_inputs(inputs, n, self.num_inputs)
         outs, bars = self._backend.run([inputs[c, :n] for c in range(self.num_inputs)], n)
         result = np.array(outs, dtype=np.float64).reshape(self.num_outputs, n)
         traces: dict = {}

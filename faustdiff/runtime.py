@@ -27,6 +27,31 @@ def _strip_metadata(label: str) -> str:
     return re.sub(r"\s*\[[^\]]*\]\s*", " ", label).strip() if "[" in label else label
 
 
+
+def check_inputs(inputs, n, num_inputs: int):
+    """`compute(inputs, n)`'s argument rules, shared by every backend: None means silence;
+    a 1-D array is the single input; n defaults to the inputs' length. Returns a C-contiguous
+    float64 (num_inputs, >= n) array and n."""
+    if inputs is None:
+        if n is None:
+            raise ValueError("compute: give inputs or n")
+        return np.zeros((num_inputs, n)), n
+    inputs = np.asarray(inputs, dtype=np.float64)
+    if inputs.ndim == 1 and num_inputs == 1:
+        inputs = inputs[None, :]
+    if n is None:
+        n = inputs.shape[1] if inputs.ndim == 2 and inputs.shape[0] else 0
+        if num_inputs == 0:
+            raise ValueError("compute: a program without inputs needs n")
+    if inputs.shape[0] != num_inputs or (num_inputs and inputs.shape[1] < n):
+        raise ValueError(f"compute: inputs must have shape ({num_inputs}, {n}), "
+                         f"got {inputs.shape}")
+    if inputs.ndim != 2:
+        inputs = inputs.reshape(num_inputs, -1)
+    if not inputs.flags.c_contiguous:
+        inputs = np.ascontiguousarray(inputs)
+    return inputs, n
+
 class KernelState:
     """The state arrays of one program instance (see codegen: iv, fv, di, df, hi, hf)."""
     __slots__ = ("iv", "fv", "di", "df", "hi", "hf")
@@ -154,27 +179,9 @@ class CompiledProgram:
 
     def _inputs(self, inputs, n):
         """Program.compute's argument rules; returns (C-contiguous (inputs, >=n) array, n)."""
-        if inputs is None:
-            if n is None:
-                raise ValueError("compute: give inputs or n")
-            if not self.num_inputs:
-                return self._none, n
-            return np.zeros((self.num_inputs, n)), n
-        inputs = np.asarray(inputs, dtype=np.float64)
-        if inputs.ndim == 1 and self.num_inputs == 1:
-            inputs = inputs[None, :]
-        if n is None:
-            n = inputs.shape[1] if inputs.ndim == 2 and inputs.shape[0] else 0
-            if self.num_inputs == 0:
-                raise ValueError("compute: a program without inputs needs n")
-        if inputs.shape[0] != self.num_inputs or (self.num_inputs and inputs.shape[1] < n):
-            raise ValueError(f"compute: inputs must have shape ({self.num_inputs}, {n}), "
-                             f"got {inputs.shape}")
-        if inputs.ndim != 2:
-            inputs = inputs.reshape(self.num_inputs, -1)
-        if not inputs.flags.c_contiguous:
-            inputs = np.ascontiguousarray(inputs)
-        return inputs, n
+        if inputs is None and n is not None and not self.num_inputs:
+            return self._none, n
+        return check_inputs(inputs, n, self.num_inputs)
 
     def compute(self, inputs=None, n: Optional[int] = None) -> np.ndarray:
         """Render n samples; inputs is (num_inputs, n) float64 (None: silence)."""
