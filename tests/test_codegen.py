@@ -575,7 +575,7 @@ def test_generated_code_is_readable_and_folded(tmp_path):
                          str(tmp_path / "x.dsp"))
     kernel = text[text.index("def _k0("):text.index("class FaustProgram")]
     loop = kernel[kernel.index("for i in range"):]
-    assert "ctl[0]" in kernel and "ctl[0]" not in loop          # hoisted control
+    assert "ld(ctl, 0)" in kernel and "ld(ctl, 0)" not in loop    # hoisted control
     assert kernel.count("tan(") == 1 and "tan(" not in loop      # one folded, one hoisted
     assert "(t - 2000) & 2047" in loop                          # ring buffer
     assert "# x[t-3] of a delay line" in kernel                 # shift register
