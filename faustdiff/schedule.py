@@ -34,7 +34,6 @@ it is useless, since intervals are not sound for C's (int) of NaN or of out-of-r
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
