@@ -21,7 +21,7 @@ import numpy as np
 from . import signals as S
 from .errors import FaustError
 from .interp import Interpreter
-from .runtime import check_inputs
+from .runtime import check_inputs, group_traces
 
 
 def _numba(outputs, bargraphs, num_inputs, sample_rate):
@@ -104,13 +104,6 @@ class Program:
         inputs, n = check_inputs(inputs, n, self.num_inputs)
         outs, bars = self._backend.run([inputs[c, :n] for c in range(self.num_inputs)], n)
         result = np.array(outs, dtype=np.float64).reshape(self.num_outputs, n)
-        traces: dict = {}
-        for label, trace in zip(self.bargraph_labels, bars):
-            arr = np.array(trace, dtype=np.float64)
-            if label in traces:
-                prev = traces[label]
-                traces[label] = (prev if isinstance(prev, list) else [prev]) + [arr]
-            else:
-                traces[label] = arr
-        self.bargraphs = traces
+        self.bargraphs = group_traces(
+            self.bargraph_labels, [np.array(t, dtype=np.float64) for t in bars])
         return result

@@ -28,6 +28,19 @@ def _strip_metadata(label: str) -> str:
 
 
 
+def group_traces(labels, traces) -> dict:
+    """label -> per-sample trace; a label shared by several bargraphs maps to the list of
+    their traces, in order."""
+    out: dict = {}
+    for label, trace in zip(labels, traces):
+        if label in out:
+            prev = out[label]
+            out[label] = (prev if isinstance(prev, list) else [prev]) + [trace]
+        else:
+            out[label] = trace
+    return out
+
+
 def check_inputs(inputs, n, num_inputs: int):
     """`compute(inputs, n)`'s argument rules, shared by every backend: None means silence;
     a 1-D array is the single input; n defaults to the inputs' length. Returns a C-contiguous
@@ -107,7 +120,6 @@ class CompiledProgram:
         self._state = KernelState(self.STATES[0])
         self._none = np.zeros((0, 0))
         self._nbars = len(self.bargraph_labels)
-        self._unique_bars = len(set(self.bargraph_labels)) == self._nbars
         self._history = bool(self.STATES[0][4] or self.STATES[0][5])
         self.bargraphs: dict = {}
         self.reset()
@@ -208,15 +220,5 @@ class CompiledProgram:
                                 st.iv, st.fv, st.di, st.df, st.hi, st.hf)
             except ZeroDivisionError:
                 raise FaustError(_IREM_MESSAGE) from None
-        if self._unique_bars:
-            self.bargraphs = dict(zip(self.bargraph_labels, bars))
-        else:
-            traces: dict = {}
-            for label, trace in zip(self.bargraph_labels, bars):
-                if label in traces:
-                    prev = traces[label]
-                    traces[label] = (prev if isinstance(prev, list) else [prev]) + [trace]
-                else:
-                    traces[label] = trace
-            self.bargraphs = traces
+        self.bargraphs = group_traces(self.bargraph_labels, bars)
         return outs
