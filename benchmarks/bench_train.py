@@ -1,4 +1,4 @@
-"""Gradient steps per second when training from Python (faustdiff.train).
+"""Gradient steps per second when training from Python (faustdiff.learn.train).
 
     python benchmarks/bench_train.py [--seconds 1.0] [--steps 20] [--no-jax]
 
@@ -33,7 +33,7 @@ SR = 44100
 
 
 def bench_faustdiff(n: int, steps: int) -> list:
-    from faustdiff import train
+    from faustdiff.learn import train
     rng = np.random.default_rng(0)
     xs = rng.uniform(-1, 1, (16, 1, n))
     ts = np.stack([train.render(LOWPASS, x, params={"cutoff": 500.0}) for x in xs])

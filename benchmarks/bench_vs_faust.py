@@ -122,14 +122,14 @@ def _driver(kernel):
 def time_faustdiff(dsp: Path, samples: int, block: int, repeats: int) -> dict:
     import numpy as np
     from faustdiff import api
-    from faustdiff.runtime import KernelState
+    from faustdiff.backend.runtime import KernelState
 
     res: dict = {}
     cold_dir = tempfile.mkdtemp(prefix="faustdiff-bench-cache-")
     old = os.environ.get("FAUSTDIFF_CACHE_DIR")
     os.environ["FAUSTDIFF_CACHE_DIR"] = cold_dir
     try:
-        from faustdiff import cache
+        from faustdiff.backend import cache
         text = dsp.read_text()
         t0 = time.perf_counter()
         src, _ = cache.build(text, str(dsp), 44100)       # front end + code generation

@@ -11,8 +11,8 @@ import os
 import sys
 from typing import Callable, Iterable, Optional
 
-from . import boxes as B
-from .deep import deep_call
+from .frontend import boxes as B
+from .core.deep import deep_call
 from .errors import FaustError, Span
 
 # Kept under this name for callers of the API module.
@@ -24,9 +24,9 @@ def evaluate_source(text: str, filename: str = "<string>", include: Iterable = (
     """Parse and evaluate a program to its normal-form `process` box (arity-checked);
     `libraries`, when given, receives the paths of the library files read."""
     def work():
-        from .parse import parse_source
-        from .evaluate import Resolver, evaluate_process
-        from .arity import arity
+        from .frontend.parse import parse_source
+        from .frontend.evaluate import Resolver, evaluate_process
+        from .frontend.arity import arity
         program = parse_source(text, filename)
         base = os.path.dirname(os.path.abspath(filename)) if not filename.startswith("<") else os.getcwd()
         resolver = Resolver(tuple(include), base)
@@ -44,14 +44,14 @@ def evaluate_source(text: str, filename: str = "<string>", include: Iterable = (
 def compile_source(text: str, filename: str = "<string>", sample_rate: float = 44100,
                    include: Iterable = (), backend: Optional[str] = None, wrt=None):
     """Compile Faust source text to a program object: by default generated Numba code,
-    cached on disk (`faustdiff.cache`); `backend="interp"`: the reference interpreter.
+    cached on disk (`faustdiff.backend.cache`); `backend="interp"`: the reference interpreter.
     `wrt` (labels of sliders/nentries, or "auto" for the declared `[diff:on]` parameters):
     a `grad.GradProgram`, whose `compute` also leaves ∂outputs/∂wrt in `partials`."""
     if wrt is not None:
-        from .grad import compile_source as compile_grad
+        from .backend.grad import compile_source as compile_grad
         return compile_grad(text, filename, sample_rate, include, wrt, backend)
     if backend in (None, "numba"):
-        from .cache import NUMBA_NODE_LIMIT, TooLargeForNumba, load_program
+        from .backend.cache import NUMBA_NODE_LIMIT, TooLargeForNumba, load_program
         try:
             return load_program(text, filename, int(sample_rate), include,
                                 node_limit=NUMBA_NODE_LIMIT if backend is None else None)
@@ -64,7 +64,7 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
     box = evaluate_source(text, filename, include)
 
     def build():
-        from .program import Program
+        from .backend.program import Program
         return Program.from_box(box, sample_rate=sample_rate, backend=backend)
     return run_deep(build)
 
@@ -83,7 +83,7 @@ def read_source(path: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:   # located in characters, as the parser does
-        from .parse import _encoding_error
+        from .frontend.parse import _encoding_error
         raise _encoding_error(data, e.start, path) from None
 
 
@@ -97,5 +97,5 @@ def compile_file(path: str, sample_rate: float = 44100, include: Iterable = (),
 
 def compile_module_source(path: str, sample_rate: float = 44100, include: Iterable = ()) -> str:
     """The generated Python module of a .dsp file (what `faustdiff compile` writes)."""
-    from .cache import module_source
+    from .backend.cache import module_source
     return module_source(read_source(str(path)), str(path), int(sample_rate), tuple(include))

@@ -26,7 +26,8 @@ import traceback
 import click
 import numpy as np
 
-from . import __version__, audio_io
+from . import __version__
+from . import audio_io
 from .errors import FaustError
 
 DEFAULT_SAMPLES = 44100
@@ -38,7 +39,7 @@ class _Main(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if args is None and standalone_mode:   # the real command line: a process of ours
-            from . import cache
+            from .backend import cache
             cache.LEAN = True
         try:
             rv = super().main(args, prog_name or "faustdiff", complete_var,
@@ -250,7 +251,7 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
             bargraphs = partials + bargraphs
     problem = None
     if check_finite:   # reported after the outputs are written
-        from . import finite
+        from .backend import finite
         problem = finite.check(program, *primal, inputs if ins else None,
                                lambda: _interp_program(file, sr, include, values), partials)
     if output is not None:
@@ -349,7 +350,7 @@ def compile_cmd(file, output, sr, include):
 def train_cmd(file, targets, inputs, params, loss, optimizer, steps, lr, schedule, settings,
               scales, no_normalize, parallel, sr, include, plot, quiet):
     """Learn parameters of MODEL.dsp so that its output matches the target audio."""
-    from . import train as T
+    from .learn import train as T
     if steps < 0:
         raise FaustError(f"--steps must be 0 or more, got {steps}")
     if sr is not None:

@@ -50,7 +50,7 @@ def pipeline_available() -> bool:
                for m in ("api", "parse", "evaluate", "program"))
 
 
-# TODO(pipeline): drop this marker once faustdiff.program has landed.
+# TODO(pipeline): drop this marker once faustdiff.backend.program has landed.
 needs_pipeline = pytest.mark.skipif(not pipeline_available(),
                                     reason="the compiler pipeline has not landed yet")
 

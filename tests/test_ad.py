@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 import faustdiff
-from faustdiff import boxes as B
-from faustdiff import signals as S
-from faustdiff.ad import jvp
+from faustdiff.frontend import boxes as B
+from faustdiff.signals import ir as S
+from faustdiff.ad.forward import jvp
 from faustdiff.errors import FaustError
-from faustdiff.program import Program
+from faustdiff.backend.program import Program
 
 from conftest import needs_pipeline
 
@@ -44,7 +44,7 @@ def _par(items):
 def dual_program(prim: str, mode: str = "auto", nvars: int = 2) -> Program:
     """`Dual(prim)` fed with slider duals: x_j, dx_j_1..dx_j_N for each operand j."""
     ins = B.Prim(prim)
-    from faustdiff.arity import arity
+    from faustdiff.frontend.arity import arity
     k = arity(ins)[0]
     sliders = []
     for j in range(k):
@@ -172,7 +172,7 @@ def test_primitive_against_central_differences(prim, mode):
 
 
 def test_every_row_with_a_rule_is_covered():
-    from faustdiff.primitives import PRIMITIVES
+    from faustdiff.core.primitives import PRIMITIVES
     stateful = {"@", "mem", "prefix", "rdtable", "rwtable"}   # tested in whole programs
     bitwise = {"&", "|", "xor", "<<", ">>"}                   # int-only, rule 0
     constant = {"lowest", "highest", "control"}
@@ -354,7 +354,7 @@ def test_recursion_tangent_group_is_shared_not_copied():
         'df = library("diff.lib");\n'
         'process = df.var(1, hslider("a", 0.5, 0, 1, 0.1), 1), df.input(1) '
         ': df.diff(\\(a, x).(x : + ~ *(a)), 1);')
-    from faustdiff.propagate import propagate
+    from faustdiff.signals.propagate import propagate
     outs = propagate(box)
     order = S.topo_order(outs)
     groups = {id(s.attrs[0]) for s in order if s.op in ("recvar", "proj")}
@@ -366,7 +366,7 @@ def test_jvp_on_sliders_directly():
     # the automatic front door: seeds on sliders, no Dual box
     box = faustdiff.api.evaluate_source(
         'process = hslider("a", 0.5, 0, 1, 0.1) : sin : *(3);')
-    from faustdiff.propagate import propagate
+    from faustdiff.signals.propagate import propagate
     (y,) = propagate(box)
     a = next(s for s in S.topo_order([y]) if s.op == "ui")
     (ty,) = jvp([y], {a: [S.const(1.0)]}, 1)

@@ -1,8 +1,8 @@
 """Box arities and Faust's composition error messages (texts checked against faust 2.54.9)."""
 import pytest
 
-from faustdiff import boxes as B
-from faustdiff.arity import arity
+from faustdiff.frontend import boxes as B
+from faustdiff.frontend.arity import arity
 from faustdiff.errors import FaustArityError, Span
 
 W, C = B.Wire(), B.Cut()

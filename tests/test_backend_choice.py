@@ -2,8 +2,8 @@
 import numpy as np
 
 import faustdiff
-from faustdiff.cache import NUMBA_NODE_LIMIT
-from faustdiff.program import Program
+from faustdiff.backend.cache import NUMBA_NODE_LIMIT
+from faustdiff.backend.program import Program
 
 
 def test_a_very_large_program_runs_in_the_interpreter(capfd):

@@ -130,7 +130,7 @@ def _interp_cases():
 
 @pytest.fixture(scope="session")
 def box_programs():
-    from faustdiff.program import Program
+    from faustdiff.backend.program import Program
     from test_interp import CASES
     made: dict = {}
 
@@ -183,7 +183,7 @@ FFUN_SIGS = {
 
 
 def test_foreign_functions_numba_equals_interpreter():
-    from faustdiff.primitives import FFUNS, PRIMITIVES
+    from faustdiff.core.primitives import FFUNS, PRIMITIVES
     calls = []
     for sig, names in FFUN_SIGS.items():
         for name in names.split():
@@ -212,12 +212,12 @@ def test_foreign_functions_numba_equals_interpreter():
 
 def test_huge_delay_keeps_the_whole_history():
     # a bound above 2**22 samples: the whole history (grown by the runtime), as interp does
-    from faustdiff import signals as S
-    from faustdiff.program import Program
+    from faustdiff.signals import ir as S
+    from faustdiff.backend.program import Program
     d = S.prim("min", S.prim("max", S.input_(1), S.real_const(0.0)), S.real_const(5e6))
     sig = S.delay(S.input_(0), S.to_int(d))
     prog = Program([sig], 2, backend="numba")
-    from faustdiff import schedule
+    from faustdiff.backend import schedule
     assert schedule.plan([sig], (), 2).main.lines[id(S.input_(0))].kind == "history"
     rng = np.random.default_rng(1)
     x = rng.standard_normal(3000)
@@ -325,7 +325,7 @@ SIMPLE = 'import("lib1.lib");\nprocess = _ * k : + ~ *(0.5);\n'
 def fresh_cache(tmp_path, monkeypatch):
     d = tmp_path / "cache"
     monkeypatch.setenv("FAUSTDIFF_CACHE_DIR", str(d))
-    from faustdiff import cache
+    from faustdiff.backend import cache
     monkeypatch.setattr(cache, "_loaded", {})
     return d
 
@@ -338,7 +338,7 @@ def _simple(tmp_path, k="0.25"):
 
 
 def test_cache_hit_skips_the_front_end(tmp_path, fresh_cache, monkeypatch):
-    from faustdiff import cache
+    from faustdiff.backend import cache
     dsp = _simple(tmp_path)
     first = faustdiff.compile_file(str(dsp))
     assert list(fresh_cache.glob("fd_*.py")) and list(fresh_cache.glob("m_*.json"))
@@ -377,7 +377,7 @@ def test_cache_keys(tmp_path, fresh_cache):
 
 @pytest.mark.parametrize("damage", ["module", "truncate", "manifest", "manifest-module", "key"])
 def test_a_damaged_entry_is_rebuilt(tmp_path, fresh_cache, damage, monkeypatch):
-    from faustdiff import cache
+    from faustdiff.backend import cache
     dsp = _simple(tmp_path)
     ref = faustdiff.compile_file(str(dsp)).compute(np.ones((1, 4)))
     module = next(fresh_cache.glob("fd_*.py"))
@@ -445,14 +445,14 @@ def test_concurrent_compiles_share_the_cache(tmp_path, fresh_cache):
         assert p.returncode == 0, err
         results.append(out.strip().splitlines()[-1])
     assert len(set(results)) == 1
-    from faustdiff import cache
+    from faustdiff.backend import cache
     modules = list(fresh_cache.glob("fd_*.py"))
     assert len(modules) == 1 and cache.verify(modules[0])
     assert not list(fresh_cache.glob(".*.tmp"))
 
 
 def test_an_unwritable_cache_still_compiles(tmp_path, monkeypatch):
-    from faustdiff import cache
+    from faustdiff.backend import cache
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("FAUSTDIFF_CACHE_DIR", str(blocker / "cache"))
@@ -463,7 +463,7 @@ def test_an_unwritable_cache_still_compiles(tmp_path, monkeypatch):
 
 
 def test_cache_location(monkeypatch, tmp_path):
-    from faustdiff.cache import cache_dir
+    from faustdiff.backend.cache import cache_dir
     monkeypatch.delenv("FAUSTDIFF_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_dir() == tmp_path / "xdg" / "faustdiff"
@@ -516,7 +516,7 @@ def test_run_emit_and_env_emit(tmp_path, cli, monkeypatch, capfd):
     r = cli("run", str(dsp), "--emit")
     assert r.exit_code == 0 and "def _k0(" in r.stdout and "class FaustProgram" in r.stdout
     monkeypatch.setenv("FAUSTDIFF_EMIT", "1")
-    from faustdiff import cache
+    from faustdiff.backend import cache
     monkeypatch.setattr(cache, "_loaded", {})
     faustdiff.compile_file(str(dsp))
     assert "def _k0(" in capfd.readouterr().err
@@ -548,8 +548,8 @@ def test_identical_tables_are_shared(programs):
 
 
 def test_schedule_state_layout():
-    from faustdiff import schedule
-    from faustdiff import signals as S
+    from faustdiff.backend import schedule
+    from faustdiff.signals import ir as S
     x = S.input_(0)
     g = S.RecGroup(["real"])
     g.define([S.prim("-", x, S.prim("*", S.real_const(0.5), S.mem(g.var(0))))])
@@ -568,7 +568,7 @@ def test_schedule_state_layout():
 
 
 def test_generated_code_is_readable_and_folded(tmp_path):
-    from faustdiff.cache import module_source
+    from faustdiff.backend.cache import module_source
     text = module_source('import("stdfaust.lib");\n'
                          'process = _ * hslider("g", 1, 0, 2, 0.1) : @(3) : fi.lowpass(1, 1000)'
                          ' : fi.lowpass(1, hslider("fc", 100, 10, 1000, 1)) : _ @ 2000;\n',

@@ -116,7 +116,7 @@ def test_bad_iteration_counts(count, message):
 
 
 def test_iterations_adding_up_to_millions_are_refused(monkeypatch):
-    from faustdiff import evaluate
+    from faustdiff.frontend import evaluate
     assert evaluate.MAX_TOTAL_ITERATIONS == 1_000_000
     monkeypatch.setattr(evaluate, "MAX_TOTAL_ITERATIONS", 10_000)   # the same, faster
     assert err("process = par(i, 200, par(j, 200, _));") == (
@@ -294,8 +294,8 @@ def test_deep_compile_time_recursion():
 
 
 def test_deep_boxes_hash_compare_and_show():
-    from faustdiff import boxes as B
-    from faustdiff.arity import arity
+    from faustdiff.frontend import boxes as B
+    from faustdiff.frontend.arity import arity
 
     def chain():
         deep = B.Wire()
@@ -430,7 +430,7 @@ def test_non_utf8_byte_column_counts_characters(tmp_path):
 
 
 def test_exponential_compile_time_recursion_is_stopped(monkeypatch):
-    from faustdiff import evaluate
+    from faustdiff.frontend import evaluate
     assert evaluate.MAX_APPLICATIONS == 1_000_000
     monkeypatch.setattr(evaluate, "MAX_APPLICATIONS", 5_000)   # the same, faster
     assert err("f(0) = 1;\nf(n) = f(n - 1) + f(n - 1);\nprocess = f(40);") == (

@@ -3,8 +3,8 @@ environments, libraries, and its error messages (asserted whole, with line:col).
 import pytest
 
 from faustdiff.api import evaluate_source
-from faustdiff.arity import arity
-from faustdiff.boxes import Int, Real, Wire, Cut, Prim, Seq, Par, Route, UI, Symbolic
+from faustdiff.frontend.arity import arity
+from faustdiff.frontend.boxes import Int, Real, Wire, Cut, Prim, Seq, Par, Route, UI, Symbolic
 from faustdiff.errors import FaustError
 
 

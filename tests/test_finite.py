@@ -1,9 +1,11 @@
-"""`faustdiff.finite`: where the first NaN or infinity of a render comes from."""
+"""`faustdiff.backend.finite`: where the first NaN or infinity of a render comes from."""
 from __future__ import annotations
 
 import numpy as np
 
-from faustdiff import api, finite
+from faustdiff import api
+
+from faustdiff.backend import finite
 
 
 def explain(src: str, x):

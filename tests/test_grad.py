@@ -1,4 +1,4 @@
-"""Derivatives from the outside: `compile_source(..., wrt=...)` (faustdiff.grad).
+"""Derivatives from the outside: `compile_source(..., wrt=...)` (faustdiff.backend.grad).
 
 The partials are checked against central differences of the plain program (the parameter
 moved by ±h, state reset), through recursion, delays and several outputs, on both backends.
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import faustdiff
-from faustdiff import grad
+from faustdiff.backend import grad
 from faustdiff.errors import FaustError
 
 GAIN_DC = '''
@@ -141,7 +141,7 @@ def test_run_grad_writes_partial_columns(cli, tmp_path):
 
 def test_train_command(cli, tmp_path):
     from faustdiff.audio_io import write_wav
-    from faustdiff.train import render
+    from faustdiff.learn.train import render
     path = tmp_path / "gd.dsp"
     path.write_text('process = _ * hslider("gain", 0.1, 0, 1, .001) '
                     '+ hslider("dc [diff:on]", 0, -1, 1, .001);')

@@ -18,8 +18,8 @@ import sys
 import numpy as np
 import pytest
 
-from faustdiff import boxes as B
-from faustdiff.program import Program
+from faustdiff.frontend import boxes as B
+from faustdiff.backend.program import Program
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "interp")
 W, C = B.Wire(), B.Cut()

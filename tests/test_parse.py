@@ -7,16 +7,16 @@ import time
 
 import pytest
 
-from faustdiff import boxes as B
-from faustdiff.boxes import (
+from faustdiff.frontend import boxes as B
+from faustdiff.frontend.boxes import (
     Access, Apply, Case, Component, Cut, Declare, Def, Environment, FConst, FFun, FVar, Ident,
     Import, InputsOf, Int, Iter, Lambda, Letrec, Library, Merge, Modify, OutputsOf, Par, Prim,
     Real, RecDef, Rec, RouteExpr, Rule, Seq, Split, UIExpr, WaveformExpr, Wire, With,
 )
-from faustdiff.boxshow import show
+from faustdiff.frontend.boxshow import show
 from faustdiff.errors import FaustError, FaustSyntaxError, Span
-from faustdiff.parse import parse_file, parse_source
-from faustdiff.primitives import PRIMITIVES
+from faustdiff.frontend.parse import parse_file, parse_source
+from faustdiff.core.primitives import PRIMITIVES
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -4,11 +4,11 @@ import math
 import numpy as np
 import pytest
 
-from faustdiff import boxes as B
-from faustdiff import signals as S
+from faustdiff.frontend import boxes as B
+from faustdiff.signals import ir as S
 from faustdiff.errors import FaustError
-from faustdiff.program import Program
-from faustdiff.propagate import Context, propagate
+from faustdiff.backend.program import Program
+from faustdiff.signals.propagate import Context, propagate
 
 W, C = B.Wire(), B.Cut()
 
@@ -57,7 +57,7 @@ def test_propagating_twice_shares_nodes():
     ("select2", ("real", "int", "int"), "int"), ("select2", ("int", "int", "real"), "real"),
 ])
 def test_type_rules(name, types, expected):
-    from faustdiff.primitives import result_type
+    from faustdiff.core.primitives import result_type
     assert result_type(name, types) == expected
 
 

@@ -1,4 +1,4 @@
-"""Training from Python (faustdiff.train, losses, optim): exact gradients, convergence.
+"""Training from Python (faustdiff.learn.train, losses, optim): exact gradients, convergence.
 
 Every convergence test learns hidden parameters from a target rendered by the same program
 with the hidden values, and asserts the number of steps and the final error (the numbers
@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faustdiff import losses as L
-from faustdiff import optim as O
-from faustdiff import train
+from faustdiff.learn import losses as L
+from faustdiff.learn import optim as O
+from faustdiff.learn import train
 from faustdiff.errors import FaustError
 
 RNG = np.random.default_rng(1234)
@@ -329,7 +329,7 @@ def test_in_circuit_optimisers_match_numpy():
     assert np.allclose(_run(f"process = df.rmsprop({lr}, {rho}, 2);", g), np.array(ref).T,
                        rtol=1e-12)
     # adam (standard bias correction)
-    from faustdiff.optim import Adam
+    from faustdiff.learn.optim import Adam
     opt = Adam(lr, b1, b2)
     ref = []
     for t in range(64):

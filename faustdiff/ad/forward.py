@@ -30,10 +30,10 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Sequence
 
-from . import boxes as B
-from . import signals as S
-from .errors import FaustError
-from .primitives import FFUN_JVP, PRIMITIVES
+from ..frontend import boxes as B
+from ..signals import ir as S
+from ..errors import FaustError
+from ..core.primitives import FFUN_JVP, PRIMITIVES
 
 Tan = Optional[S.Sig]   # None: structurally zero
 
@@ -361,7 +361,7 @@ def dual_outputs(box: B.Dual, inputs: list, propagate: Callable) -> list[S.Sig]:
     """The output signals of `Dual(E, N, mode)` fed with `inputs` (duals, value first).
 
     propagate(E, signals) -> E's output signals (the caller's propagation, same scope)."""
-    from .arity import arity
+    from ..frontend.arity import arity
     n, mode, inner = box.nvars, box.mode, box.box
     k = n + 1
     ins, outs = arity(inner)

@@ -37,8 +37,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from . import primitives as P
-from . import signals as S
+from ..core import primitives as P
+from ..signals import ir as S
 
 SHIFT_MAX = 4              # constant delays up to this length: scalar shift registers
 HISTORY_LIMIT = 1 << 22    # larger (or unknown) bounds keep the whole history (as interp)

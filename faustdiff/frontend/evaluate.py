@@ -26,9 +26,9 @@ from typing import Optional, Union
 from . import boxes as B
 from .boxes import (Box, Int, Real, Wire, Cut, Prim, Seq, Par, Split, Merge, Rec, Route, Waveform,
                     UI, Bargraph, Group, Slot, Symbolic, FFun, FConst, FVar)
-from .errors import FaustError, FaustEvalError, Span
-from .prelude import BUILTINS, Builtin
-from .primitives import PRIMITIVES, fold
+from ..errors import FaustError, FaustEvalError, Span
+from .builtins import BUILTINS, Builtin
+from ..core.primitives import PRIMITIVES, fold
 
 # Depth of nested function applications after which evaluation is declared endless. Legitimate
 # compile-time recursion (pattern-matching over lists, `fact(n)`) stays far below it.
@@ -123,7 +123,7 @@ class Resolver:
         self.base_dir = base_dir
         env_path = os.environ.get("FAUST_LIB_PATH", "")
         self.env_dirs = [p for p in env_path.split(os.pathsep) if p]
-        self.bundled = str(Path(__file__).parent / "lib")
+        self.bundled = str(Path(__file__).parents[1] / "lib")
         self._parsed: dict[str, B.Program] = {}
 
     def files(self) -> list[str]:

@@ -32,8 +32,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Optional
 
-from . import __version__
-from .errors import FaustError
+from .. import __version__
+from ..errors import FaustError
 
 _CHECK = "# faustdiff-checksum: "
 _loaded: dict = {}    # module path -> imported module (this process)
@@ -186,13 +186,13 @@ def _key1(text: str, filename: str, sample_rate, include: Iterable, name: str) -
 def _compiler_fingerprint() -> str:
     """A hash of faustdiff's own code and grammar: a cached module made by another build of
     the compiler (even one with the same version number) is never reused."""
-    here = Path(__file__).resolve().parent
-    files = sorted(here.glob("*.py")) + sorted((here / "grammar").glob("*.lark"))
+    here = Path(__file__).resolve().parents[1]   # the faustdiff package, every stage
+    files = sorted(here.rglob("*.py")) + sorted((here / "grammar").glob("*.lark"))
     if not (here / "grammar").is_dir():
         files += sorted((here.parent / "grammar").glob("*.lark"))
     h = hashlib.sha256()
     for f in files:
-        h.update(f.name.encode())
+        h.update(str(f.relative_to(here.parent)).encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
@@ -286,15 +286,15 @@ def build(text: str, filename: str, sample_rate, include: Iterable = (), name: s
           key: str = "", source_name: Optional[str] = None, node_limit: Optional[int] = None):
     """Parse, evaluate, propagate, schedule and generate: (module source, library files).
     With `node_limit`, a program with more signal nodes raises TooLargeForNumba."""
-    from . import api
-    from . import signals as S
+    from .. import api
+    from ..signals import ir as S
     from .codegen import generate_from_signals
     libs: list = []
     box = api.evaluate_source(text, filename, include, libraries=libs)
 
     def work():
-        from .arity import arity
-        from .propagate import Context, propagate
+        from ..frontend.arity import arity
+        from ..signals.propagate import Context, propagate
         ins, _ = arity(box)
         outs = propagate(box, None, Context(name=name))
         # Program's rules: bargraphs shown per sample, in Faust's UI order.
@@ -397,7 +397,7 @@ class NumbaBackend:
     interface (set_control(node, value), reset(), run(inputs, n) -> (outs, bars))."""
 
     def __init__(self, outputs, bargraphs, num_inputs, sample_rate):
-        from . import signals as S
+        from ..signals import ir as S
         from .codegen import generate_from_signals
         every = S.topo_order(list(outputs), follow_tables=True)
         controls = S.ui_order([s for s in every if s.op == "ui"])

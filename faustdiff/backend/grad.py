@@ -38,7 +38,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from .errors import FaustError
+from ..errors import FaustError
 
 AUTO = "auto"
 _META = re.compile(r"\[\s*([^\]:\s]+)\s*(?::\s*([^\]]*?))?\s*\]")
@@ -106,7 +106,7 @@ class ParamSpec:
 
 def spec_of(node) -> ParamSpec:
     """The ParamSpec of a `ui` signal node."""
-    from .signals import strip_metadata
+    from ..signals.ir import strip_metadata
     kind, label, _groups, init, lo, hi, step = node.attrs
     scale = "log" if metadata(label).get("scale", "").lower() == "log" and lo > 0 else "lin"
     return ParamSpec(strip_metadata(label), float(init), float(lo), float(hi), scale,
@@ -131,7 +131,7 @@ def normalise_wrt(wrt) -> object:
 
 def select(controls: Sequence, wrt) -> tuple[list[str], list[list]]:
     """(labels, nodes per label) of the parameters `wrt` among the `ui` nodes `controls`."""
-    from .signals import strip_metadata, widget_path
+    from ..signals.ir import strip_metadata, widget_path
     wrt = normalise_wrt(wrt)
     sliders = [c for c in controls if c.attrs[0] in _SLIDERS]
     if wrt == AUTO:
@@ -169,8 +169,8 @@ def select(controls: Sequence, wrt) -> tuple[list[str], list[list]]:
 def partial_signals(outputs: Sequence, nodes: Sequence[Sequence]) -> list:
     """The partial-derivative signals, parameter-major: [∂out_0/∂p_0, ∂out_1/∂p_0, ...,
     ∂out_0/∂p_1, ...] (structurally zero ones are the constant 0.0)."""
-    from . import ad
-    from . import signals as S
+    from ..ad import forward as ad
+    from ..signals import ir as S
     w = len(nodes)
     seeds = {}
     for i, group in enumerate(nodes):
@@ -261,9 +261,9 @@ def _spec_json(labels, nodes, num_outputs) -> dict:
 
 def _signals(box, name, wrt):
     """(outputs + partials, bargraphs, inputs, spec dict) of an evaluated program."""
-    from . import signals as S
-    from .arity import arity
-    from .propagate import Context, propagate
+    from ..signals import ir as S
+    from ..frontend.arity import arity
+    from ..signals.propagate import Context, propagate
     ins, _ = arity(box)
     outs = propagate(box, None, Context(name=name))
     every = S.topo_order(outs, follow_tables=True)
@@ -285,7 +285,7 @@ def _from_spec(inner, spec: dict, factory) -> GradProgram:
 _HOLE = "@KEY@"
 _GRAD_FORMAT = 2   # bump when what this module appends to generated modules changes
 
-# Appended to a gradient module: whole batches in compiled code (faustdiff.train), each
+# Appended to a gradient module: whole batches in compiled code (faustdiff.learn.train), each
 # example b with its own rows of inputs, outputs, widgets and state. `_batch_par` spreads the
 # examples over Numba's threads (prange), `_batch_seq` runs them in turn; both release the
 # GIL, so a thread pool can also share a batch out. Cached on disk with the module.
@@ -315,8 +315,8 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
                    include: Iterable = (), wrt="auto", backend: Optional[str] = None
                    ) -> GradProgram:
     """Compile a program with the partials of its outputs with respect to `wrt`."""
-    from . import api
-    from .deep import deep_call
+    from .. import api
+    from ..core.deep import deep_call
     wrt = normalise_wrt(wrt)
     include = tuple(include)
     if backend not in (None, "numba"):
@@ -369,6 +369,6 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
 
 def compile_file(path: str, sample_rate: float = 44100, include: Iterable = (), wrt="auto",
                  backend: Optional[str] = None) -> GradProgram:
-    from .api import read_source
+    from ..api import read_source
     return compile_source(read_source(str(path)), str(path), sample_rate, include, wrt,
                           backend)

@@ -52,10 +52,10 @@ import re
 import weakref
 from typing import Callable, Iterable, Optional
 
-from .errors import FaustError
-from .primitives import (FFUNS, FULL, INT_MIN, PRIMITIVES, f2i, ffun_name, iv_union, plan,
+from ..errors import FaustError
+from ..core.primitives import (FFUNS, FULL, INT_MIN, PRIMITIVES, f2i, ffun_name, iv_union, plan,
                          union_type, wrap)
-from . import primitives as P
+from ..core import primitives as P
 
 K_CONST, K_INIT, K_BLOCK, K_SAMPLE = 0, 1, 2, 3
 INT_MAX = 2**31 - 1

@@ -26,7 +26,7 @@ from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from . import boxes as B
-from .errors import FaustError, FaustSyntaxError, Span
+from ..errors import FaustError, FaustSyntaxError, Span
 
 # Reserved words of Faust 2.54.9 (faust-language.md §1). The lexer already turns them into
 # keyword tokens; IDENT tokens are re-checked anyway so that no grammar change can let one through.
@@ -321,7 +321,7 @@ def _grammar_text() -> str:
     try:
         return (importlib.resources.files("faustdiff.grammar") / "faust.lark").read_text("utf-8")
     except (ModuleNotFoundError, FileNotFoundError, OSError):
-        return (Path(__file__).parents[1] / "grammar" / "faust.lark").read_text("utf-8")
+        return (Path(__file__).parents[2] / "grammar" / "faust.lark").read_text("utf-8")
 
 
 def _parser() -> lark.Lark:

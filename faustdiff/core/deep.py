@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from .errors import FaustError
+from ..errors import FaustError
 
 STACK_BYTES = 512 * 1024 * 1024
 RECURSION_LIMIT = 400_000

@@ -13,8 +13,8 @@ Invariants:
 from __future__ import annotations
 
 from . import boxes as B
-from .errors import FaustArityError
-from .primitives import PRIMITIVES
+from ..errors import FaustArityError
+from ..core.primitives import PRIMITIVES
 
 _MEMO: dict[int, tuple[B.Box, tuple[int, int]]] = {}
 

@@ -4,8 +4,8 @@ The module is plain, readable Python: one `@njit(cache=True, fastmath=False)` ke
 context (`_k0` computes the program; `_k1`, ... compute table init signals), the few numeric
 helpers it uses (C semantics: the `f2i` intrinsic, `irem`, libm functions through
 `numba.types.ExternalFunction`), and a wrapper class `FaustProgram` (a
-`faustdiff.runtime.CompiledProgram`) exposing the Program API, with `program`, a ready
-instance. Importing it needs numpy, numba and `faustdiff.runtime` only, never the Faust source.
+`faustdiff.backend.runtime.CompiledProgram`) exposing the Program API, with `program`, a ready
+instance. Importing it needs numpy, numba and `faustdiff.backend.runtime` only, never the Faust source.
 
 Kernel calling convention (every context):
 
@@ -34,10 +34,10 @@ import math
 import re
 from typing import Optional
 
-from . import __version__
-from . import primitives as P
-from . import signals as S
-from .errors import FaustError
+from .. import __version__
+from ..core import primitives as P
+from ..signals import ir as S
+from ..errors import FaustError
 from .schedule import HISTORY_LIMIT, Context, Plan, plan as make_plan
 
 from .runtime import FORMAT   # bump it when the generated module's layout changes
@@ -490,7 +490,7 @@ class _Emitter:
 
 def generate(plan: Plan, source: str = "", key: str = "") -> str:
     """The module's source text."""
-    from .signals import strip_metadata, widget_path
+    from ..signals.ir import strip_metadata, widget_path
     main = plan.main
     parts: list[str] = []
     globs: list[str] = []
@@ -506,7 +506,7 @@ def generate(plan: Plan, source: str = "", key: str = "") -> str:
             f"(sample rate {plan.sample_rate}).",
             "",
             "Do not edit: regenerate with `faustdiff compile`. `program` is a ready-to-use",
-            "instance (a faustdiff.runtime.CompiledProgram); `FaustProgram()` makes more.",
+            "instance (a faustdiff.backend.runtime.CompiledProgram); `FaustProgram()` makes more.",
             '"""',
             f"# faustdiff-module: format={FORMAT} key={key}",
             "import math",
@@ -514,7 +514,7 @@ def generate(plan: Plan, source: str = "", key: str = "") -> str:
             "import numpy as np",
             "from numba import njit, types",
             "",
-            "from faustdiff.runtime import CompiledProgram",
+            "from faustdiff.backend.runtime import CompiledProgram",
             "",
             "INF = math.inf",
             "NAN = math.nan",

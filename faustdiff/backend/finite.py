@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from . import signals as S
+from ..signals import ir as S
 
 BUDGET = 4_000_000   # node values kept while tracing (nodes x samples)
 MAX_WORK = 200_000_000   # node x samples evaluated before giving up on tracing
@@ -164,7 +164,7 @@ def _operands(s: S.Sig, tau: int, value):
 
 
 def _cause(node: S.Sig, tau: int, nodes: list, origins: dict) -> Cause:
-    from .propagate import box_text
+    from ..signals.propagate import box_text
 
     def origin(s):
         hit = origins.get(id(s))
@@ -195,7 +195,7 @@ def check(program, outputs, bargraphs: Sequence, inputs, interp_program,
     `bargraphs` and `partials` are (label, values) pairs; `interp_program()` returns an
     interpreter-backed `Program` of the same source with the same control values (called only
     when needed, and not at all when `program` itself has signals)."""
-    from .errors import FaustError
+    from ..errors import FaustError
     columns = [("bargraph", label, values) for label, values in bargraphs]
     columns += [("partial", label, values) for label, values in partials]
     hit = first_nonfinite(outputs, columns)

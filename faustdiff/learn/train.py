@@ -1,6 +1,6 @@
 """Training from Python: find a program's parameters from input and target audio.
 
-    from faustdiff.train import Trainer
+    from faustdiff.learn.train import Trainer
     tr = Trainer("model.dsp", params=["cutoff", "q"], loss="mrstft", optimizer="adam", lr=0.05)
     result = tr.fit(inputs, target, steps=300)       # arrays, WAV paths, or batches of them
     result.params        # {"cutoff": 1234.5, "q": 0.71}
@@ -8,17 +8,17 @@
     result.trajectory    # {"cutoff": array of values before each step (and the last)}
     result.plot("training.png")                      # needs matplotlib (`faustdiff[plot]`)
 
-or in one call: `faustdiff.train.fit(model, inputs, target, params=..., ...)`.
+or in one call: `faustdiff.learn.train.fit(model, inputs, target, params=..., ...)`.
 
 One step, for every example b of the batch (in parallel, below):
 1. reset the program, set the parameters θ, render the whole block with the forward-mode
-   partials (`faustdiff.grad`): y_b (outputs, n) and P_b = ∂y_b/∂θ (params, outputs, n);
-2. the loss and its exact gradient with respect to every output sample (`faustdiff.losses`):
+   partials (`faustdiff.backend.grad`): y_b (outputs, n) and P_b = ∂y_b/∂θ (params, outputs, n);
+2. the loss and its exact gradient with respect to every output sample (`faustdiff.learn.losses`):
    L_b, G_b = dL_b/dy_b;
 3. dL_b/dθ_i = Σ_o Σ_n G_b[o, n] · P_b[i, o, n] (exact for the whole block: the partials
    carry the dependence of every sample on θ through state, recursions and delays).
 The loss and gradient are averaged over the batch, the chain rule of the normalisation is
-applied and the optimiser (`faustdiff.optim`) takes one step.
+applied and the optimiser (`faustdiff.learn.optim`) takes one step.
 
 Automatic parameter normalisation (default): a parameter with range [lo, hi] is learned as
 u in [0, 1] (p = lo + u·(hi − lo), or p = lo·(hi/lo)^u for a log scale: the widget's
@@ -47,10 +47,10 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from . import grad as G
+from ..backend import grad as G
 from . import losses as L
 from . import optim as O
-from .errors import FaustError
+from ..errors import FaustError
 
 
 # ---------------------------------------------------------------- data
@@ -59,7 +59,7 @@ def _load_signal(x, what: str, channels: Optional[int]):
     """An array (channels, n) from an array or a signal file; returns (array, sample rate)."""
     sr = None
     if isinstance(x, (str, os.PathLike)):
-        from .audio_io import read_input
+        from ..audio_io import read_input
         arr, sr = read_input(x)
     else:
         arr = np.asarray(x, dtype=np.float64)
@@ -203,7 +203,7 @@ def run_batch(programs: Sequence, inputs: Sequence, n: int, mode: str = "auto"):
         else:
             mod._batch_seq(n, ins, outs, bars, ctl, *arrays)
     except ZeroDivisionError:
-        from .runtime import _IREM_MESSAGE
+        from ..backend.runtime import _IREM_MESSAGE
         raise FaustError(_IREM_MESSAGE) from None
     results = []
     for b, (p, (_, st, _)) in enumerate(zip(programs, parts)):
@@ -432,7 +432,7 @@ def render(model, inputs=None, n: Optional[int] = None, params: Optional[dict] =
            sample_rate: float = 44100, include=()) -> np.ndarray:
     """Outputs of a program (path, source or program object) with some parameters set:
     handy to make targets with hidden values."""
-    from . import api
+    from .. import api
     if isinstance(model, str) and "\n" not in model and model.endswith(".dsp"):
         prog = api.compile_file(model, sample_rate, include)
     elif isinstance(model, str):

@@ -1,8 +1,8 @@
 """What a generated module needs at run time: the `CompiledProgram` base class.
 
-A module written by `faustdiff.codegen` defines `FaustProgram(CompiledProgram)` with its
+A module written by `faustdiff.backend.codegen` defines `FaustProgram(CompiledProgram)` with its
 metadata (inputs, outputs, widgets, bargraph labels, state sizes) and its Numba kernels;
-this class turns them into the Program API (the same contract as `faustdiff.program.Program`:
+this class turns them into the Program API (the same contract as `faustdiff.backend.program.Program`:
 `num_inputs`, `num_outputs`, `sample_rate`, `params`, `set_param`, `reset`, `compute`,
 `bargraph_labels`, `bargraphs`), plus `render(n, block)`, which runs a whole render in
 blocks inside compiled code (identical results to one `compute` per block).
@@ -16,9 +16,9 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import FaustError
+from ..errors import FaustError
 
-FORMAT = 1   # layout version of generated modules (part of the cache key)
+FORMAT = 2   # layout version of generated modules (part of the cache key)
 _IREM_MESSAGE = "integer remainder by zero at run time (`%` of ints)"
 
 

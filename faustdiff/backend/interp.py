@@ -22,10 +22,10 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from . import primitives as P
-from . import signals as S
-from .errors import FaustError
-from .primitives import convert, f2i, plan
+from ..core import primitives as P
+from ..signals import ir as S
+from ..errors import FaustError
+from ..core.primitives import convert, f2i, plan
 
 # Inline Python templates for the hottest primitives, by (name, operand type).
 _WRAP = "((({}) + 0x80000000) & 0xFFFFFFFF) - 0x80000000"

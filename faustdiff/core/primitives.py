@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from .boxes import Int, Real, wrap_int32
+from ..frontend.boxes import Int, Real, wrap_int32
 
 INT_MIN = -(2**31)
 
@@ -205,7 +205,7 @@ def fdiv(a: float, b: float) -> float:
 def irem(a: int, b: int) -> int:
     if b == 0:
         # C traps (SIGFPE); we refuse loudly rather than invent a value.
-        from .errors import FaustError
+        from ..errors import FaustError
         raise FaustError("integer remainder by zero at run time (`%` of ints)")
     return c_rem(a, b)
 

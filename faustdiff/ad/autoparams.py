@@ -27,10 +27,10 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from . import boxes as B
-from .errors import FaustEvalError
-from .grad import is_declared, metadata
-from .prelude import builtin
+from ..frontend import boxes as B
+from ..errors import FaustEvalError
+from ..backend.grad import is_declared, metadata
+from ..frontend.builtins import builtin
 
 _SLIDERS = ("hslider", "vslider", "nentry")
 
@@ -162,7 +162,7 @@ def lift(box: B.Box, ev, span) -> B.Box:
     body = _replace(box, dict(zip(ws, slots)), {})
     for s in reversed(slots):
         body = B.Symbolic(s, body, span=span)
-    from .arity import arity
+    from ..frontend.arity import arity
     ins, _ = arity(box)
     maps = [_mapping(w) for w in ws]
     front = maps[0]
@@ -197,7 +197,7 @@ def _nparams(ev, args, site):
 @builtin("__fd_param_init", 2)
 def _param_init(ev, args, site):
     ws = params_of(ev.to_box(args[0], site.span))
-    from .evaluate import const_outputs
+    from ..frontend.evaluate import const_outputs
     vals = const_outputs(ev.to_box(args[1], site.span))
     if not vals or len(vals) != 1:
         raise FaustEvalError("__fd_param_init: the index must be a constant", site.span)

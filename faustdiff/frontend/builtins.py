@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from . import boxes as B
-from .errors import FaustEvalError, Span
+from ..errors import FaustEvalError, Span
 
 # Largest number of partial derivatives a Dual may carry (each is a signal per output).
 MAX_NVARS = 4096
@@ -75,4 +75,4 @@ def _dual(mode: str):
 _dual("seed")
 _dual("auto")
 
-from . import autoparams  # noqa: E402,F401  (registers df.param / df.fit's builtins)
+from ..ad import autoparams  # noqa: E402,F401  (registers df.param / df.fit's builtins)

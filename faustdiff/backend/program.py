@@ -18,14 +18,14 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from . import signals as S
-from .errors import FaustError
+from ..signals import ir as S
+from ..errors import FaustError
 from .interp import Interpreter
 from .runtime import check_inputs, group_traces
 
 
 def _numba(outputs, bargraphs, num_inputs, sample_rate):
-    """Generated Numba kernels (faustdiff.codegen) behind the backend interface."""
+    """Generated Numba kernels (faustdiff.backend.codegen) behind the backend interface."""
     from .cache import NumbaBackend
     return NumbaBackend(outputs, bargraphs, num_inputs, sample_rate)
 
@@ -60,8 +60,8 @@ class Program:
     def from_box(cls, box, sample_rate: int = 44100, name: str = "",
                  backend: Optional[Callable] = None) -> "Program":
         """Propagate a normal-form box on fresh audio inputs and wrap the result."""
-        from .arity import arity
-        from .propagate import Context, propagate
+        from ..frontend.arity import arity
+        from ..signals.propagate import Context, propagate
         ins, _ = arity(box)
         ctx = Context(name=name)
         outs = propagate(box, None, ctx)

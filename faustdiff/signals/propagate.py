@@ -21,12 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from . import boxes as B
-from . import signals as S
-from .arity import arity
-from .deep import deep_call
-from .errors import FaustError
-from .primitives import PRIMITIVES
+from ..frontend import boxes as B
+from . import ir as S
+from ..frontend.arity import arity
+from ..core.deep import deep_call
+from ..errors import FaustError
+from ..core.primitives import PRIMITIVES
 
 
 class _Scope:
@@ -145,7 +145,7 @@ def _at_main_file(ctx: Context, err: FaustError, box: B.Box) -> FaustError:
     if (isinstance(err, _PrimError) or getattr(err, "at_site", False) or sp is None
             or sp.file != main or err.span is None or err.span.file == main):
         return err
-    from .evaluate import CALL_TEXT
+    from ..frontend.evaluate import CALL_TEXT
     hit = CALL_TEXT.get(id(box))
     text = hit[1] if hit is not None and hit[0] is box else box_text(box)
     lib = f"library code at {err.span}" + (f" ({err.expr})" if err.expr else "")
@@ -386,7 +386,7 @@ def _fvar(ctx, box, inputs, scope):
 
 def _dual(ctx, box, inputs, scope):
     """`Dual(E, N, mode)`: E on the values, forward-mode AD on the partials (see `ad`)."""
-    from .ad import dual_outputs
+    from ..ad.forward import dual_outputs
     try:
         return dual_outputs(box, inputs, lambda b, xs: _prop(ctx, b, xs, scope))
     except FaustError as e:

@@ -3,7 +3,7 @@ r"""Loss functions for training from Python, each with its exact gradient.
 A loss compares a prediction `y` with a target `t` (float arrays of the same shape, normally
 (num_outputs, n): one row per output of the program) and returns `(value, dL/dy)`: the loss
 (a float) and its gradient with respect to every sample of `y` (an array shaped like `y`).
-`faustdiff.train` turns dL/dy into parameter gradients with the program's forward-mode
+`faustdiff.learn.train` turns dL/dy into parameter gradients with the program's forward-mode
 partials: dL/dθ = Σ_o Σ_n dL/dy[o, n] · ∂y[o, n]/∂θ, exact for the whole block.
 
 Losses (`get("name")` or the classes):

@@ -1,0 +1,4 @@
+"""Stage 3, automatic differentiation over signals: forward mode (`forward`: JVPs, the `Dual`
+box of diff.lib), the parameters of `df.param`/`df.fit` and of `wrt=`.
+May import `signals`, `frontend`, `core` and `errors`; registers its builtins and the
+propagation of `Dual` boxes with the stages below it when imported."""
