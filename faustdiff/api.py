@@ -2,43 +2,35 @@
 
     parse -> evaluate -> arity check -> propagate -> Program
 
-Compilation runs under `deep.deep_call` (a big-stack worker thread): the stages recurse over
-trees whose depth follows the program.
+The stages live in subpackages, one per stage (docs/architecture.md); this module strings
+them together, importing each on first use (`import faustdiff` stays fast: no numpy, Lark
+or Numba until a program is compiled). Compilation runs under `core.deep.deep_call` (a
+big-stack worker thread): the stages recurse over trees whose depth follows the program.
 """
 from __future__ import annotations
 
-import os
-import sys
-from typing import Callable, Iterable, Optional
+from typing import Iterable, Optional
 
-from .frontend import boxes as B
 from .core.deep import deep_call
-from .errors import FaustError, Span
+from .errors import FaustError  # noqa: F401  (faustdiff.api.FaustError)
 
 # Kept under this name for callers of the API module.
 run_deep = deep_call
 
 
 def evaluate_source(text: str, filename: str = "<string>", include: Iterable = (),
-                    name: str = "process", libraries: Optional[list] = None) -> B.Box:
-    """Parse and evaluate a program to its normal-form `process` box (arity-checked);
-    `libraries`, when given, receives the paths of the library files read."""
-    def work():
-        from .frontend.parse import parse_source
-        from .frontend.evaluate import Resolver, evaluate_process
-        from .frontend.arity import arity
-        program = parse_source(text, filename)
-        base = os.path.dirname(os.path.abspath(filename)) if not filename.startswith("<") else os.getcwd()
-        resolver = Resolver(tuple(include), base)
-        box = evaluate_process(program, resolver, name)
-        if libraries is not None:
-            libraries.extend(resolver.files())
-        ins, outs = arity(box)
-        if outs == 0:
-            raise FaustError("the Faust program has no output signal",
-                             box.span or Span(filename, 1, 1))
-        return box
-    return run_deep(work)
+                    name: str = "process", libraries: Optional[list] = None):
+    """The normal-form `process` box of a program (`frontend.source.evaluate_source`), with
+    diff.lib's builtins registered (`faustdiff.ad`, loaded on first use)."""
+    from . import ad  # noqa: F401
+    from .frontend.source import evaluate_source as evaluate
+    return evaluate(text, filename, include, name, libraries)
+
+
+def read_source(path: str) -> str:
+    """A .dsp file's text (`frontend.source.read_source`: errors a user can act on)."""
+    from .frontend.source import read_source as read
+    return read(path)
 
 
 def compile_source(text: str, filename: str = "<string>", sample_rate: float = 44100,
@@ -47,44 +39,8 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
     cached on disk (`faustdiff.backend.cache`); `backend="interp"`: the reference interpreter.
     `wrt` (labels of sliders/nentries, or "auto" for the declared `[diff:on]` parameters):
     a `grad.GradProgram`, whose `compute` also leaves ∂outputs/∂wrt in `partials`."""
-    if wrt is not None:
-        from .backend.grad import compile_source as compile_grad
-        return compile_grad(text, filename, sample_rate, include, wrt, backend)
-    if backend in (None, "numba"):
-        from .backend.cache import NUMBA_NODE_LIMIT, TooLargeForNumba, load_program
-        try:
-            return load_program(text, filename, int(sample_rate), include,
-                                node_limit=NUMBA_NODE_LIMIT if backend is None else None)
-        except TooLargeForNumba as e:
-            # The default backend picks the interpreter for very large programs (a hang in
-            # LLVM helps nobody); backend="numba" compiles them anyway.
-            sys.stderr.write(f"faustdiff: note: {e.message}; running it in the interpreter "
-                             f"(--backend numba compiles it anyway)\n")
-            backend = "interp"
-    box = evaluate_source(text, filename, include)
-
-    def build():
-        from .backend.program import Program
-        return Program.from_box(box, sample_rate=sample_rate, backend=backend)
-    return run_deep(build)
-
-
-def read_source(path: str) -> str:
-    """Read a .dsp file as UTF-8, with errors a user can act on."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise FaustError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise FaustError(f"{path}: is a directory, not a Faust file") from None
-    except OSError as e:
-        raise FaustError(f"{path}: cannot read ({e.strerror})") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:   # located in characters, as the parser does
-        from .frontend.parse import _encoding_error
-        raise _encoding_error(data, e.start, path) from None
+    from .backend.build import compile_program   # on first use: numba loads with it
+    return compile_program(text, filename, sample_rate, include, backend, wrt)
 
 
 def compile_file(path: str, sample_rate: float = 44100, include: Iterable = (),

@@ -2,6 +2,7 @@
 import pytest
 
 from faustdiff.frontend import boxes as B
+from faustdiff.frontend import arity as arity_module
 from faustdiff.frontend.arity import arity
 from faustdiff.errors import FaustArityError, Span
 
@@ -35,7 +36,7 @@ def plain_show(monkeypatch):
         if isinstance(b, B.Par):
             return f"{show(b.a)},{show(b.b)}"
         raise NotImplementedError
-    monkeypatch.setattr(B, "show", show)
+    monkeypatch.setattr(arity_module, "show", show)
 
 
 @pytest.mark.parametrize("box, expected", [

@@ -4,7 +4,7 @@ A learnable parameter is declared in place, as a slider with its name, initial v
 range: `df.param(hslider("gain", 0.2, 0, 1, 0.001))` (or the label metadata `[diff:on]`;
 `[scale:log]` makes it learned on a log scale). `df.fit(truth, model, loss, optimiser)` finds
 every declared parameter of `model` itself; nothing is numbered or routed by hand. These
-builtins (registered in `prelude.BUILTINS`) do the compiler's part:
+builtins (registered in the front end's `builtins.BUILTINS`) do the compiler's part:
 
 * `__fd_param(W)`        -- W (an hslider, vslider or nentry) marked `[diff:on]`;
 * `__fd_nparams(M)`      -- N, the number of distinct declared parameters in the box M;
@@ -28,8 +28,9 @@ import dataclasses
 import math
 
 from ..frontend import boxes as B
+from ..frontend.boxshow import show
 from ..errors import FaustEvalError
-from ..backend.grad import is_declared, metadata
+from .params import is_declared, metadata
 from ..frontend.builtins import builtin
 
 _SLIDERS = ("hslider", "vslider", "nentry")
@@ -183,7 +184,7 @@ def _param(ev, args, site):
     w = ev.to_box(args[0], site.span)
     if not (isinstance(w, B.UI) and w.kind in _SLIDERS):
         raise FaustEvalError("param: expected an hslider, vslider or nentry, got "
-                             f"{B.show(w)}", site.span)
+                             f"{show(w)}", site.span)
     if is_declared(w.label):
         return w
     return dataclasses.replace(w, label=w.label + " [diff:on]")

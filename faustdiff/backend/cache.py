@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from .. import __version__
+from .. import ad  # noqa: F401  (diff.lib's builtins and Dual's meaning, before any evaluation)
 from ..errors import FaustError
 
 _CHECK = "# faustdiff-checksum: "
@@ -286,15 +287,16 @@ def build(text: str, filename: str, sample_rate, include: Iterable = (), name: s
           key: str = "", source_name: Optional[str] = None, node_limit: Optional[int] = None):
     """Parse, evaluate, propagate, schedule and generate: (module source, library files).
     With `node_limit`, a program with more signal nodes raises TooLargeForNumba."""
-    from .. import api
+    from ..core.deep import deep_call
+    from ..frontend.arity import arity
+    from ..frontend.source import evaluate_source
     from ..signals import ir as S
+    from ..signals.propagate import Context, propagate
     from .codegen import generate_from_signals
     libs: list = []
-    box = api.evaluate_source(text, filename, include, libraries=libs)
+    box = evaluate_source(text, filename, include, libraries=libs)
 
     def work():
-        from ..frontend.arity import arity
-        from ..signals.propagate import Context, propagate
         ins, _ = arity(box)
         outs = propagate(box, None, Context(name=name))
         # Program's rules: bargraphs shown per sample, in Faust's UI order.
@@ -310,7 +312,7 @@ def build(text: str, filename: str, sample_rate, include: Iterable = (), name: s
                                        key=key)
         return src
 
-    return api.run_deep(work), libs
+    return deep_call(work), libs
 
 
 def load_program(text: str, filename: str = "<string>", sample_rate=44100,

@@ -30,156 +30,24 @@ key includes `wrt`); `backend="interp"` runs the reference interpreter.
 from __future__ import annotations
 
 import json
-import math
 import os
-import re
-from dataclasses import dataclass, asdict
+from dataclasses import asdict
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from ..ad.params import (AUTO, ParamSpec, is_declared, metadata, normalise_wrt,  # noqa: F401
+                         partial_signals, select, spec_of)
+from ..core.deep import deep_call
+from .. import ad  # noqa: F401  (diff.lib's builtins and Dual's meaning, before any evaluation)
 from ..errors import FaustError
-
-AUTO = "auto"
-_META = re.compile(r"\[\s*([^\]:\s]+)\s*(?::\s*([^\]]*?))?\s*\]")
-_SLIDERS = ("hslider", "vslider", "nentry")
-
-
-def metadata(label: str) -> dict:
-    """The `[key:value]` metadata of a raw widget label (`[key]` alone: value '')."""
-    return {k.lower(): (v or "").strip() for k, v in _META.findall(label)}
-
-
-def is_declared(label: str) -> bool:
-    """A widget label that declares a learnable parameter: `[diff:on]` / `[diff:1]`."""
-    v = metadata(label).get("diff")
-    return v is not None and v.lower() in ("on", "1", "true", "yes", "")
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """A differentiable parameter: its label, initial value, range and scale.
-
-    `scale` is 'lin' or 'log' (from the widget's `[scale:log]` metadata, or given): the
-    normalised coordinate u in [0, 1] maps to p = lo + u·(hi − lo) (lin) or
-    p = lo·(hi/lo)^u (log, needs 0 < lo < hi)."""
-    label: str
-    init: float
-    lo: float
-    hi: float
-    scale: str = "lin"
-    step: float = 0.0
-
-    def __post_init__(self):
-        if self.scale not in ("lin", "log"):
-            raise FaustError(f"parameter '{self.label}': unknown scale '{self.scale}' "
-                             "(lin or log)")
-        if not self.hi > self.lo:
-            raise FaustError(f"parameter '{self.label}': empty range [{self.lo}, {self.hi}]")
-        if self.scale == "log" and not self.lo > 0:
-            raise FaustError(f"parameter '{self.label}': a log scale needs a positive range, "
-                             f"not [{self.lo}, {self.hi}]")
-
-    def with_(self, **kw) -> "ParamSpec":
-        d = asdict(self)
-        d.update(kw)
-        return ParamSpec(**d)
-
-    def to_unit(self, p):
-        p = np.clip(np.asarray(p, dtype=np.float64), self.lo, self.hi)
-        if self.scale == "log":
-            return np.log(p / self.lo) / math.log(self.hi / self.lo)
-        return (p - self.lo) / (self.hi - self.lo)
-
-    def from_unit(self, u):
-        u = np.asarray(u, dtype=np.float64)
-        if self.scale == "log":
-            return self.lo * np.exp(u * math.log(self.hi / self.lo))
-        return self.lo + u * (self.hi - self.lo)
-
-    def dp_du(self, u):
-        """dp/du at u (the chain-rule factor of the normalisation)."""
-        if self.scale == "log":
-            return self.from_unit(u) * math.log(self.hi / self.lo)
-        return np.full_like(np.asarray(u, dtype=np.float64), self.hi - self.lo)
-
-
-def spec_of(node) -> ParamSpec:
-    """The ParamSpec of a `ui` signal node."""
-    from ..signals.ir import strip_metadata
-    kind, label, _groups, init, lo, hi, step = node.attrs
-    scale = "log" if metadata(label).get("scale", "").lower() == "log" and lo > 0 else "lin"
-    return ParamSpec(strip_metadata(label), float(init), float(lo), float(hi), scale,
-                     float(step))
-
-
-# ---------------------------------------------------------------- choosing the parameters
-
-def normalise_wrt(wrt) -> object:
-    """`wrt` as given by a user: 'auto', a comma-separated string, or labels."""
-    if wrt is True or (isinstance(wrt, str) and wrt.strip().lower() == AUTO):
-        return AUTO
-    if isinstance(wrt, str):
-        wrt = [w for w in wrt.split(",")]
-    labels = [str(w).strip() for w in wrt]
-    if not labels or any(not w for w in labels):
-        raise FaustError("wrt: give parameter labels (e.g. ['gain', 'dc']) or 'auto'")
-    if len(set(labels)) != len(labels):
-        raise FaustError(f"wrt: a parameter is named twice in {', '.join(labels)}")
-    return labels
-
-
-def select(controls: Sequence, wrt) -> tuple[list[str], list[list]]:
-    """(labels, nodes per label) of the parameters `wrt` among the `ui` nodes `controls`."""
-    from ..signals.ir import strip_metadata, widget_path
-    wrt = normalise_wrt(wrt)
-    sliders = [c for c in controls if c.attrs[0] in _SLIDERS]
-    if wrt == AUTO:
-        labels: list[str] = []
-        nodes: list[list] = []
-        for c in sliders:
-            if is_declared(c.attrs[1]):
-                lab = strip_metadata(c.attrs[1])
-                if lab in labels:
-                    nodes[labels.index(lab)].append(c)
-                else:
-                    labels.append(lab)
-                    nodes.append([c])
-        if not labels:
-            raise FaustError("the program declares no parameter: mark sliders with "
-                             "[diff:on] (or df.param), or name them with wrt")
-        return labels, nodes
-    out = []
-    for w in wrt:
-        hits = [c for c in sliders if widget_path(c) == w]
-        if not hits:
-            hits = [c for c in sliders if strip_metadata(c.attrs[1]) == strip_metadata(w)]
-        if not hits:
-            known = [strip_metadata(c.attrs[1]) for c in sliders]
-            other = [strip_metadata(c.attrs[1]) for c in controls if c not in sliders]
-            msg = f"unknown parameter '{w}'"
-            if strip_metadata(w) in other:
-                msg = f"'{w}' is a button or checkbox, not a continuous parameter"
-            raise FaustError(f"{msg}; differentiable parameters: "
-                             f"{', '.join(sorted(set(known))) or '(none)'}")
-        out.append(hits)
-    return list(wrt), out
-
-
-def partial_signals(outputs: Sequence, nodes: Sequence[Sequence]) -> list:
-    """The partial-derivative signals, parameter-major: [∂out_0/∂p_0, ∂out_1/∂p_0, ...,
-    ∂out_0/∂p_1, ...] (structurally zero ones are the constant 0.0)."""
-    from ..ad import forward as ad
-    from ..signals import ir as S
-    w = len(nodes)
-    seeds = {}
-    for i, group in enumerate(nodes):
-        for node in group:
-            seeds[node] = [S.const(1.0) if d == i else None for d in range(w)]
-    tans = ad.jvp(list(outputs), seeds, w, "auto")
-    return [S.const(0.0) if tans[o][i] is None else S.to_real(tans[o][i])
-            for i in range(w) for o in range(len(outputs))]
-
+from ..frontend.arity import arity
+from ..frontend.source import evaluate_source, read_source
+from ..signals import ir as S
+from ..signals.propagate import Context, propagate
+from . import cache
+from .codegen import generate_from_signals
+from .program import Program
 
 # ---------------------------------------------------------------- the program object
 
@@ -261,9 +129,6 @@ def _spec_json(labels, nodes, num_outputs) -> dict:
 
 def _signals(box, name, wrt):
     """(outputs + partials, bargraphs, inputs, spec dict) of an evaluated program."""
-    from ..signals import ir as S
-    from ..frontend.arity import arity
-    from ..signals.propagate import Context, propagate
     ins, _ = arity(box)
     outs = propagate(box, None, Context(name=name))
     every = S.topo_order(outs, follow_tables=True)
@@ -315,15 +180,12 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
                    include: Iterable = (), wrt="auto", backend: Optional[str] = None
                    ) -> GradProgram:
     """Compile a program with the partials of its outputs with respect to `wrt`."""
-    from .. import api
-    from ..core.deep import deep_call
     wrt = normalise_wrt(wrt)
     include = tuple(include)
     if backend not in (None, "numba"):
-        box = api.evaluate_source(text, filename, include)
+        box = evaluate_source(text, filename, include)
 
         def build():
-            from .program import Program
             allouts, _bars, ins, spec = _signals(box, "", wrt)
 
             def factory():
@@ -331,8 +193,6 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
             return _from_spec(factory(), spec, factory)
         return deep_call(build)
 
-    from . import cache
-    from .codegen import generate_from_signals
     sr = int(sample_rate)
     keytext = text + f"\n// faustdiff-grad {_GRAD_FORMAT}: " + json.dumps(wrt) + "\n"
     try:
@@ -350,7 +210,7 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
             mod = None
     if mod is None:
         libs: list = []
-        box = api.evaluate_source(text, filename, include, libraries=libs)
+        box = evaluate_source(text, filename, include, libraries=libs)
 
         def build():
             allouts, bars, ins, spec = _signals(box, "", wrt)
@@ -369,6 +229,5 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
 
 def compile_file(path: str, sample_rate: float = 44100, include: Iterable = (), wrt="auto",
                  backend: Optional[str] = None) -> GradProgram:
-    from ..api import read_source
     return compile_source(read_source(str(path)), str(path), sample_rate, include, wrt,
                           backend)

@@ -20,9 +20,13 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from ..frontend.boxes import Int, Real, wrap_int32
 
 INT_MIN = -(2**31)
+
+
+def wrap_int32(v: int) -> int:
+    """Two's-complement wrap of a Python int to int32."""
+    return ((v + 2**31) % 2**32) - 2**31
 
 
 def c_int(x: float) -> int:
@@ -51,7 +55,7 @@ def c_rint(x: float) -> float:
 
 
 def _num(v, is_int: bool):
-    return Int(wrap_int32(int(v))) if is_int else Real(float(v))
+    return int(wrap_int32(int(v))) if is_int else float(float(v))
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,8 @@ class PrimRow:
     ins      -- number of inputs (outputs are always 1)
     infix    -- a single argument fills the SECOND input (`-(3)` is `_-3`), Faust's rule for
                 the infix operators, `^`/`pow`, `attach`, `enable`, `control`
-    fold     -- compile-time evaluation on Python numbers: (values, all_int) -> Int | Real,
+    fold     -- compile-time evaluation on Python numbers: (values, all_int) -> int | float
+                (an int is an int32 result, a float a real one),
                 or None when the primitive cannot be folded (delays, tables, ...)
     ty       -- type rule, one of `TYPE_RULES` (how `plan` types the node and converts its
                 operands); 'state' rows are built by dedicated constructors in `signals`
@@ -94,8 +99,8 @@ def _arith(op):
     def fold(vals, all_int):
         a, b = vals
         if all_int:
-            return Int(wrap_int32(op(int(a), int(b))))
-        return Real(float(op(float(a), float(b))))
+            return int(wrap_int32(op(int(a), int(b))))
+        return float(float(op(float(a), float(b))))
     return fold
 
 
@@ -103,7 +108,7 @@ def _div(vals, all_int):
     a, b = vals
     if b == 0:
         raise ZeroDivisionError
-    return Real(float(a) / float(b))
+    return float(float(a) / float(b))
 
 
 def _mod(vals, all_int):
@@ -111,42 +116,42 @@ def _mod(vals, all_int):
     a, b = c_int(vals[0]), c_int(vals[1])
     if b == 0:
         raise ZeroDivisionError
-    return Int(c_rem(a, b))
+    return int(c_rem(a, b))
 
 
 def _cmp(op):
-    return lambda vals, all_int: Int(1 if op(vals[0], vals[1]) else 0)
+    return lambda vals, all_int: int(1 if op(vals[0], vals[1]) else 0)
 
 
 def _bit(op):
-    return lambda vals, all_int: Int(wrap_int32(op(c_int(vals[0]), c_int(vals[1]))))
+    return lambda vals, all_int: int(wrap_int32(op(c_int(vals[0]), c_int(vals[1]))))
 
 
 def _shr(vals, all_int):
     a, b = c_int(vals[0]), c_int(vals[1])
-    return Int(wrap_int32(a >> (b & 31)))
+    return int(wrap_int32(a >> (b & 31)))
 
 
 def _shl(vals, all_int):
     a, b = c_int(vals[0]), c_int(vals[1])
-    return Int(wrap_int32(a << (b & 31)))
+    return int(wrap_int32(a << (b & 31)))
 
 
 def _pow(vals, all_int):
     a, b = vals
     if all_int and b >= 0:
-        return Int(wrap_int32(pow(int(a), int(b), 1 << 32)))  # exact mod 2**32, fast
+        return int(wrap_int32(pow(int(a), int(b), 1 << 32)))  # exact mod 2**32, fast
     try:
         r = math.pow(float(a), float(b))
     except (OverflowError, ValueError):
         r = float("nan") if float(a) < 0 else float("inf")
-    return Real(r) if not all_int else Int(c_int(r))
+    return float(r) if not all_int else int(c_int(r))
 
 
 def _real1(fn):
     def fold(vals, all_int):
         try:
-            return Real(float(fn(float(vals[0]))))
+            return float(float(fn(float(vals[0]))))
         except (ValueError, OverflowError):
             return None  # leave domain errors to run time (NaN/inf as C gives them)
     return fold
@@ -155,14 +160,14 @@ def _real1(fn):
 def _real2(fn):
     def fold(vals, all_int):
         try:
-            return Real(float(fn(float(vals[0]), float(vals[1]))))
+            return float(float(fn(float(vals[0]), float(vals[1]))))
         except (ValueError, OverflowError, ZeroDivisionError):
             return None
     return fold
 
 
 def _same_type(fn):
-    return lambda vals, all_int: _num(fn(*vals), all_int) if all_int else Real(float(fn(*map(float, vals))))
+    return lambda vals, all_int: _num(fn(*vals), all_int) if all_int else float(float(fn(*map(float, vals))))
 
 
 def _log(x):
@@ -702,10 +707,10 @@ ROWS = [
     # d: (u')' = u'[n-1]
     PrimRow("mem", 1, jvp=_j_mem),
     # d: int is piecewise constant: 0; seed: u' s, s = ±1 at exact integers (sign of the step), else 0
-    PrimRow("int", 1, False, lambda v, i: Int(c_int(v[0])), ty="cast_int", iimpl=f2i,
+    PrimRow("int", 1, False, lambda v, i: int(c_int(v[0])), ty="cast_int", iimpl=f2i,
             interval=_iv_int, jvp=_j_zero, seed_jvp=_j_int_seed),
     # d: float(u)' = u'
-    PrimRow("float", 1, False, lambda v, i: Real(float(v[0])), ty="cast_real", fimpl=float,
+    PrimRow("float", 1, False, lambda v, i: float(float(v[0])), ty="cast_real", fimpl=float,
             interval=_iv_first, jvp=_j_first),
     # d: sin(u)' = u' cos u
     PrimRow("sin", 1, False, _real1(math.sin), **_r1(_safe1(math.sin), _iv_const(-1, 1)), jvp=_j_sin),

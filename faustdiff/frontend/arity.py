@@ -13,6 +13,7 @@ Invariants:
 from __future__ import annotations
 
 from . import boxes as B
+from .boxshow import show
 from ..errors import FaustArityError
 from ..core.primitives import PRIMITIVES
 
@@ -29,7 +30,7 @@ def clear_cache() -> None:
 def _show(box: B.Box) -> str:
     """Faust-like text of `box` for messages; repr while boxshow is missing."""
     try:
-        return B.show(box)
+        return show(box)
     except (ImportError, RecursionError):
         try:
             return repr(box)

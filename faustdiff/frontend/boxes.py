@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ..core.primitives import wrap_int32  # noqa: F401  (B.wrap_int32)
 from ..errors import Span
 
 
@@ -378,12 +379,7 @@ def is_number(b: Box) -> bool:
     return isinstance(b, (Int, Real))
 
 
-def wrap_int32(v: int) -> int:
-    """Two's-complement wrap of a Python int to int32."""
-    return ((v + 2**31) % 2**32) - 2**31
+def number(v) -> Box:
+    """The number box of a folded value: an int is an `Int`, a float a `Real`."""
+    return Int(v) if isinstance(v, int) else Real(v)
 
-
-def show(b: Box) -> str:
-    """A compact Faust-like rendering of a box, for error messages."""
-    from .boxshow import show as _show
-    return _show(b)

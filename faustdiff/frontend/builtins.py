@@ -7,22 +7,17 @@ wild. A builtin takes a fixed number of arguments (evaluated values: boxes, clos
 applied to all of them it returns a value (normally a normal-form box). Partial application
 works as for Faust functions.
 
-Builtins defined here:
-
-* `__fd_dual_seed(E, N)` and `__fd_dual_auto(E, N)`: the box `Dual(E, N, mode)`, E in
-  dual-number form with N partial derivatives (see `boxes.Dual`, `ad`). `seed` uses the
-  seed `diff.lib`'s rules for `/`, `tan`, `int` and `@`; `auto` the true derivatives.
+The builtins themselves belong to the stages that give them meaning and register here when
+imported: `faustdiff.ad.dual` (`__fd_dual_seed`, `__fd_dual_auto`: the `Dual` box of
+diff.lib) and `faustdiff.ad.autoparams` (`df.param`/`df.fit`). `import faustdiff` imports
+them all; the front end alone evaluates plain Faust.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from . import boxes as B
-from ..errors import FaustEvalError, Span
-
-# Largest number of partial derivatives a Dual may carry (each is a signal per output).
-MAX_NVARS = 4096
+from ..errors import Span
 
 
 @dataclass(eq=False)
@@ -44,35 +39,3 @@ def builtin(name: str, nparams: int):
         BUILTINS[name] = Builtin(name, nparams, fn)
         return fn
     return register
-
-
-def _nvars(ev, value, site, fname: str) -> int:
-    from .evaluate import const_outputs
-    box = ev.to_box(value, site.span)
-    vals = const_outputs(box)
-    if not vals or len(vals) != 1 or float(vals[0].value) != int(vals[0].value):
-        raise FaustEvalError(f"{fname}: the number of variables must be a constant integer, "
-                             f"got {B.show(box)}", site.span)
-    n = int(vals[0].value)
-    if not 0 <= n <= MAX_NVARS:
-        raise FaustEvalError(f"{fname}: the number of variables must be in [0, {MAX_NVARS}], "
-                             f"got {n}", site.span)
-    return n
-
-
-def _dual(mode: str):
-    name = f"__fd_dual_{mode}"
-
-    def make(ev, args, site):
-        box = ev.to_box(args[0], site.span)
-        n = _nvars(ev, args[1], site, name)
-        from .arity import arity
-        arity(box)   # composition errors are reported here, at the call
-        return B.Dual(box, n, mode, span=site.span)
-    builtin(name, 2)(make)
-
-
-_dual("seed")
-_dual("auto")
-
-from ..ad import autoparams  # noqa: E402,F401  (registers df.param / df.fit's builtins)

@@ -24,11 +24,19 @@ from pathlib import Path
 from typing import Optional, Union
 
 from . import boxes as B
+from .boxshow import show
 from .boxes import (Box, Int, Real, Wire, Cut, Prim, Seq, Par, Split, Merge, Rec, Route, Waveform,
                     UI, Bargraph, Group, Slot, Symbolic, FFun, FConst, FVar)
 from ..errors import FaustError, FaustEvalError, Span
 from .builtins import BUILTINS, Builtin
-from ..core.primitives import PRIMITIVES, fold
+from ..core.primitives import PRIMITIVES, fold as _fold_number
+
+
+def fold_box(name: str, values: list, all_int: bool):
+    """`primitives.fold` as a number box (`Int`/`Real`), None when it does not fold."""
+    r = _fold_number(name, values, all_int)
+    return None if r is None else B.number(r)
+
 
 # Depth of nested function applications after which evaluation is declared endless. Legitimate
 # compile-time recursion (pattern-matching over lists, `fact(n)`) stays far below it.
@@ -334,17 +342,17 @@ class Evaluator:
         else:
             v = self.ev(target, env)
         if not isinstance(v, EnvValue):
-            raise FaustEvalError(f"'{B.show(target)}' is not an environment, so '.{e.name}' "
+            raise FaustEvalError(f"'{show(target)}' is not an environment, so '.{e.name}' "
                                  f"cannot be accessed", e.span)
         b = v.env.lookup(e.name)
         if b is None:
-            raise FaustEvalError(f"undefined symbol: {e.name} (in {B.show(target)})", e.span)
+            raise FaustEvalError(f"undefined symbol: {e.name} (in {show(target)})", e.span)
         return self.force(b, e.span)
 
     def ev_Modify(self, e: B.Modify, env: Env):
         v = self.ev(e.env, env)
         if not isinstance(v, EnvValue):
-            raise FaustEvalError(f"'{B.show(e.env)}' is not an environment", e.span)
+            raise FaustEvalError(f"'{show(e.env)}' is not an environment", e.span)
         # A copy of the environment whose other definitions see the replacements.
         copy = Env(v.env.parent)
         for name, b in v.env.table.items():
@@ -399,7 +407,7 @@ class Evaluator:
         if (isinstance(v, Box) and sp is not None and sp.file == self.main_file
                 and v.span is not None and v.span.file != sp.file):
             v = dataclasses.replace(v, span=sp)   # a library's box, made here: located here
-            CALL_TEXT[id(v)] = (v, B.show(e))
+            CALL_TEXT[id(v)] = (v, show(e))
         return v
 
     def at_user_site(self, err: FaustError, site: Box) -> FaustError:
@@ -409,7 +417,7 @@ class Evaluator:
         if (getattr(err, "at_site", False) or sp is None or sp.file != self.main_file
                 or (err.span is not None and err.span.file == self.main_file)):
             return err
-        expr = B.show(site) + (f"\n  library code at {err.span}" if err.span else "")
+        expr = show(site) + (f"\n  library code at {err.span}" if err.span else "")
         new = type(err)(err.message, sp, expr)
         new.at_site = True
         return new
@@ -448,13 +456,13 @@ class Evaluator:
             raise FaustEvalError(
                 f"the evaluation takes more than {MAX_APPLICATIONS} function applications "
                 f"(last: '{name}'); is a recursive definition exponential (e.g. f(n-1) used "
-                f"twice)? bind a repeated call to a name with `with`", site.span, B.show(site))
+                f"twice)? bind a repeated call to a name with `with`", site.span, show(site))
         if self.depth > MAX_APPLY_DEPTH:
             self.depth = 0
             raise FaustEvalError(
                 f"endless evaluation cycle: more than {MAX_APPLY_DEPTH} nested applications "
                 f"(last: '{name}'); does a recursive definition never reach its base case?",
-                site.span, B.show(site))
+                site.span, show(site))
 
     def call_closure(self, fn: Closure, site: Box):
         self._enter(fn.name, site)
@@ -519,7 +527,7 @@ class Evaluator:
         total = sum(outs)
         if total > ins:
             raise FaustEvalError(f"too many arguments: {total}, instead of {ins}, in "
-                                 f"{B.show(site)}", site.span)
+                                 f"{show(site)}", site.span)
         return simplify(Seq(par_of(argboxes + [Wire()] * (ins - total)), fn, span=site.span))
 
     # ---------------------------------------------------------- values as boxes
@@ -540,7 +548,7 @@ class Evaluator:
         box = self.to_box(self.ev(e, env), e.span)
         vals = const_outputs(box)
         if vals is None:
-            raise FaustEvalError(f"{what} must be a compile-time constant, got: {B.show(box)}",
+            raise FaustEvalError(f"{what} must be a compile-time constant, got: {show(box)}",
                                  e.span)
         return vals
 
@@ -710,7 +718,7 @@ def same_value(a, b) -> bool:
 
 def show_value(v) -> str:
     if isinstance(v, Box):
-        return B.show(v)
+        return show(v)
     if isinstance(v, (Closure, CaseFn, Builtin)):
         return v.name
     return "environment"
@@ -766,7 +774,7 @@ def cprop(box: Box, ins: list) -> list:
         if row.fold is None or len(ins) != row.ins:
             raise _NotConst
         try:
-            r = fold(box.name, [x.value for x in ins], all(isinstance(x, Int) for x in ins))
+            r = fold_box(box.name, [x.value for x in ins], all(isinstance(x, Int) for x in ins))
         except ZeroDivisionError:
             raise _NotConst
         if r is None:
@@ -797,7 +805,7 @@ def cprop(box: Box, ins: list) -> list:
         for k in range(nb):
             acc = None
             for x in mid[k::nb]:
-                acc = x if acc is None else fold("+", [acc.value, x.value],
+                acc = x if acc is None else fold_box("+", [acc.value, x.value],
                                                  isinstance(acc, Int) and isinstance(x, Int))
             sums.append(acc if acc is not None else Int(0))
         return cprop(box.b, sums)
@@ -809,7 +817,7 @@ def cprop(box: Box, ins: list) -> list:
             if 1 <= s <= box.ins and 1 <= d <= box.outs:
                 x = ins[s - 1]
                 o = outs[d - 1]
-                outs[d - 1] = x if o is None else fold(
+                outs[d - 1] = x if o is None else fold_box(
                     "+", [o.value, x.value], isinstance(o, Int) and isinstance(x, Int))
         return [o if o is not None else Int(0) for o in outs]
     raise _NotConst

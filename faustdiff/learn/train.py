@@ -48,6 +48,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ..backend import grad as G
+from ..backend.build import compile_program
+from ..frontend.source import read_source
 from . import losses as L
 from . import optim as O
 from ..errors import FaustError
@@ -432,11 +434,10 @@ def render(model, inputs=None, n: Optional[int] = None, params: Optional[dict] =
            sample_rate: float = 44100, include=()) -> np.ndarray:
     """Outputs of a program (path, source or program object) with some parameters set:
     handy to make targets with hidden values."""
-    from .. import api
     if isinstance(model, str) and "\n" not in model and model.endswith(".dsp"):
-        prog = api.compile_file(model, sample_rate, include)
+        prog = compile_program(read_source(model), model, sample_rate, include)
     elif isinstance(model, str):
-        prog = api.compile_source(model, "<string>", sample_rate, include)
+        prog = compile_program(model, "<string>", sample_rate, include)
     else:
         prog = model
     for k, v in (params or {}).items():

@@ -241,12 +241,10 @@ def _fold(name, args):
     if row.fold is None:
         return None
     try:
-        box = row.fold([a.value for a in args], all(a.type == "int" for a in args))
+        v = row.fold([a.value for a in args], all(a.type == "int" for a in args))
     except (ZeroDivisionError, OverflowError, ValueError):
         return None   # a run-time division by zero gives IEEE inf/NaN
-    if box is None:
-        return None
-    return const(box.value if isinstance(box.value, float) else int(box.value))
+    return None if v is None else const(v)
 
 
 def _raw_prim(name: str, args: tuple) -> Sig:

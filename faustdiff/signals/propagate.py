@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..frontend import boxes as B
+from ..frontend.boxshow import show
 from . import ir as S
 from ..frontend.arity import arity
 from ..core.deep import deep_call
@@ -195,7 +196,7 @@ def box_text(box: B.Box, depth: int = 0) -> str:
             return f"{_operand(args[0], depth)} {name} {_operand(args[1], depth)}"
         if args is not None and name[0].isalpha():
             return f"{name}({', '.join(box_text(a, depth + 1) for a in args)})"
-    return B.show(box)
+    return show(box)
 
 
 def _operands(box: B.Box, n: int) -> Optional[list]:
@@ -384,11 +385,23 @@ def _fvar(ctx, box, inputs, scope):
         raise FaustError(e.message, box.span) from None
 
 
+# The meaning of `Dual` boxes belongs to the AD stage above this one: `faustdiff.ad`
+# registers it here when imported (`register_dual`), `dual_outputs(box, inputs, propagate)`.
+_DUAL: list = []
+
+
+def register_dual(dual_outputs) -> None:
+    """Install the propagation of `Dual` boxes (called by `faustdiff.ad` at import)."""
+    _DUAL[:] = [dual_outputs]
+
+
 def _dual(ctx, box, inputs, scope):
     """`Dual(E, N, mode)`: E on the values, forward-mode AD on the partials (see `ad`)."""
-    from ..ad.forward import dual_outputs
+    if not _DUAL:
+        raise FaustError("diff boxes need faustdiff.ad (import faustdiff, not only "
+                         "faustdiff.signals)", box.span)
     try:
-        return dual_outputs(box, inputs, lambda b, xs: _prop(ctx, b, xs, scope))
+        return _DUAL[0](box, inputs, lambda b, xs: _prop(ctx, b, xs, scope))
     except FaustError as e:
         if e.span is not None:
             raise

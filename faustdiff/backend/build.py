@@ -1,0 +1,41 @@
+"""Source text to a program object: the choice of back end.
+
+    compile_program(text, filename, sample_rate, include, backend, wrt) -> Program-like
+
+* `wrt` given: a `grad.GradProgram` (outputs and their partials);
+* `backend` None (the default): generated Numba code from the disk cache, except programs
+  above `cache.NUMBA_NODE_LIMIT` signal nodes, which run in the interpreter (with a note on
+  stderr: LLVM takes minutes on them); "numba": generated code whatever the size;
+  "interp": the reference interpreter.
+
+`faustdiff.api.compile_source` is this function; the learning stage calls it directly.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Iterable, Optional
+
+from ..core.deep import deep_call
+from ..frontend.source import evaluate_source
+from . import grad
+from .cache import NUMBA_NODE_LIMIT, TooLargeForNumba, load_program
+from .program import Program
+
+
+def compile_program(text: str, filename: str = "<string>", sample_rate: float = 44100,
+                    include: Iterable = (), backend: Optional[str] = None, wrt=None):
+    """A program object for Faust source text (see the module docstring)."""
+    if wrt is not None:
+        return grad.compile_source(text, filename, sample_rate, include, wrt, backend)
+    if backend in (None, "numba"):
+        try:
+            return load_program(text, filename, int(sample_rate), include,
+                                node_limit=NUMBA_NODE_LIMIT if backend is None else None)
+        except TooLargeForNumba as e:
+            # The default backend picks the interpreter for very large programs (a hang in
+            # LLVM helps nobody); backend="numba" compiles them anyway.
+            sys.stderr.write(f"faustdiff: note: {e.message}; running it in the interpreter "
+                             f"(--backend numba compiles it anyway)\n")
+            backend = "interp"
+    box = evaluate_source(text, filename, include)
+    return deep_call(lambda: Program.from_box(box, sample_rate=sample_rate, backend=backend))
