@@ -8,7 +8,6 @@ Under CI (CI=true) a source-tree import is refused, because the source tree has 
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -42,17 +41,6 @@ def pytest_configure(config):
         raise pytest.UsageError(
             f"faustdiff was imported from the source tree ({_package_location()}), not from "
             f"the installed package: run `pytest`, not `python -m pytest`, after `pip install .`")
-
-
-def pipeline_available() -> bool:
-    """True once the whole compiler (parse ... program) is in the installed package."""
-    return all(importlib.util.find_spec(f"faustdiff.{m}") is not None
-               for m in ("api", "parse", "evaluate", "program"))
-
-
-# TODO(pipeline): drop this marker once faustdiff.backend.program has landed.
-needs_pipeline = pytest.mark.skipif(not pipeline_available(),
-                                    reason="the compiler pipeline has not landed yet")
 
 
 # ---------------------------------------------------------------------------- the CLI

@@ -23,9 +23,7 @@ from faustdiff.ad.forward import jvp
 from faustdiff.errors import FaustError
 from faustdiff.backend.program import Program
 
-from conftest import needs_pipeline
 
-pytestmark = needs_pipeline
 
 RNG_SEED = 20240317
 

@@ -1,7 +1,7 @@
 """The command line: options, input kinds and files, outputs, messages and exit statuses.
 
 Most tests drive the CLI in-process over a fake Program (see conftest.FakeProgram) so they
-test the CLI alone; the `needs_pipeline` ones run real Faust programs, some in a subprocess.
+test the CLI alone; the others run real Faust programs, some in a subprocess.
 Error messages are asserted whole.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 
 import faustdiff
 from faustdiff import audio_io
-from conftest import EXAMPLES, ROOT, cli_command, needs_pipeline
+from conftest import EXAMPLES, ROOT, cli_command
 
 
 @pytest.fixture(autouse=True)
@@ -417,7 +417,6 @@ HELLO_REF = [3.8168187764766754e-07, -0.022895976187694358, -0.06601296257063615
              -0.041402672721381178, -0.062298907776917878]  # Debian faust 2.54.9, -double
 
 
-@needs_pipeline
 def test_hello_example_matches_faust(cli):
     r = cli("run", EXAMPLES / "hello.dsp", "--samples", "8", "-o", "o.csv")
     assert r.exit_code == 0, r
@@ -428,7 +427,6 @@ def test_hello_example_matches_faust(cli):
     np.testing.assert_array_equal(got[:, 0], got[:, 1])
 
 
-@needs_pipeline
 def test_real_syntax_error_is_one_positioned_line(cli):
     Path("bad.dsp").write_text("process = _ :\n  + (;\n")
     msg = err(cli, "run", "bad.dsp")
@@ -453,7 +451,6 @@ def test_console_script_from_any_directory(tmp_path):
     assert (r.returncode, r.stdout, r.stderr) == (1, "", "faustdiff: error: --samples must be 0 or more, got -1\n")
 
 
-@needs_pipeline
 def test_installed_command_runs_from_any_directory(tmp_path):
     """A real program through the console script, in a folder with no project files."""
     cmd = cli_command()

@@ -31,9 +31,8 @@ import faustdiff
 from faustdiff import audio_io
 from faustdiff.errors import FaustError
 
-from conftest import CONFORMANCE, needs_pipeline
+from conftest import CONFORMANCE
 
-pytestmark = needs_pipeline
 
 FAUST_DIR = CONFORMANCE / "faust"
 ROOT_BENCH = CONFORMANCE.parent.parent / "benchmarks" / "dsp"

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from faustdiff import audio_io
-from conftest import CONFORMANCE, cli_command, needs_pipeline
+from conftest import CONFORMANCE, cli_command
 
 
 def _load_compare_csv():
@@ -82,8 +82,7 @@ def cases(suite: str):
     for dsp in sorted((CONFORMANCE / suite).glob("*.dsp")):
         if not dsp.with_suffix(".ref.csv").exists():
             continue
-        marks = [needs_pipeline]
-        params.append(pytest.param(load_case(dsp), id=f"{suite}/{dsp.stem}", marks=marks))
+        params.append(pytest.param(load_case(dsp), id=f"{suite}/{dsp.stem}"))
     return params
 
 
@@ -138,7 +137,6 @@ def test_api(case, compiled, tmp_path):
     assert case.compare(out) == "ok"
 
 
-@needs_pipeline
 def test_a_cached_program_renders_the_same_twice(compiled, tmp_path):
     case = load_case(CONFORMANCE / "local" / "l01_set_controls.dsp")
     for i in range(2):
@@ -151,7 +149,6 @@ CLI_CASES = ["faust/01_seq_par", "faust/20_bargraph_attach", "faust/21_stdlib_os
              "faust/30_labels_par_index", "local/l01_set_controls", "local/l02_set_osc_bargraphs"]
 
 
-@needs_pipeline
 @pytest.mark.parametrize("name", CLI_CASES)
 def test_cli(name, tmp_path):
     case = load_case(CONFORMANCE / f"{name}.dsp")

@@ -12,9 +12,8 @@ import pytest
 
 import faustdiff
 
-from conftest import EXAMPLES, needs_pipeline
+from conftest import EXAMPLES
 
-pytestmark = needs_pipeline
 
 SR = 44100
 DIFF_EXAMPLES = sorted(p.name for p in EXAMPLES.glob("*.dsp") if p.name != "hello.dsp")
