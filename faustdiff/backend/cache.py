@@ -398,13 +398,13 @@ class NumbaBackend:
     """`Program(..., backend="numba")`: the generated kernels behind Program's backend
     interface (set_control(node, value), reset(), run(inputs, n) -> (outs, bars))."""
 
-    def __init__(self, outputs, bargraphs, num_inputs, sample_rate):
+    def __init__(self, outputs, bargraphs, num_inputs, sample_rate, keep=()):
         from ..signals import ir as S
         from .codegen import generate_from_signals
-        every = S.topo_order(list(outputs), follow_tables=True)
+        every = S.topo_order(list(outputs) + list(keep), follow_tables=True)
         controls = S.ui_order([s for s in every if s.op == "ui"])
         src, plan = generate_from_signals(outputs, bargraphs, num_inputs, sample_rate,
-                                          controls=controls)
+                                          controls=controls, keep=keep)
         sealed = seal(src)
         path = cache_dir() / "signals" / f"fd_{_sha(sealed.encode('utf-8'))[:40]}.py"
         try:
@@ -422,6 +422,9 @@ class NumbaBackend:
 
     def reset(self) -> None:
         self.program.reset()
+
+    def finals(self):
+        return self.program.finals()
 
     def run(self, inputs, n):
         import numpy as np

@@ -548,6 +548,8 @@ def generate(plan: Plan, source: str = "", key: str = "") -> str:
         cls.append(f"        ({lab!r}, {path!r}, {_literal(c.attrs[3], 'real')}),")
     cls += ["    )",
             f"    BARGRAPH_LABELS = {tuple(bar_labels)!r}",
+            "    # state slots holding the final values of the kept recursions (see `finals`)",
+            f"    FINALS = {tuple(plan.finals)!r}",
             "    # per context (0: the program, then table init signals): its kernel, its state",
             "    # sizes (iv, fv, di, df, hi rows, hf rows) and its tables (offset in di/df,",
             "    # size, type, context of the init signal)",
@@ -568,6 +570,6 @@ def generate(plan: Plan, source: str = "", key: str = "") -> str:
 
 def generate_from_signals(outputs, bargraphs=(), num_inputs: int = 0,
                           sample_rate: int = 44100, name: str = "", source: str = "",
-                          key: str = "", controls=None) -> tuple[str, Plan]:
-    p = make_plan(outputs, bargraphs, num_inputs, sample_rate, name, controls)
+                          key: str = "", controls=None, keep=()) -> tuple[str, Plan]:
+    p = make_plan(outputs, bargraphs, num_inputs, sample_rate, name, controls, keep)
     return generate(p, source, key), p

@@ -70,13 +70,14 @@ class Interpreter:
     """
 
     def __init__(self, outputs: Sequence[S.Sig], bargraphs: Sequence[S.Sig] = (),
-                 num_inputs: int = 0, sample_rate: int = 44100):
+                 num_inputs: int = 0, sample_rate: int = 44100, keep: Sequence[S.Sig] = ()):
         self.outputs = list(outputs)
         self.bargraphs = list(bargraphs)
+        self.keep = list(keep)       # recursion projections computed, not recorded: `finals`
         self.num_inputs = num_inputs
         self.sample_rate = int(sample_rate)
-        self.order = S.topo_order(self.outputs + self.bargraphs)
-        self.controls = [s for s in S.topo_order(self.outputs + self.bargraphs,
+        self.order = S.topo_order(self.outputs + self.bargraphs + self.keep)
+        self.controls = [s for s in S.topo_order(self.outputs + self.bargraphs + self.keep,
                                                  follow_tables=True) if s.op == "ui"]
         self.control_index = {id(s): j for j, s in enumerate(self.controls)}
         self.values = [s.attrs[3] for s in self.controls]   # current widget values
@@ -92,6 +93,11 @@ class Interpreter:
         """Zero every state (delays, recursions, prefix) and refill the tables."""
         self.t = 0
         self.state = [make() for make in self._state_init]
+
+    def finals(self) -> list:
+        """The current values of the kept recursions (their state after the last sample)."""
+        return [float(self.state[self._rec_slot[id(g.var(i))]]) for g, i in
+                (s.attrs for s in self.keep)]
 
     def run(self, inputs: Sequence[Sequence[float]], n: int):
         """Render n samples: returns (outputs, bargraph traces) as lists of Python lists."""
@@ -112,6 +118,7 @@ class Interpreter:
         body: list[str] = []           # per sample
         post: list[str] = []           # end of sample (recursion state)
         self._state_init = []          # factories of state slots, index = slot number
+        self._rec_slot = {}            # id(recvar) -> its state slot
         load: list[str] = []           # state slots loaded into locals
         store: list[str] = []          # locals stored back into state slots
 
@@ -182,6 +189,7 @@ class Interpreter:
         if op == "recvar":
             group, i = s.attrs
             init = 0 if s.type == "int" else 0.0
+            self._rec_slot[id(s)] = len(self._state_init)
             slot(lambda init=init: init, f"r{k}", True)
             post.append((k, group.defs[i]))   # named once every node has a name
             return f"{v} = r{k}"

@@ -24,10 +24,10 @@ from .interp import Interpreter
 from .runtime import check_inputs, group_traces
 
 
-def _numba(outputs, bargraphs, num_inputs, sample_rate):
+def _numba(outputs, bargraphs, num_inputs, sample_rate, keep=()):
     """Generated Numba kernels (faustdiff.backend.codegen) behind the backend interface."""
     from .cache import NumbaBackend
-    return NumbaBackend(outputs, bargraphs, num_inputs, sample_rate)
+    return NumbaBackend(outputs, bargraphs, num_inputs, sample_rate, keep)
 
 
 _BACKENDS: dict = {None: Interpreter, "interp": Interpreter, "numba": _numba}
@@ -35,13 +35,13 @@ _BACKENDS: dict = {None: Interpreter, "interp": Interpreter, "numba": _numba}
 
 class Program:
     def __init__(self, outputs: Sequence[S.Sig], num_inputs: int, sample_rate: int = 44100,
-                 name: str = "", backend: Optional[Callable] = None):
+                 name: str = "", backend: Optional[Callable] = None, keep: Sequence = ()):
         self.outputs = list(outputs)
         self.num_inputs = int(num_inputs)
         self.num_outputs = len(self.outputs)
         self.sample_rate = int(sample_rate)
         self.name = name
-        every = S.topo_order(self.outputs, follow_tables=True)
+        every = S.topo_order(self.outputs + list(keep), follow_tables=True)
         per_sample = {id(s) for s in S.topo_order(self.outputs)}
         # Bargraphs inside table init signals are never shown per sample: leave them out.
         self.bargraph_nodes = S.ui_order(
@@ -52,8 +52,8 @@ class Program:
         self._labels = [S.strip_metadata(s.attrs[1]) for s in self.controls]
         self._values = [s.attrs[3] for s in self.controls]
         make = _BACKENDS[backend] if isinstance(backend, str) or backend is None else backend
-        self._backend = make(self.outputs, self.bargraph_nodes, self.num_inputs,
-                             self.sample_rate)
+        args = (self.outputs, self.bargraph_nodes, self.num_inputs, self.sample_rate)
+        self._backend = make(*args, keep) if keep else make(*args)
         self.bargraphs: dict = {}
 
     @classmethod
@@ -98,6 +98,10 @@ class Program:
     def reset(self) -> None:
         """Back to the state right after init (delays, recursions zero; tables refilled)."""
         self._backend.reset()
+
+    def finals(self) -> np.ndarray:
+        """The values of the `keep` recursions after the last sample computed."""
+        return np.array(self._backend.finals(), dtype=np.float64)
 
     def compute(self, inputs=None, n: Optional[int] = None) -> np.ndarray:
         """Render n samples; inputs is (num_inputs, n) float64 (None: silence)."""

@@ -106,6 +106,7 @@ class CompiledProgram:
     KERNELS: tuple = ()          # per context: _kC(block, s0, s1, ins, outs, bars, ctl, ...)
     STATES: tuple = ()           # per context: (iv, fv, di, df, hi rows, hf rows) sizes
     TABLES: tuple = ()           # per context: ((offset, size, type, init context), ...)
+    FINALS: tuple = ()           # ('iv'|'fv', slot) of each kept recursion (`finals`)
 
     def __init__(self):
         self.name = self.NAME
@@ -149,6 +150,11 @@ class CompiledProgram:
 
     def set_control(self, index: int, value: float) -> None:
         self._ctl[index] = float(value)
+
+    def finals(self) -> np.ndarray:
+        """The current values of the kept recursions (their state after the last sample)."""
+        st = self._state
+        return np.array([float((st.iv if kind == "iv" else st.fv)[j]) for kind, j in self.FINALS])
 
     # ------------------------------------------------------------ running
 

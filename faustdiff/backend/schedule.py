@@ -133,6 +133,7 @@ class Plan:
     num_inputs: int
     sample_rate: int
     name: str = ""
+    finals: list = field(default_factory=list)   # state slot ('iv'|'fv', index) per kept node
 
     @property
     def main(self) -> Context:
@@ -215,10 +216,10 @@ class _Planner:
         self.init_ctx: dict = {}     # (fingerprint(init), depth) -> Context
         self.fingerprints: dict = {}
 
-    def context(self, outputs, bargraphs, depth: int) -> Context:
+    def context(self, outputs, bargraphs, depth: int, keep=()) -> Context:
         ctx = Context(len(self.contexts), depth, list(outputs), list(bargraphs))
         self.contexts.append(ctx)
-        roots = list(outputs) + list(bargraphs)
+        roots = list(outputs) + list(bargraphs) + list(keep)
         order = S.topo_order(roots)
         ctx.folded = _fold(order, self.sample_rate)
         shared_tables: dict = {}
@@ -355,14 +356,21 @@ class _Planner:
 
 def plan(outputs: Sequence[S.Sig], bargraphs: Sequence[S.Sig] = (), num_inputs: int = 0,
          sample_rate: int = 44100, name: str = "",
-         controls: Optional[Sequence[S.Sig]] = None) -> Plan:
+         controls: Optional[Sequence[S.Sig]] = None, keep: Sequence[S.Sig] = ()) -> Plan:
     """Schedule a program: `outputs`, the `bargraphs` recorded per sample (report order), and
-    the `controls` in Program's order (default: every reachable widget in Faust's UI order)."""
-    outputs, bargraphs = list(outputs), list(bargraphs)
+    the `controls` in Program's order (default: every reachable widget in Faust's UI order).
+    `keep`: projections of recursion groups computed every sample but not recorded; their
+    final values are read from the state after a run (`Plan.finals`)."""
+    outputs, bargraphs, keep = list(outputs), list(bargraphs), list(keep)
     if controls is None:
-        every = S.topo_order(outputs, follow_tables=True)
+        every = S.topo_order(outputs + keep, follow_tables=True)
         controls = S.ui_order([s for s in every if s.op == "ui"])
     planner = _Planner(int(sample_rate))
-    planner.context(outputs, bargraphs, 0)
+    main = planner.context(outputs, bargraphs, 0, keep)
+    finals = []
+    for s in keep:
+        assert s.op == "proj", "keep: only projections of recursion groups"
+        group, i = s.attrs
+        finals.append(main.recs[id(group.var(i))])
     return Plan(planner.contexts, list(controls), bargraphs, int(num_inputs),
-                int(sample_rate), name)
+                int(sample_rate), name, finals)

@@ -78,6 +78,8 @@ class PrimRow:
     jvp      -- forward-mode derivative rule `jvp(x, dx, y, A)` (see "derivative rules")
     seed_jvp -- the seed diff.lib's rule where it differs from the true one (`/`, `tan`,
                 `int`, `@`), used by `Dual` boxes in "seed" mode
+    vjp      -- reverse-mode rule `vjp(x, ct, y, A)`: the transpose of `jvp` (see "transpose
+                rules"), one cotangent per operand
     code     -- Numba/Python expression templates for codegen, by operand type ('int',
                 'real', or '*' for any), operands already converted as `plan` says
     """
@@ -93,6 +95,7 @@ class PrimRow:
     jvp: Optional[Callable] = None
     seed_jvp: Optional[Callable] = None
     code: Optional[dict] = None
+    vjp: Optional[Callable] = None
 
 
 def _arith(op):
@@ -622,6 +625,130 @@ def _j_rwtable(x, dx, y, A):
     return A.table(y, (x[0], dx[1], x[2], dx[3], x[4]))
 
 
+# ---------------------------------------------------------------- transpose rules (VJP)
+#
+# A rule is `vjp(x, ct, y, A)`: x the operand signals and y the primitive's own value (as the
+# backward pass sees them: recomputed or recorded, see `ad.reverse`), ct the cotangent of y
+# (never None), A the cotangent algebra of `ad.reverse` (the same `add/sub/mul/div/neg/p/c/
+# select` as the tangent algebra; `A.delay(c, d)` is the TRANSPOSE of a delay by d, run in
+# reversed time; `A.first()` is 1 at the first sample after reset, else 0). It returns one
+# cotangent per operand (None: structurally zero; operands of type int always get none).
+# Each is the transpose of the `jvp` rule of the same row: for y' = sum_i J_i x_i',
+# x_i-bar = J_i ct, which `tests/test_reverse.py` checks as <ct, J dx> = <J^T ct, dx>.
+
+def _v_zero(x, ct, y, A):
+    return (None,) * len(x)
+
+
+def _v_first(x, ct, y, A):
+    return (ct,) + (None,) * (len(x) - 1)
+
+
+def _v_last(x, ct, y, A):
+    return (None,) * (len(x) - 1) + (ct,)
+
+
+def _v_add(x, ct, y, A):
+    return ct, ct
+
+
+def _v_sub(x, ct, y, A):
+    return ct, A.neg(ct)
+
+
+def _v_mul(x, ct, y, A):
+    return A.mul(ct, x[1]), A.mul(ct, x[0])
+
+
+def _v_div(x, ct, y, A):
+    # y' = u'/v - (y/v) v'
+    q = A.div(ct, x[1])
+    return q, A.neg(A.mul(q, y))
+
+
+def _v_fmod(x, ct, y, A):
+    # y' = u' - ((u - y)/v) v'
+    return ct, A.neg(A.mul(ct, A.p("/", A.p("-", x[0], y), x[1])))
+
+
+def _v_pow(x, ct, y, A):
+    u, v = x
+    du = A.mul(ct, A.p("*", v, A.p("pow", u, A.p("-", v, A.c(1)))))
+    return du, A.mul(ct, A.p("*", y, A.p("log", u)))
+
+
+def _v_enable(x, ct, y, A):
+    return A.p("enable", ct, x[1]), None
+
+
+def _v_control(x, ct, y, A):
+    return A.p("control", ct, x[1]), None
+
+
+def _v_delay(x, ct, y, A):
+    return A.delay(ct, x[1]), None
+
+
+def _v_prefix(x, ct, y, A):
+    # y[0] = a[0], y[n] = u[n-1]: a gets ct at the first sample, u gets ct one sample later
+    return A.mul(ct, A.first()), A.delay(ct, A.c(1))
+
+
+def _v_mem(x, ct, y, A):
+    return (A.delay(ct, A.c(1)),)
+
+
+def _v_unary(deriv):
+    """The rule of y = f(u) from f'(u) as `deriv(u, y, A)`: u-bar = ct f'(u)."""
+    return lambda x, ct, y, A: (A.mul(ct, deriv(x[0], y, A)),)
+
+
+_v_sin = _v_unary(lambda u, y, A: A.p("cos", u))
+_v_cos = _v_unary(lambda u, y, A: A.p("-", A.c(0), A.p("sin", u)))
+_v_tan = _v_unary(lambda u, y, A: A.p("/", A.c(1.0), A.p("*", A.p("cos", u), A.p("cos", u))))
+_v_asin = _v_unary(lambda u, y, A: A.p("/", A.c(1.0),
+                                      A.p("sqrt", A.p("-", A.c(1.0), A.p("*", u, u)))))
+_v_acos = _v_unary(lambda u, y, A: A.p("/", A.c(-1.0),
+                                      A.p("sqrt", A.p("-", A.c(1.0), A.p("*", u, u)))))
+_v_atan = _v_unary(lambda u, y, A: A.p("/", A.c(1.0), A.p("+", A.c(1.0), A.p("*", u, u))))
+_v_exp = _v_unary(lambda u, y, A: y)
+_v_log = _v_unary(lambda u, y, A: A.p("/", A.c(1.0), u))
+_v_log10 = _v_unary(lambda u, y, A: A.p("/", A.c(1.0), A.p("*", u, A.c(math.log(10.0)))))
+_v_sqrt = _v_unary(lambda u, y, A: A.p("/", A.c(1.0), A.p("*", A.c(2.0), y)))
+_v_abs = _v_unary(lambda u, y, A: A.p("-", A.p(">", u, A.c(0)), A.p("<", u, A.c(0))))
+
+
+def _v_min(x, ct, y, A):
+    s = A.p("<", x[1], x[0])          # std::min(u, v) is (v < u) ? v : u
+    return A.select(s, ct, None), A.select(s, None, ct)
+
+
+def _v_max(x, ct, y, A):
+    s = A.p("<", x[0], x[1])          # std::max(u, v) is (u < v) ? v : u
+    return A.select(s, ct, None), A.select(s, None, ct)
+
+
+def _v_atan2(x, ct, y, A):
+    u, v = x
+    q = A.div(ct, A.p("+", A.p("*", u, u), A.p("*", v, v)))
+    return A.mul(q, v), A.neg(A.mul(q, u))
+
+
+def _v_select2(x, ct, y, A):
+    return None, A.select(x[0], ct, None), A.select(x[0], None, ct)
+
+
+def _v_select3(x, ct, y, A):
+    s = x[0]
+    return (None, A.select(s, ct, None, None), A.select(s, None, ct, None),
+            A.select(s, None, None, ct))
+
+
+def _v_table(x, ct, y, A):
+    # the read index is piecewise constant; the contents' cotangents: `A.table`
+    return A.table(y, ct)
+
+
 # ---------------------------------------------------------------- the table
 
 def _a(iop, fop):
@@ -641,142 +768,142 @@ def _r1(fn, iv=_iv_full):
 ROWS = [
     # d: (u+v)' = u' + v'
     PrimRow("+", 2, True, _arith(lambda a, b: a + b), interval=_iv_add,
-            **_a(lambda a, b: wrap(a + b), lambda a, b: a + b), jvp=_j_add),
+            **_a(lambda a, b: wrap(a + b), lambda a, b: a + b), jvp=_j_add, vjp=_v_add),
     # d: (u-v)' = u' - v'
     PrimRow("-", 2, True, _arith(lambda a, b: a - b), interval=_iv_sub,
-            **_a(lambda a, b: wrap(a - b), lambda a, b: a - b), jvp=_j_sub),
+            **_a(lambda a, b: wrap(a - b), lambda a, b: a - b), jvp=_j_sub, vjp=_v_sub),
     # d: (uv)' = u v' + u' v
     PrimRow("*", 2, True, _arith(lambda a, b: a * b), interval=_iv_mul,
-            **_a(lambda a, b: wrap(a * b), lambda a, b: a * b), jvp=_j_mul),
+            **_a(lambda a, b: wrap(a * b), lambda a, b: a * b), jvp=_j_mul, vjp=_v_mul),
     # d: (u/v)' = (u' - (u/v) v')/v; seed: (u'v - v'u)/max(v², 1e-10)
-    PrimRow("/", 2, True, _div, ty="div", fimpl=fdiv, interval=_iv_div, jvp=_j_div, seed_jvp=_j_div_seed),
+    PrimRow("/", 2, True, _div, ty="div", fimpl=fdiv, interval=_iv_div, jvp=_j_div, seed_jvp=_j_div_seed, vjp=_v_div),
     # int `%` is C's remainder, real `%` is fmod (a constant `%` folds on ints: see _mod)
     # d: fmod(u,v)' = u' - trunc(u/v) v' (int operands have no tangent)
-    PrimRow("%", 2, True, _mod, interval=_iv_mod, **_a(irem, c_fmod), jvp=_j_fmod),
+    PrimRow("%", 2, True, _mod, interval=_iv_mod, **_a(irem, c_fmod), jvp=_j_fmod, vjp=_v_fmod),
     # `^`/`pow` with a constant exponent is rewritten by signals.prim (x*x*x, sqrt, ...)
     # d: (u^v)' = v u^(v-1) u' + u^v ln(u) v' (a zero v' drops the ln term)
     PrimRow("^", 2, True, _pow, interval=_iv_full,
-            **_a(lambda a, b: f2i(c_pow(float(a), float(b))), c_pow), jvp=_j_pow),
+            **_a(lambda a, b: f2i(c_pow(float(a), float(b))), c_pow), jvp=_j_pow, vjp=_v_pow),
     # d: as ^
     PrimRow("pow", 2, True, _pow, interval=_iv_full,
-            **_a(lambda a, b: f2i(c_pow(float(a), float(b))), c_pow), jvp=_j_pow),
+            **_a(lambda a, b: f2i(c_pow(float(a), float(b))), c_pow), jvp=_j_pow, vjp=_v_pow),
     # d: comparisons are piecewise constant: 0
     PrimRow("<", 2, True, _cmp(lambda a, b: a < b), interval=_iv_const(0, 1),
-            **_cmp_rt(lambda a, b: int(a < b)), jvp=_j_zero),
+            **_cmp_rt(lambda a, b: int(a < b)), jvp=_j_zero, vjp=_v_zero),
     # d: 0
     PrimRow("<=", 2, True, _cmp(lambda a, b: a <= b), interval=_iv_const(0, 1),
-            **_cmp_rt(lambda a, b: int(a <= b)), jvp=_j_zero),
+            **_cmp_rt(lambda a, b: int(a <= b)), jvp=_j_zero, vjp=_v_zero),
     # d: 0
     PrimRow(">", 2, True, _cmp(lambda a, b: a > b), interval=_iv_const(0, 1),
-            **_cmp_rt(lambda a, b: int(a > b)), jvp=_j_zero),
+            **_cmp_rt(lambda a, b: int(a > b)), jvp=_j_zero, vjp=_v_zero),
     # d: 0
     PrimRow(">=", 2, True, _cmp(lambda a, b: a >= b), interval=_iv_const(0, 1),
-            **_cmp_rt(lambda a, b: int(a >= b)), jvp=_j_zero),
+            **_cmp_rt(lambda a, b: int(a >= b)), jvp=_j_zero, vjp=_v_zero),
     # d: 0
     PrimRow("==", 2, True, _cmp(lambda a, b: a == b), interval=_iv_const(0, 1),
-            **_cmp_rt(lambda a, b: int(a == b)), jvp=_j_zero),
+            **_cmp_rt(lambda a, b: int(a == b)), jvp=_j_zero, vjp=_v_zero),
     # d: 0
     PrimRow("!=", 2, True, _cmp(lambda a, b: a != b), interval=_iv_const(0, 1),
-            **_cmp_rt(lambda a, b: int(a != b)), jvp=_j_zero),
+            **_cmp_rt(lambda a, b: int(a != b)), jvp=_j_zero, vjp=_v_zero),
     # d: bitwise operators: int-valued, 0
     PrimRow("&", 2, True, _bit(lambda a, b: a & b), ty="bit", iimpl=lambda a, b: a & b,
-            interval=_iv_and, jvp=_j_zero),
+            interval=_iv_and, jvp=_j_zero, vjp=_v_zero),
     # d: 0
     PrimRow("|", 2, True, _bit(lambda a, b: a | b), ty="bit", iimpl=lambda a, b: a | b,
-            interval=_iv_full, jvp=_j_zero),
+            interval=_iv_full, jvp=_j_zero, vjp=_v_zero),
     # d: 0
     PrimRow("xor", 2, True, _bit(lambda a, b: a ^ b), ty="bit", iimpl=lambda a, b: a ^ b,
-            interval=_iv_full, jvp=_j_zero),
+            interval=_iv_full, jvp=_j_zero, vjp=_v_zero),
     # d: 0
-    PrimRow("<<", 2, True, _shl, ty="bit", iimpl=_ishl, interval=_iv_full, jvp=_j_zero),
+    PrimRow("<<", 2, True, _shl, ty="bit", iimpl=_ishl, interval=_iv_full, jvp=_j_zero, vjp=_v_zero),
     # d: 0
-    PrimRow(">>", 2, True, _shr, ty="bit", iimpl=_ishr, interval=_iv_full, jvp=_j_zero),
+    PrimRow(">>", 2, True, _shr, ty="bit", iimpl=_ishr, interval=_iv_full, jvp=_j_zero, vjp=_v_zero),
     # d: (u@d)' = u'@d (int(d) is piecewise constant); seed: u'@d - d'(y - y[n-1])
-    PrimRow("@", 2, True, jvp=_j_delay, seed_jvp=_j_delay_seed),
+    PrimRow("@", 2, True, jvp=_j_delay, seed_jvp=_j_delay_seed, vjp=_v_delay),
     # d: attach(u, v)' = u'
-    PrimRow("attach", 2, True, ty="first", fimpl=_first, interval=_iv_first, jvp=_j_first),
+    PrimRow("attach", 2, True, ty="first", fimpl=_first, interval=_iv_first, jvp=_j_first, vjp=_v_first),
     # enable/control: x when y != 0, else 0 (Faust also skips computing x; values agree)
     # d: enable(u, v)' = enable(u', v)
     PrimRow("enable", 2, True, ty="first", fimpl=_enable,
-            interval=lambda a, b: iv_union(a, (0, 0)), jvp=_j_enable),
+            interval=lambda a, b: iv_union(a, (0, 0)), jvp=_j_enable, vjp=_v_enable),
     # d: control(u, v)' = control(u', v)
     PrimRow("control", 2, True, ty="first", fimpl=_enable,
-            interval=lambda a, b: iv_union(a, (0, 0)), jvp=_j_enable),
+            interval=lambda a, b: iv_union(a, (0, 0)), jvp=_j_enable, vjp=_v_control),
     # d: prefix(a, u)' = prefix(a', u')
-    PrimRow("prefix", 2, jvp=_j_prefix),
+    PrimRow("prefix", 2, jvp=_j_prefix, vjp=_v_prefix),
     # d: (u')' = u'[n-1]
-    PrimRow("mem", 1, jvp=_j_mem),
+    PrimRow("mem", 1, jvp=_j_mem, vjp=_v_mem),
     # d: int is piecewise constant: 0; seed: u' s, s = ±1 at exact integers (sign of the step), else 0
     PrimRow("int", 1, False, lambda v, i: int(c_int(v[0])), ty="cast_int", iimpl=f2i,
-            interval=_iv_int, jvp=_j_zero, seed_jvp=_j_int_seed),
+            interval=_iv_int, jvp=_j_zero, seed_jvp=_j_int_seed, vjp=_v_zero),
     # d: float(u)' = u'
     PrimRow("float", 1, False, lambda v, i: float(float(v[0])), ty="cast_real", fimpl=float,
-            interval=_iv_first, jvp=_j_first),
+            interval=_iv_first, jvp=_j_first, vjp=_v_first),
     # d: sin(u)' = u' cos u
-    PrimRow("sin", 1, False, _real1(math.sin), **_r1(_safe1(math.sin), _iv_const(-1, 1)), jvp=_j_sin),
+    PrimRow("sin", 1, False, _real1(math.sin), **_r1(_safe1(math.sin), _iv_const(-1, 1)), jvp=_j_sin, vjp=_v_sin),
     # d: cos(u)' = -u' sin u
-    PrimRow("cos", 1, False, _real1(math.cos), **_r1(_safe1(math.cos), _iv_const(-1, 1)), jvp=_j_cos),
+    PrimRow("cos", 1, False, _real1(math.cos), **_r1(_safe1(math.cos), _iv_const(-1, 1)), jvp=_j_cos, vjp=_v_cos),
     # d: tan(u)' = u'/cos²u; seed: u'/max(cos²u, 1e-10)
-    PrimRow("tan", 1, False, _real1(math.tan), **_r1(_safe1(math.tan)), jvp=_j_tan, seed_jvp=_j_tan_seed),
+    PrimRow("tan", 1, False, _real1(math.tan), **_r1(_safe1(math.tan)), jvp=_j_tan, seed_jvp=_j_tan_seed, vjp=_v_tan),
     # d: asin(u)' = u'/sqrt(1-u²)
     PrimRow("asin", 1, False, _real1(math.asin),
-            **_r1(_safe1(math.asin), _iv_const(-math.pi / 2, math.pi / 2)), jvp=_j_asin),
+            **_r1(_safe1(math.asin), _iv_const(-math.pi / 2, math.pi / 2)), jvp=_j_asin, vjp=_v_asin),
     # d: acos(u)' = -u'/sqrt(1-u²)
     PrimRow("acos", 1, False, _real1(math.acos),
-            **_r1(_safe1(math.acos), _iv_const(0, math.pi)), jvp=_j_acos),
+            **_r1(_safe1(math.acos), _iv_const(0, math.pi)), jvp=_j_acos, vjp=_v_acos),
     # d: atan(u)' = u'/(1+u²)
     PrimRow("atan", 1, False, _real1(math.atan),
-            **_r1(math.atan, _iv_mono(math.atan)), jvp=_j_atan),
+            **_r1(math.atan, _iv_mono(math.atan)), jvp=_j_atan, vjp=_v_atan),
     # d: exp(u)' = u' exp u
-    PrimRow("exp", 1, False, _real1(math.exp), **_r1(_safe1(math.exp), _iv_mono(math.exp)), jvp=_j_exp),
+    PrimRow("exp", 1, False, _real1(math.exp), **_r1(_safe1(math.exp), _iv_mono(math.exp)), jvp=_j_exp, vjp=_v_exp),
     # d: log(u)' = u'/u
-    PrimRow("log", 1, False, _real1(_log), **_r1(_c_log(math.log), _iv_log(math.log)), jvp=_j_log),
+    PrimRow("log", 1, False, _real1(_log), **_r1(_c_log(math.log), _iv_log(math.log)), jvp=_j_log, vjp=_v_log),
     # d: log10(u)' = u'/(u ln 10)
     PrimRow("log10", 1, False, _real1(_log10),
-            **_r1(_c_log(math.log10), _iv_log(math.log10)), jvp=_j_log10),
+            **_r1(_c_log(math.log10), _iv_log(math.log10)), jvp=_j_log10, vjp=_v_log10),
     # d: sqrt(u)' = u'/(2 sqrt u)
-    PrimRow("sqrt", 1, False, _real1(math.sqrt), **_r1(_safe1(math.sqrt), _iv_sqrt), jvp=_j_sqrt),
+    PrimRow("sqrt", 1, False, _real1(math.sqrt), **_r1(_safe1(math.sqrt), _iv_sqrt), jvp=_j_sqrt, vjp=_v_sqrt),
     # d: abs(u)' = sign(u) u' (0 at u = 0)
     PrimRow("abs", 1, False, _same_type(abs), interval=_iv_abs,
-            **_a(lambda a: wrap(abs(a)), abs), jvp=_j_abs),
+            **_a(lambda a: wrap(abs(a)), abs), jvp=_j_abs, vjp=_v_abs),
     # d: piecewise constant: 0
-    PrimRow("floor", 1, False, _real1(math.floor), **_r1(c_floor, _iv_mono(c_floor)), jvp=_j_zero),
+    PrimRow("floor", 1, False, _real1(math.floor), **_r1(c_floor, _iv_mono(c_floor)), jvp=_j_zero, vjp=_v_zero),
     # d: 0
-    PrimRow("ceil", 1, False, _real1(math.ceil), **_r1(c_ceil, _iv_mono(c_ceil)), jvp=_j_zero),
+    PrimRow("ceil", 1, False, _real1(math.ceil), **_r1(c_ceil, _iv_mono(c_ceil)), jvp=_j_zero, vjp=_v_zero),
     # d: 0
-    PrimRow("rint", 1, False, _real1(c_rint), **_r1(c_rint_rt, _iv_mono(c_rint_rt)), jvp=_j_zero),
+    PrimRow("rint", 1, False, _real1(c_rint), **_r1(c_rint_rt, _iv_mono(c_rint_rt)), jvp=_j_zero, vjp=_v_zero),
     # d: 0
     PrimRow("round", 1, False,
             _real1(lambda x: math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)),
-            **_r1(c_round, _iv_mono(c_round)), jvp=_j_zero),
+            **_r1(c_round, _iv_mono(c_round)), jvp=_j_zero, vjp=_v_zero),
     # d: min(u,v)' = the partial of the selected operand (u on ties)
-    PrimRow("min", 2, False, _same_type(min), interval=_iv_min, **_a(c_min, c_min), jvp=_j_min),
+    PrimRow("min", 2, False, _same_type(min), interval=_iv_min, **_a(c_min, c_min), jvp=_j_min, vjp=_v_min),
     # d: max(u,v)' = the partial of the selected operand (u on ties)
-    PrimRow("max", 2, False, _same_type(max), interval=_iv_max, **_a(c_max, c_max), jvp=_j_max),
+    PrimRow("max", 2, False, _same_type(max), interval=_iv_max, **_a(c_max, c_max), jvp=_j_max, vjp=_v_max),
     # d: fmod(u,v)' = u' - trunc(u/v) v'
-    PrimRow("fmod", 2, False, _real2(math.fmod), **_r1(c_fmod, _iv_pos_bound), jvp=_j_fmod),
+    PrimRow("fmod", 2, False, _real2(math.fmod), **_r1(c_fmod, _iv_pos_bound), jvp=_j_fmod, vjp=_v_fmod),
     # d: remainder(u,v)' = u' - rint(u/v) v'
     PrimRow("remainder", 2, False, _real2(math.remainder),
-            **_r1(c_remainder, _iv_pos_bound), jvp=_j_fmod),
+            **_r1(c_remainder, _iv_pos_bound), jvp=_j_fmod, vjp=_v_fmod),
     # d: atan2(u,v)' = (u'v - u v')/(u²+v²)
     PrimRow("atan2", 2, False, _real2(math.atan2),
-            **_r1(math.atan2, _iv_const(-math.pi, math.pi)), jvp=_j_atan2),
+            **_r1(math.atan2, _iv_const(-math.pi, math.pi)), jvp=_j_atan2, vjp=_v_atan2),
     # select2 converts its selector with int(); select3 compares it as it is (§6.5)
     # d: select2(s,a,b)' = select2(s,a',b') (s is piecewise constant)
-    PrimRow("select2", 3, ty="select2", fimpl=_sel2, interval=_iv_sel, jvp=_j_select2),
+    PrimRow("select2", 3, ty="select2", fimpl=_sel2, interval=_iv_sel, jvp=_j_select2, vjp=_v_select2),
     # d: select3(s,a,b,c)' = select3(s,a',b',c')
-    PrimRow("select3", 4, ty="select3", fimpl=_sel3, interval=_iv_sel, jvp=_j_select3),
+    PrimRow("select3", 4, ty="select3", fimpl=_sel3, interval=_iv_sel, jvp=_j_select3, vjp=_v_select3),
     # d: rdtable(n,t,i)' = rdtable(n,t',i)
-    PrimRow("rdtable", 3, jvp=_j_rdtable),
+    PrimRow("rdtable", 3, jvp=_j_rdtable, vjp=_v_table),
     # d: rwtable(n,t,w,x,r)' = rwtable(n,t',w,x',r)
-    PrimRow("rwtable", 5, jvp=_j_rwtable),
+    PrimRow("rwtable", 5, jvp=_j_rwtable, vjp=_v_table),
     # d: assertbounds(lo,hi,u)' = u'
     PrimRow("assertbounds", 3, ty="last", fimpl=lambda lo, hi, x: x,
-            interval=lambda lo, hi, x: x, jvp=_j_last),
+            interval=lambda lo, hi, x: x, jvp=_j_last, vjp=_v_last),
     # d: a compile-time constant: 0
-    PrimRow("lowest", 1, jvp=_j_zero),
+    PrimRow("lowest", 1, jvp=_j_zero, vjp=_v_zero),
     # d: 0
-    PrimRow("highest", 1, jvp=_j_zero),
+    PrimRow("highest", 1, jvp=_j_zero, vjp=_v_zero),
 ]
 
 PRIMITIVES: dict[str, PrimRow] = {r.name: r for r in ROWS}
@@ -1037,6 +1164,45 @@ FFUN_JVP: dict[str, Callable] = {
     "nearbyint": _j_zero, "trunc": _j_zero, "lround": _j_zero, "lrint": _j_zero,
     "isnan": _j_zero, "isinf": _j_zero, "isfinite": _j_zero,
 }
+
+
+def _fv_hypot(x, ct, y, A):
+    q = A.div(ct, y)
+    return A.mul(q, x[0]), A.mul(q, x[1])
+
+
+def _fv_copysign(x, ct, y, A):
+    u = x[0]
+    su = A.p("-", A.p(">", u, A.c(0)), A.p("<", u, A.c(0)))
+    sy = A.p("-", A.p(">", y, A.c(0)), A.p("<", y, A.c(0)))
+    return A.mul(ct, A.p("*", su, sy)), None
+
+
+def _fv_fminmax(x, ct, y, A):
+    s = A.p("==", y, x[0])
+    return A.select(s, None, ct), A.select(s, ct, None)
+
+
+def _fv_from_jvp(rule):
+    """The VJP of a unary `_fj` rule: u-bar = ct f'(u), f'(u) being the rule's dx = 1."""
+    return lambda x, ct, y, A: (A.mul(ct, rule(x, (A.c(1.0),), y, A)),)
+
+
+# Transpose rules of FFUN_JVP (same convention as the rows' `vjp`).
+FFUN_VJP: dict[str, Callable] = {
+    name: _fv_from_jvp(rule) for name, rule in FFUN_JVP.items()
+    if name in ("tanh", "sinh", "cosh", "asinh", "acosh", "atanh", "exp2", "expm1", "log2",
+                "log1p", "cbrt", "fabs", "sqrt", "exp", "log", "log10", "sin", "cos", "tan",
+                "asin", "acos", "atan", "erf", "erfc")
+}
+FFUN_VJP.update({
+    "hypot": _fv_hypot, "copysign": _fv_copysign, "fmin": _fv_fminmax, "fmax": _fv_fminmax,
+    "pow": _v_pow, "atan2": _v_atan2, "fmod": _v_fmod, "remainder": _v_fmod,
+    "floor": _v_zero, "ceil": _v_zero, "rint": _v_zero, "round": _v_zero,
+    "nearbyint": _v_zero, "trunc": _v_zero, "lround": _v_zero, "lrint": _v_zero,
+    "isnan": _v_zero, "isinf": _v_zero, "isfinite": _v_zero,
+})
+assert set(FFUN_VJP) == set(FFUN_JVP), "a foreign function has a JVP rule but no VJP rule"
 
 
 def _ff(name, u, A):

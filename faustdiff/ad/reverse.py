@@ -1,0 +1,262 @@
+"""Reverse-mode automatic differentiation over signals (VJP): the backward pass is itself a
+signal program, run in reversed time.
+
+    backward(outputs, num_inputs, wrt) -> Backward
+
+For one block of n samples, the forward program maps (inputs x[0..n), parameters θ, the
+state at the block's start) to outputs y[0..n). Given the cotangent ȳ = dL/dy of the block,
+the backward pass computes x̄ = dL/dx (per sample) and θ̄ = dL/dθ, the block's starting state
+held constant (truncated backpropagation through time at block boundaries; from `reset()`
+the result is the full gradient).
+
+Per sample the forward program is an acyclic graph from (x[t], the state) to (y[t], the next
+state): recursion variables (`recvar`, a definition's value at t-1) are its leaves. Its
+transpose, walked from the outputs back to the leaves with one `vjp` rule per primitive
+(`core.primitives`, beside each `jvp`), maps (ȳ[t], the state's cotangent) to (x̄[t], the
+previous state's cotangent), so in reversed time τ = n-1-t the backward pass is a causal
+signal program of the same IR, compiled by the same back end:
+
+* its inputs are ȳ reversed, then the *tapes*: the forward signals the rules read (operands
+  of products, of `sin`, selectors, ...), recorded per sample by the forward program and fed
+  reversed. Nodes of control rate (constants, sliders and everything computed from them
+  only) are not recorded: the backward program recomputes them once per block from the same
+  widgets;
+* the cotangent of every recursion variable becomes a definition of ONE backward recursion
+  group, whose recursion variables ρ_k (its value at τ-1, i.e. at forward time t+1) seed the
+  cotangent of definition k: the state's cotangent flows back one sample per step;
+* the transpose of a delay by d is a delay by d in reversed time (`A.delay`); a constant or
+  control-rate d is exact; a delay amount that varies per sample would need a scatter, which
+  is not supported yet (an error says so);
+* a parameter θ reaches the per-sample graph only through control-rate nodes b_k (a
+  coefficient, the slider itself): the walk stops there and accumulates Σ_t b̄_k[t] in a
+  second backward group (`finals`: its state after the block is the sum). θ̄ is then
+  Σ_k (Σ_t b̄_k[t]) ∂b_k/∂θ, the Jacobian ∂b/∂θ being control-rate signals from forward mode
+  (`jacobian`), evaluated once per block: adjoints of control-rate values are pulled back
+  once per block, not per sample.
+
+Cotangents are signals or None (structurally zero): rules skip zero terms; nodes that do not
+depend on a parameter or an input, and int-typed nodes, get none ("auto" calculus: int casts
+and comparisons are piecewise constant).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+from ..core.primitives import FFUN_VJP, PRIMITIVES
+from ..errors import FaustError
+from ..signals import ir as S
+from .forward import Algebra, _masks, substitute
+from .params import partial_signals
+
+Ct = Optional[S.Sig]   # a cotangent; None: structurally zero
+
+
+@dataclass
+class Backward:
+    """The reverse pass of a program (see the module docstring).
+
+    tapes      -- forward signals to record per sample (the forward program's outputs after
+                  its own); the backward program's input num_outputs + j is tape j reversed
+    num_outputs -- the forward program's outputs: backward inputs 0..num_outputs-1 are ȳ
+    d_inputs   -- backward signals: x̄_i in reversed time, one per forward input
+    finals     -- backward signals (projections of the accumulator group) to schedule
+                  without recording: after a block, their state holds Σ_t b̄_k[t]
+    boundary   -- the forward control-rate nodes b_k, in the order of `finals`
+    jacobian   -- forward control-rate signals ∂b_k/∂θ_i, parameter-major (k fastest)
+    """
+    tapes: list
+    num_outputs: int
+    d_inputs: list
+    finals: list
+    boundary: list
+    jacobian: list = field(default_factory=list)
+
+    @property
+    def num_backward_inputs(self) -> int:
+        return self.num_outputs + len(self.tapes)
+
+
+class _Cotangents(Algebra):
+    """The cotangent algebra of the `vjp` rules: the tangent algebra's arithmetic plus the
+    transpose of a delay, the first-sample indicator and tables (see `core.primitives`)."""
+
+    def __init__(self, walk: "_Walk"):
+        self.walk = walk
+        self.node: Optional[S.Sig] = None    # the forward node whose rule runs
+
+    def delay(self, c: Ct, d: S.Sig) -> Ct:
+        if c is None:
+            return None
+        if d.rate > S.K_BLOCK:
+            raise FaustError("reverse mode: a delay whose amount changes from sample to sample "
+                             f"({S.show(self.node)}) is not supported yet; use "
+                             "grad_mode='forward'")
+        return S.delay(c, d)
+
+    def first(self) -> S.Sig:
+        return self.walk.value(S.prefix(S.int_const(1), S.int_const(0)))
+
+    def table(self, y: S.Sig, c: Ct):
+        node = self.node
+        init = node.args[0]
+        if self.walk.depends(init):
+            raise FaustError("reverse mode: a table whose initial contents depend on a "
+                             f"parameter ({S.show(node)}) is not supported yet; use "
+                             "grad_mode='forward'")
+        if node.op == "rwtable" and self.walk.needed(node.args[2]):
+            raise FaustError("reverse mode: a table written with a differentiable signal "
+                             f"({S.show(node)}) is not supported yet; use "
+                             "grad_mode='forward'")
+        return (None,) * (len(node.args) + 1)
+
+
+class _Walk:
+    """One reverse pass over the per-sample graph of `outputs`."""
+
+    def __init__(self, outputs: Sequence[S.Sig], num_inputs: int, wrt: Sequence[Sequence]):
+        self.outputs = list(outputs)
+        self.num_inputs = num_inputs
+        self.wrt_ids = {id(n) for group in wrt for n in group}
+        self.order = S.topo_order(self.outputs)
+        leaf = {id(n): 1 for n in self.order if n.op == "input" or id(n) in self.wrt_ids}
+        self.mask = _masks(self.order, leaf, whole_groups=False)
+        self.ct: dict = {}                 # id(forward node) -> cotangent
+        self.tape_of: dict = {}            # id(forward node) -> placeholder
+        self.tapes: list = []              # (placeholder, forward signal)
+        self.boundary: list = []           # forward control-rate nodes reached
+        self.boundary_ct: dict = {}        # id(node) -> accumulated cotangent
+        self.A = _Cotangents(self)
+
+    # ------------------------------------------------------------ what the rules read
+
+    def needed(self, node: S.Sig) -> bool:
+        """A cotangent of `node` matters: it depends on a parameter or an input, and is real."""
+        return node.type == "real" and self.mask.get(id(node), 0) != 0
+
+    def depends(self, node: S.Sig) -> bool:
+        """`node` (walked through table init signals too) depends on a parameter."""
+        order = S.topo_order([node], follow_tables=True)
+        return any(id(n) in self.wrt_ids for n in order)
+
+    def value(self, node: S.Sig) -> S.Sig:
+        """A forward value as the backward program sees it: control-rate nodes as they are
+        (recomputed once per block), others through a tape (a placeholder for now)."""
+        if node.rate <= S.K_BLOCK:
+            return node
+        hit = self.tape_of.get(id(node))
+        if hit is None:
+            hit = S.placeholder(node)
+            self.tape_of[id(node)] = hit
+            recorded = node
+            if node.op == "recvar":    # a recursion variable is its definition one sample ago
+                group, i = node.attrs
+                recorded = S.delay(group.proj(i), S.int_const(1))
+            self.tapes.append((hit, recorded))
+        return hit
+
+    # ------------------------------------------------------------ accumulation
+
+    def give(self, node: S.Sig, c: Ct) -> None:
+        if c is None or not self.needed(node):
+            return
+        if node.rate <= S.K_BLOCK:
+            if id(node) not in self.boundary_ct:
+                self.boundary.append(node)
+                self.boundary_ct[id(node)] = S.to_real(c)
+            else:
+                self.boundary_ct[id(node)] = self.A.add(self.boundary_ct[id(node)], c)
+            return
+        prev = self.ct.get(id(node))
+        self.ct[id(node)] = S.to_real(c) if prev is None else self.A.add(prev, c)
+
+    # ------------------------------------------------------------ the pass
+
+    def run(self, num_outputs: int) -> Backward:
+        for o, y in enumerate(self.outputs):
+            self.give(y, S.input_(o))
+        recs = [n for n in self.order if n.op == "recvar" and self.needed(n)]
+        state = S.RecGroup(["real"] * len(recs)) if recs else None
+        for k, rv in enumerate(recs):   # the state's cotangent, one sample later
+            group, i = rv.attrs
+            self.give(group.defs[i], state.var(k))
+        d_inputs: list = [None] * self.num_inputs
+        rec_ct: dict = {}
+        for node in reversed(self.order):
+            c = self.ct.get(id(node))
+            if c is None:
+                continue
+            op = node.op
+            if op == "input":
+                d_inputs[node.attrs[0]] = c
+            elif op == "recvar":
+                rec_ct[id(node)] = c
+            elif op in ("proj", "bargraph"):
+                self.give(node.args[0], c)
+            else:
+                self._rule(node, c)
+        if state is not None:
+            state.define([S.to_real(rec_ct.get(id(rv), S.real_const(0.0))) for rv in recs])
+        acc = S.RecGroup(["real"] * len(self.boundary)) if self.boundary else None
+        finals = []
+        if acc is not None:
+            acc.define([S.prim("+", acc.var(k), self.boundary_ct[id(b)])
+                        for k, b in enumerate(self.boundary)])
+            finals = [acc.proj(k) for k in range(len(self.boundary))]
+        d_inputs = [S.real_const(0.0) if c is None else c for c in d_inputs]
+        return self._with_tapes(d_inputs, finals, num_outputs)
+
+    def _rule(self, node: S.Sig, c: S.Sig) -> None:
+        op = node.op
+        if op == "prim":
+            row = PRIMITIVES[node.name]
+            rule, args = row.vjp, node.args
+        elif op == "delay":
+            rule, args = PRIMITIVES["@"].vjp, node.args
+        elif op == "prefix":
+            rule, args = PRIMITIVES["prefix"].vjp, node.args
+        elif op in ("rdtable", "rwtable"):
+            rule, args = PRIMITIVES[op].vjp, (S.int_const(node.attrs[0]),) + node.args
+        elif op == "ffun":
+            rule, args = FFUN_VJP.get(node.attrs[0]), node.args
+            if rule is None:
+                raise FaustError("reverse mode: no derivative rule for the foreign function "
+                                 f"'{node.attrs[0]}'")
+        else:
+            raise FaustError(f"reverse mode: no derivative rule for a '{op}' signal")
+        if rule is None:
+            raise FaustError(f"reverse mode: no derivative rule for '{node.name}'")
+        self.A.node = node
+        x = tuple(self.value(a) for a in args)
+        cts = rule(x, c, self.value(node), self.A)
+        for a, ca in zip(args if op not in ("rdtable", "rwtable") else (None,) + node.args,
+                         cts):
+            if a is not None:
+                self.give(a, ca)
+
+    def _with_tapes(self, d_inputs: list, finals: list, num_outputs: int) -> Backward:
+        """Number the tapes the backward signals really read; placeholders -> inputs."""
+        roots = d_inputs + finals
+        reached = {id(n) for n in S.topo_order(roots) if n.op == "placeholder"}
+        mapping, tapes = {}, []
+        for ph, recorded in self.tapes:
+            if id(ph) in reached:
+                x = S.input_(num_outputs + len(tapes))
+                mapping[ph] = S.to_int(x) if ph.type == "int" else x
+                tapes.append(recorded)
+        if mapping:
+            roots = substitute(roots, mapping)
+        d_inputs, finals = roots[:len(d_inputs)], roots[len(d_inputs):]
+        return Backward(tapes, num_outputs, d_inputs, finals, list(self.boundary))
+
+
+def backward(outputs: Sequence[S.Sig], num_inputs: int, wrt: Sequence[Sequence] = ()
+             ) -> Backward:
+    """The reverse pass of the program `outputs` (with `num_inputs` audio inputs) with
+    respect to its inputs and the parameters `wrt` (one list of `ui` nodes per parameter, as
+    `params.select` gives them). See the module docstring."""
+    walk = _Walk(outputs, num_inputs, wrt)
+    bw = walk.run(len(outputs))
+    if bw.boundary and wrt:
+        bw.jacobian = partial_signals(bw.boundary, wrt)
+    return bw
