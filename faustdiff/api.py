@@ -34,21 +34,29 @@ def read_source(path: str) -> str:
 
 
 def compile_source(text: str, filename: str = "<string>", sample_rate: float = 44100,
-                   include: Iterable = (), backend: Optional[str] = None, wrt=None):
+                   include: Iterable = (), backend: Optional[str] = None, wrt=None,
+                   mode: Optional[str] = None, signals=None):
     """Compile Faust source text to a program object: by default generated Numba code,
     cached on disk (`faustdiff.backend.cache`); `backend="interp"`: the reference interpreter.
-    `wrt` (labels of sliders/nentries, or "auto" for the declared `[diff:on]` parameters):
-    a `grad.GradProgram`, whose `compute` also leaves ∂outputs/∂wrt in `partials`."""
+
+    wrt     -- labels of sliders/nentries, or "auto" for the declared `[diff:on]` parameters:
+               a `GradProgram` (forward mode), whose `compute` also leaves ∂outputs/∂wrt
+               in `partials`;
+    mode    -- "reverse": a `ReverseProgram` whose `vjp(dL/dy)` returns (dL/dθ for `wrt`,
+               dL/dx per sample), at a cost independent of the number of parameters;
+    signals -- slider labels turned into audio inputs after the program's own (driven per
+               sample; with mode="reverse" their gradients come back in dL/dx)."""
     from .backend.build import compile_program   # on first use: numba loads with it
-    return compile_program(text, filename, sample_rate, include, backend, wrt)
+    return compile_program(text, filename, sample_rate, include, backend, wrt, mode, signals)
 
 
 def compile_file(path: str, sample_rate: float = 44100, include: Iterable = (),
-                 backend: Optional[str] = None, wrt=None):
-    """Compile a .dsp file to a `Program`; libraries are searched in the file's folder,
-    `include`, `$FAUST_LIB_PATH`, then the bundled libraries. `wrt`: see compile_source."""
+                 backend: Optional[str] = None, wrt=None, mode: Optional[str] = None,
+                 signals=None):
+    """Compile a .dsp file to a program; libraries are searched in the file's folder,
+    `include`, `$FAUST_LIB_PATH`, then the bundled libraries. See compile_source."""
     return compile_source(read_source(str(path)), str(path), sample_rate, include, backend,
-                          wrt)
+                          wrt, mode, signals)
 
 
 def compile_module_source(path: str, sample_rate: float = 44100, include: Iterable = ()) -> str:
