@@ -398,13 +398,14 @@ class NumbaBackend:
     """`Program(..., backend="numba")`: the generated kernels behind Program's backend
     interface (set_control(node, value), reset(), run(inputs, n) -> (outs, bars))."""
 
-    def __init__(self, outputs, bargraphs, num_inputs, sample_rate, keep=()):
+    def __init__(self, outputs, bargraphs, num_inputs, sample_rate, keep=(), reverse_io=False):
         from ..signals import ir as S
         from .codegen import generate_from_signals
         every = S.topo_order(list(outputs) + list(keep), follow_tables=True)
         controls = S.ui_order([s for s in every if s.op == "ui"])
         src, plan = generate_from_signals(outputs, bargraphs, num_inputs, sample_rate,
-                                          controls=controls, keep=keep)
+                                          controls=controls, keep=keep,
+                                          reverse_io=reverse_io)
         sealed = seal(src)
         path = cache_dir() / "signals" / f"fd_{_sha(sealed.encode('utf-8'))[:40]}.py"
         try:

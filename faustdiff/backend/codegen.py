@@ -242,7 +242,8 @@ class _Emitter:
         v = self.fresh("v" if loop else "c")
         self.name[id(s)] = v
         if op == "input":
-            return [f"{v} = ld(ins, {_row(s.attrs[0], 'ni')}i)   # input {s.attrs[0]}"]
+            at = "ni - 1 - i" if self.plan.reverse_io else "i"
+            return [f"{v} = ld(ins, {_row(s.attrs[0], 'ni')}{at})   # input {s.attrs[0]}"]
         if op == "ui":
             return [f"{v} = ld(ctl, {self.control_index[id(s)]})   # {s.attrs[0]} {s.attrs[1]!r}"]
         if op == "fvar":
@@ -418,7 +419,8 @@ class _Emitter:
         for s in ctx.sample:
             body += self.node(s, True)
         for c, s in enumerate(ctx.outputs):
-            body.append(f"st(outs, {_row(c, 'no')}i, {self.ref(s)})")
+            at = "no - 1 - i" if self.plan.reverse_io else "i"
+            body.append(f"st(outs, {_row(c, 'no')}{at}, {self.ref(s)})")
         for c, s in enumerate(ctx.bargraphs):
             body.append(f"st(bars, {_row(c, 'nb')}i, {self.ref(s)})")
         new = self.post()
@@ -541,6 +543,7 @@ def generate(plan: Plan, source: str = "", key: str = "") -> str:
            f"    NAME = {plan.name!r}",
            f"    NUM_INPUTS = {plan.num_inputs}",
            f"    NUM_OUTPUTS = {len(main.outputs)}",
+           f"    REVERSE_IO = {plan.reverse_io}   # inputs read, outputs written last sample first",
            f"    SAMPLE_RATE = {plan.sample_rate}",
            "    # (label without metadata, full path, initial value) in Faust's UI order",
            "    CONTROLS = ("]
@@ -570,6 +573,8 @@ def generate(plan: Plan, source: str = "", key: str = "") -> str:
 
 def generate_from_signals(outputs, bargraphs=(), num_inputs: int = 0,
                           sample_rate: int = 44100, name: str = "", source: str = "",
-                          key: str = "", controls=None, keep=()) -> tuple[str, Plan]:
+                          key: str = "", controls=None, keep=(), reverse_io: bool = False
+                          ) -> tuple[str, Plan]:
     p = make_plan(outputs, bargraphs, num_inputs, sample_rate, name, controls, keep)
+    p.reverse_io = reverse_io
     return generate(p, source, key), p

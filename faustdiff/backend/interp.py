@@ -70,10 +70,12 @@ class Interpreter:
     """
 
     def __init__(self, outputs: Sequence[S.Sig], bargraphs: Sequence[S.Sig] = (),
-                 num_inputs: int = 0, sample_rate: int = 44100, keep: Sequence[S.Sig] = ()):
+                 num_inputs: int = 0, sample_rate: int = 44100, keep: Sequence[S.Sig] = (),
+                 reverse_io: bool = False):
         self.outputs = list(outputs)
         self.bargraphs = list(bargraphs)
         self.keep = list(keep)       # recursion projections computed, not recorded: `finals`
+        self.reverse_io = reverse_io  # sample i reads/writes sample n-1-i of the arrays
         self.num_inputs = num_inputs
         self.sample_rate = int(sample_rate)
         self.order = S.topo_order(self.outputs + self.bargraphs + self.keep)
@@ -102,11 +104,16 @@ class Interpreter:
     def run(self, inputs: Sequence[Sequence[float]], n: int):
         """Render n samples: returns (outputs, bargraph traces) as lists of Python lists."""
         ins = [list(map(float, x)) for x in inputs]
+        if self.reverse_io:
+            ins = [x[n - 1::-1] if n else [] for x in ins]
         outs = [[0.0] * n for _ in self.outputs]
         bars = [[0.0] * n for _ in self.bargraphs]
         if n > 0:
             self.t = self._run(n, self.t, ins, outs, bars, self.values, self.state,
                                self.sample_rate)
+        if self.reverse_io:
+            outs = [o[::-1] for o in outs]
+            bars = [b[::-1] for b in bars]
         return outs, bars
 
     # ------------------------------------------------------------ compilation

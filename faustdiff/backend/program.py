@@ -24,10 +24,10 @@ from .interp import Interpreter
 from .runtime import check_inputs, group_traces
 
 
-def _numba(outputs, bargraphs, num_inputs, sample_rate, keep=()):
+def _numba(outputs, bargraphs, num_inputs, sample_rate, keep=(), reverse_io=False):
     """Generated Numba kernels (faustdiff.backend.codegen) behind the backend interface."""
     from .cache import NumbaBackend
-    return NumbaBackend(outputs, bargraphs, num_inputs, sample_rate, keep)
+    return NumbaBackend(outputs, bargraphs, num_inputs, sample_rate, keep, reverse_io)
 
 
 _BACKENDS: dict = {None: Interpreter, "interp": Interpreter, "numba": _numba}
@@ -35,7 +35,8 @@ _BACKENDS: dict = {None: Interpreter, "interp": Interpreter, "numba": _numba}
 
 class Program:
     def __init__(self, outputs: Sequence[S.Sig], num_inputs: int, sample_rate: int = 44100,
-                 name: str = "", backend: Optional[Callable] = None, keep: Sequence = ()):
+                 name: str = "", backend: Optional[Callable] = None, keep: Sequence = (),
+                 reverse_io: bool = False):
         self.outputs = list(outputs)
         self.num_inputs = int(num_inputs)
         self.num_outputs = len(self.outputs)
@@ -53,7 +54,7 @@ class Program:
         self._values = [s.attrs[3] for s in self.controls]
         make = _BACKENDS[backend] if isinstance(backend, str) or backend is None else backend
         args = (self.outputs, self.bargraph_nodes, self.num_inputs, self.sample_rate)
-        self._backend = make(*args, keep) if keep else make(*args)
+        self._backend = make(*args, keep, reverse_io) if keep or reverse_io else make(*args)
         self.bargraphs: dict = {}
 
     @classmethod

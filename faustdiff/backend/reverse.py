@@ -12,9 +12,11 @@ backpropagation through time at block boundaries); from `reset()` it is the full
 Three programs, each generated, compiled and cached like any other (`backend="interp"`: the
 reference interpreter runs them):
 * forward -- the program's outputs, then the tapes;
-* backward -- inputs: ȳ reversed then the tapes reversed; outputs: x̄ reversed; the
-  accumulated cotangents of the control-rate values the parameters reach are kept
-  recursions read after the block (`finals`);
+* backward -- runs in reversed time (`reverse_io`: sample i of its run reads and writes
+  sample n-1-i of the arrays); inputs: ȳ then the tapes (the forward program's output
+  array, ȳ written over the outputs); outputs: x̄; the accumulated cotangents of the
+  control-rate values the parameters reach are kept recursions read after the block
+  (`finals`);
 * jacobian -- ∂(those control-rate values)/∂θ, control rate only: one sample per block.
 
 `signals=[labels]` turns those sliders into extra audio inputs, appended after the
@@ -46,7 +48,7 @@ from . import cache
 from .codegen import generate_from_signals
 from .program import Program
 
-_FORMAT = 1   # bump when the modules or the spec this file writes change
+_FORMAT = 2   # bump when the modules or the spec this file writes change
 _HOLE = "@KEY@"
 _PARTS = ("forward", "backward", "jacobian")
 
@@ -108,7 +110,7 @@ def _parts(box, wrt, signals):
     parts = {
         "forward": (list(outs) + bw.tapes, _bargraphs(outs), ins, ()),
         "backward": (bw.d_inputs or [S.real_const(0.0)], [], bw.num_backward_inputs,
-                     bw.finals),
+                     bw.finals),   # reverse_io
         "jacobian": (bw.jacobian or [S.real_const(0.0)], [], 0, ()),
     }
     return parts, spec
@@ -164,10 +166,10 @@ class ReverseProgram:
         `vjp` needs."""
         allout = self.forward.compute(inputs, n)
         k = self.num_outputs
-        self._tapes = allout[k:]
+        self._tapes = allout     # rows k.. are the tapes; vjp writes dL/dy over rows 0..k-1
         self._n = allout.shape[1]
         self._block_params = dict(self._paths_values(self.forward))
-        return allout[:k]
+        return allout[:k].copy()
 
     def vjp(self, cotangent) -> tuple:
         """(d_params (num_wrt,), d_inputs (num_inputs, n)) for dL/dy = `cotangent` of the
@@ -183,14 +185,16 @@ class ReverseProgram:
                              f"(dL/dy of the last block), got {ct.shape}")
         if not np.all(np.isfinite(ct)):
             raise FaustError("vjp: the cotangent holds NaN or infinity")
-        ins = np.empty((self.num_outputs + self.num_tapes, n))
-        ins[:self.num_outputs] = ct[:, ::-1]
-        ins[self.num_outputs:] = self._tapes[:, ::-1]
+        # The backward program runs in reversed time, reading its inputs (dL/dy, then the
+        # tapes: the forward program's own output array) and writing dL/dx last sample
+        # first: no array is flipped or copied.
+        ins = self._tapes
+        ins[:self.num_outputs] = ct
         bw = self.backward
         self._sync(bw)
         bw.reset()
         d = bw.compute(ins, n)
-        d_inputs = np.ascontiguousarray(d[:self.num_inputs, ::-1])
+        d_inputs = d[:self.num_inputs]
         d_params = np.zeros(self.num_wrt)
         if self.num_wrt and self.num_boundary:
             self._sync(self.jacobian)
@@ -249,8 +253,8 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
             parts, spec = _parts(box, wrt, signals)
 
             def factory():
-                return tuple(Program(o, i, sr, "", backend, keep=k)
-                             for o, _b, i, k in (parts[p] for p in _PARTS))
+                return tuple(Program(o, i, sr, "", backend, keep=k, reverse_io=p == "backward")
+                             for p, (o, _b, i, k) in ((p, parts[p]) for p in _PARTS))
             return ReverseProgram(*factory(), spec, factory)
         return deep_call(build)
 
@@ -267,6 +271,7 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
             for p in _PARTS:
                 o, b, i, k = parts[p]
                 src, _ = generate_from_signals(o, b, i, sr, "", keep=k,
+                                               reverse_io=p == "backward",
                                                source=os.path.basename(filename), key=_HOLE)
                 if p == "forward":
                     src += (f"\n\nREVERSE_SPEC = {json.dumps(spec)!r}\nREVERSE_SPEC = "

@@ -107,6 +107,7 @@ class CompiledProgram:
     STATES: tuple = ()           # per context: (iv, fv, di, df, hi rows, hf rows) sizes
     TABLES: tuple = ()           # per context: ((offset, size, type, init context), ...)
     FINALS: tuple = ()           # ('iv'|'fv', slot) of each kept recursion (`finals`)
+    REVERSE_IO = False           # sample i of a run reads/writes sample n-1-i of the arrays
 
     def __init__(self):
         self.name = self.NAME

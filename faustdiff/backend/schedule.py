@@ -134,6 +134,7 @@ class Plan:
     sample_rate: int
     name: str = ""
     finals: list = field(default_factory=list)   # state slot ('iv'|'fv', index) per kept node
+    reverse_io: bool = False       # sample i of the run reads/writes sample n-1-i of the arrays
 
     @property
     def main(self) -> Context:

@@ -1,0 +1,206 @@
+"""Value and gradient of an L2 loss: forward mode vs reverse mode vs the plain render.
+
+    python benchmarks/bench_grad.py [--seconds 1.0] [--repeat 5] [--no-jax] [--no-cold]
+
+Four programs of benchmarks/dsp (1, 2, 32 and 30 parameters), 1 s of noise at 44.1 kHz,
+every slider a parameter. Per program, side by side in one run (best of --repeat, wall
+time, one thread):
+
+* forward  -- `compute` of the plain program (the forward render);
+* fwd-mode -- one value+gradient step in forward mode: `compute_with_grad` (the outputs and
+              their partials, one tangent per parameter) and dL/dθ = Σ dL/dy ∂y/∂θ;
+* reverse  -- the same step in reverse mode: `compute` (the outputs and the tapes) then
+              `vjp(dL/dy)`;
+* kernel   -- the reverse step's two kernels alone (forward+tapes, backward), without the
+              Python around them (array flips, the Jacobian, the contraction);
+* jax      -- with jax and the faust compiler installed: Faust's JAX back end
+              (`faust -lang jax -double`), `jax.lax.scan` over its `tick`, `jax.jit(jax.
+              value_and_grad)` with respect to every slider.
+
+Ratios are to the forward render. "cold" is the compile time from an empty cache, in a fresh
+process (parse, evaluate, AD, code generation, Numba), until the first result.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+PROGRAMS = ["onepole", "drive_lowpass_dc", "fir32", "peq10"]
+SR = 44100
+
+
+def _best(fn, repeat: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _labels(prog) -> list:
+    return sorted(prog.params)
+
+
+def bench_faustdiff(name: str, n: int, repeat: int) -> dict:
+    import faustdiff
+    path = str(HERE / "dsp" / f"{name}.dsp")
+    rng = np.random.default_rng(0)
+    plain = faustdiff.compile_file(path)
+    x = rng.uniform(-1, 1, (plain.num_inputs, n))
+    labels = _labels(plain)
+    fwd = faustdiff.compile_file(path, wrt=labels)
+    rev = faustdiff.compile_file(path, wrt=labels, mode="reverse")
+
+    def step_fwd():
+        y, p = fwd.compute_with_grad(x, n)
+        ct = 2 * y / y.size
+        return np.einsum("pon,on->p", p, ct)
+
+    def step_rev():
+        y = rev.compute(x, n)
+        return rev.vjp(2 * y / y.size)
+
+    assert np.allclose(step_fwd(), step_rev()[0], rtol=1e-9, atol=1e-12 * n)
+    bw = rev.backward
+
+    def kernels():
+        ins = rev.forward.compute(x, n)
+        bw.reset()
+        bw.compute(ins, n)
+
+    return {"params": len(labels), "tapes": rev.num_tapes, "boundary": rev.num_boundary,
+            "forward": _best(lambda: plain.compute(x, n), repeat),
+            "fwd-mode": _best(step_fwd, repeat), "reverse": _best(step_rev, repeat),
+            "kernel": _best(kernels, repeat)}
+
+
+COLD = r'''
+import sys, time
+import numpy as np
+import numba   # imports are not compile time
+import faustdiff
+path, mode = sys.argv[1], sys.argv[2]
+labels = sorted(faustdiff.compile_file(path, backend="interp").params)
+t0 = time.perf_counter()
+if mode == "plain":
+    p = faustdiff.compile_file(path)
+    p.compute(np.zeros((p.num_inputs, 64)), 64)
+elif mode == "forward":
+    p = faustdiff.compile_file(path, wrt=labels)
+    p.compute_with_grad(np.zeros((p.num_inputs, 64)), 64)
+else:
+    p = faustdiff.compile_file(path, wrt=labels, mode="reverse")
+    y = p.compute(np.zeros((p.num_inputs, 64)), 64)
+    p.vjp(np.ones_like(y))
+print(time.perf_counter() - t0)
+'''
+
+
+def cold(name: str, mode: str) -> float:
+    """Seconds to compile from an empty cache (fresh process), until the first result."""
+    with tempfile.TemporaryDirectory() as d:
+        env = dict(os.environ, FAUSTDIFF_CACHE_DIR=d)
+        out = subprocess.run([sys.executable, "-c", COLD, str(HERE / "dsp" / f"{name}.dsp"),
+                              mode], env=env, capture_output=True, text=True, check=True)
+        return float(out.stdout.strip().splitlines()[-1])
+
+
+def bench_jax(name: str, n: int, repeat: int):
+    """Faust's JAX back end + jax.value_and_grad, seconds per step (None if unavailable)."""
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+    faust = shutil.which("faust")
+    if faust is None:
+        return None
+    jax.config.update("jax_enable_x64", True)
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "m.py")
+        subprocess.run([faust, "-lang", "jax", "-double", str(HERE / "dsp" / f"{name}.dsp"),
+                        "-o", out], check=True, capture_output=True)
+        code = open(out).read()
+    code = code.replace("from jax.config import config", "config = __import__('jax').config")
+
+    class _Module:                     # the generated class derives from flax's nn.Module
+        pass
+    nn = type("nn", (), {"Module": _Module})
+    ns = {"jnp": jnp, "np": np, "json": __import__("json"), "nn": nn, "jax": jax}
+    exec(compile(code, "m.py", "exec"), ns)
+    dsp = ns["mydsp"]
+    state0 = {k: jnp.asarray(v) for k, v in dsp.initialize(dsp, SR, None, n).items()}
+    keys = sorted(k for k in state0 if k.startswith(("fHslider", "fVslider", "fEntry")))
+    ins = int(dsp.getNumInputs(dsp)) if hasattr(dsp, "getNumInputs") else 1
+
+    def loss(params, x):
+        st = dict(state0)
+        st.update(params)
+
+        def step(s, xin):
+            s, y = dsp.tick(s, xin)
+            return s, y
+        _, y = jax.lax.scan(step, st, x)
+        return jnp.mean(y ** 2)
+
+    x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (n, ins)))
+    params = {k: state0[k] for k in keys}
+    fn = jax.jit(jax.value_and_grad(loss))
+
+    def run():
+        v, g = fn(params, x)
+        jax.block_until_ready(g)
+    try:
+        return _best(run, max(1, repeat // 2))
+    except Exception as e:   # noqa: BLE001 - a back end that cannot run this program
+        print(f"jax: {name}: {type(e).__name__}: {e}"[:200])
+        return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=1.0)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--no-jax", action="store_true")
+    ap.add_argument("--no-cold", action="store_true")
+    ap.add_argument("programs", nargs="*", default=PROGRAMS)
+    a = ap.parse_args()
+    n = int(a.seconds * SR)
+    print(f"{a.seconds} s of audio ({n} samples), best of {a.repeat}, wall time\n")
+    head = (f"{'program':<18}{'θ':>3}{'tapes':>6} {'forward':>9} {'fwd-mode':>16} "
+            f"{'reverse':>16} {'kernel':>16}")
+    if not a.no_jax:
+        head += f" {'jax':>18}"
+    if not a.no_cold:
+        head += f" {'cold: plain / fwd / rev':>26}"
+    print(head)
+    for name in a.programs:
+        r = bench_faustdiff(name, n, a.repeat)
+        f = r["forward"]
+        line = (f"{name:<18}{r['params']:>3}{r['tapes']:>6} {f * 1e3:>7.2f}ms "
+                f"{r['fwd-mode'] * 1e3:>8.2f}ms {r['fwd-mode'] / f:>5.1f}x "
+                f"{r['reverse'] * 1e3:>8.2f}ms {r['reverse'] / f:>5.1f}x "
+                f"{r['kernel'] * 1e3:>8.2f}ms {r['kernel'] / f:>5.1f}x")
+        if not a.no_jax:
+            j = bench_jax(name, n, a.repeat)
+            line += (f" {j * 1e3:>8.1f}ms {j / r['reverse']:>6.0f}x/rev" if j
+                     else f" {'-':>18}")
+        if not a.no_cold:
+            c = [cold(name, m) for m in ("plain", "forward", "reverse")]
+            line += f"  {c[0]:>6.2f} / {c[1]:>5.2f} / {c[2]:>5.2f} s"
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
