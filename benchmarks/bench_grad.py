@@ -11,8 +11,8 @@ time, one thread):
               their partials, one tangent per parameter) and dL/dθ = Σ dL/dy ∂y/∂θ;
 * reverse  -- the same step in reverse mode: `compute` (the outputs and the tapes) then
               `vjp(dL/dy)`;
-* kernel   -- the reverse step's two kernels alone (forward+tapes, backward), without the
-              Python around them (array flips, the Jacobian, the contraction);
+* kernel   -- the reverse step's two kernels alone (forward+tapes, backward) on buffers
+              made once, without the Python around them (checks, the Jacobian);
 * jax      -- with jax and the faust compiler installed: Faust's JAX back end
               (`faust -lang jax -double`), `jax.lax.scan` over its `tick`, `jax.jit(jax.
               value_and_grad)` with respect to every slider.
@@ -72,12 +72,16 @@ def bench_faustdiff(name: str, n: int, repeat: int) -> dict:
         return rev.vjp(2 * y / y.size)
 
     assert np.allclose(step_fwd(), step_rev()[0], rtol=1e-9, atol=1e-12 * n)
-    bw = rev.backward
+    from faustdiff.backend.reverse import _buffer, _Compiled
+    fk, bk = _Compiled(rev.forward), _Compiled(rev.backward)
+    tapes = _buffer(rev.num_outputs + rev.num_tapes, n)
+    d = _buffer(max(1, rev.backward.num_outputs), n)
+    none = np.zeros((0, 0))
 
     def kernels():
-        ins = rev.forward.compute(x, n)
-        bw.reset()
-        bw.compute(ins, n)
+        fk.run(x, tapes, none, 0, n, n)
+        bk.state.clear()
+        bk.run(tapes, d, none, 0, n, n)
 
     return {"params": len(labels), "tapes": rev.num_tapes, "boundary": rev.num_boundary,
             "forward": _best(lambda: plain.compute(x, n), repeat),
@@ -174,8 +178,13 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-jax", action="store_true")
     ap.add_argument("--no-cold", action="store_true")
+    ap.add_argument("--tape-budget", type=float, default=None,
+                    help="MB of tapes kept whole before checkpointing (default: the library's)")
     ap.add_argument("programs", nargs="*", default=PROGRAMS)
     a = ap.parse_args()
+    if a.tape_budget is not None:
+        from faustdiff.backend import reverse
+        reverse.TAPE_BUDGET = int(a.tape_budget * 2**20)
     n = int(a.seconds * SR)
     print(f"{a.seconds} s of audio ({n} samples), best of {a.repeat}, wall time\n")
     head = (f"{'program':<18}{'θ':>3}{'tapes':>6} {'forward':>9} {'fwd-mode':>16} "

@@ -238,12 +238,15 @@ class _Walk:
         """Number the tapes the backward signals really read; placeholders -> inputs."""
         roots = d_inputs + finals
         reached = {id(n) for n in S.topo_order(roots) if n.op == "placeholder"}
-        mapping, tapes = {}, []
+        mapping, tapes, index = {}, [], {}
         for ph, recorded in self.tapes:
             if id(ph) in reached:
-                x = S.input_(num_outputs + len(tapes))
+                k = index.get(id(recorded))
+                if k is None:   # two forward nodes may be recorded as one signal
+                    k = index[id(recorded)] = len(tapes)
+                    tapes.append(recorded)
+                x = S.input_(num_outputs + k)
                 mapping[ph] = S.to_int(x) if ph.type == "int" else x
-                tapes.append(recorded)
         if mapping:
             roots = substitute(roots, mapping)
         d_inputs, finals = roots[:len(d_inputs)], roots[len(d_inputs):]

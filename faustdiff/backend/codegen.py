@@ -242,7 +242,7 @@ class _Emitter:
         v = self.fresh("v" if loop else "c")
         self.name[id(s)] = v
         if op == "input":
-            at = "ni - 1 - i" if self.plan.reverse_io else "i"
+            at = "(s0 + s1 - 1 - i)" if self.plan.reverse_io else "i"
             return [f"{v} = ld(ins, {_row(s.attrs[0], 'ni')}{at})   # input {s.attrs[0]}"]
         if op == "ui":
             return [f"{v} = ld(ctl, {self.control_index[id(s)]})   # {s.attrs[0]} {s.attrs[1]!r}"]
@@ -419,7 +419,7 @@ class _Emitter:
         for s in ctx.sample:
             body += self.node(s, True)
         for c, s in enumerate(ctx.outputs):
-            at = "no - 1 - i" if self.plan.reverse_io else "i"
+            at = "(s0 + s1 - 1 - i)" if self.plan.reverse_io else "i"
             body.append(f"st(outs, {_row(c, 'no')}{at}, {self.ref(s)})")
         for c, s in enumerate(ctx.bargraphs):
             body.append(f"st(bars, {_row(c, 'nb')}i, {self.ref(s)})")

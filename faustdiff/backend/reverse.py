@@ -23,7 +23,10 @@ reference interpreter runs them):
 program's own in the order given (a caller drives them per sample, and their per-sample
 gradients come back in `d_inputs`); it also works for plain programs (`build`).
 
-Memory: the tapes are float64 (tapes, n) per block, all kept until `vjp`.
+Memory: a block's tapes (float64, (tapes, n)) are kept whole up to TAPE_BUDGET bytes; a
+longer block is split into segments whose forward state is snapshotted by `compute` and
+whose tapes `vjp` recomputes one segment at a time (checkpointing: one more forward pass).
+Programs that read `count` (ma.BS) or keep a whole delay history are never split.
 """
 from __future__ import annotations
 
@@ -47,8 +50,9 @@ from ..signals.propagate import Context, propagate
 from . import cache
 from .codegen import generate_from_signals
 from .program import Program
+from .runtime import check_inputs, group_traces
 
-_FORMAT = 2   # bump when the modules or the spec this file writes change
+_FORMAT = 3   # bump when the modules or the spec this file writes change
 _HOLE = "@KEY@"
 _PARTS = ("forward", "backward", "jacobian")
 
@@ -104,9 +108,11 @@ def _parts(box, wrt, signals):
         labels, nodes = [], []
     bw = backward(outs, ins, nodes)
     specs = [asdict(spec_of(g[0]).with_(label=lab)) for lab, g in zip(labels, nodes)]
+    every = S.topo_order(list(outs) + bw.tapes, follow_tables=True)
+    whole_only = any(s.op == "fvar" for s in every)   # `count` would see the segments
     spec = {"wrt": labels, "specs": specs, "num_outputs": len(outs), "num_inputs": ins,
             "num_tapes": len(bw.tapes), "num_boundary": len(bw.boundary),
-            "signals": list(signals)}
+            "signals": list(signals), "whole_only": whole_only}
     parts = {
         "forward": (list(outs) + bw.tapes, _bargraphs(outs), ins, ()),
         "backward": (bw.d_inputs or [S.real_const(0.0)], [], bw.num_backward_inputs,
@@ -116,7 +122,53 @@ def _parts(box, wrt, signals):
     return parts, spec
 
 
-# ---------------------------------------------------------------- the program object
+# ---------------------------------------------------------------- running the parts
+
+# Tapes of a block are kept whole while they fit in TAPE_BUDGET bytes; above it the block is
+# split into segments: `compute` keeps a snapshot of the forward state at each segment's
+# start, and `vjp` re-runs each segment's forward pass (last segment first) right before its
+# backward pass, so only one segment of tapes exists at a time (checkpointing).
+TAPE_BUDGET = 256 << 20
+SEGMENT = 4096           # the smallest segment (samples)
+_PAD = 8                 # row padding of the arrays the kernels write: no power-of-two row
+#                          stride (rows that alias in the cache made power-of-two blocks 20x
+#                          slower)
+
+
+class _Compiled:
+    """Direct kernel calls on a generated program (`runtime.CompiledProgram`), into buffers
+    the caller owns."""
+
+    def __init__(self, prog):
+        self.prog = prog
+        self.kernel = prog.KERNELS[0]
+        self.state = prog._state
+        self.nbars = len(prog.bargraph_labels)
+
+    def run(self, ins, outs, bars, s0: int, s1: int, block: int) -> None:
+        st, p = self.state, self.prog
+        if p._history:
+            st.reserve(s1 - s0)
+        p._run(self.kernel, block, s0, s1, ins, outs, bars, p._ctl, st.iv, st.fv, st.di,
+               st.df, st.hi, st.hf)
+
+    def snapshot(self) -> tuple:
+        st = self.state
+        return (st.iv.copy(), st.fv.copy(), st.di.copy(), st.df.copy())
+
+    def restore(self, snap) -> None:
+        st = self.state
+        for dst, src in zip((st.iv, st.fv, st.di, st.df), snap):
+            dst[:] = src
+
+    def state_bytes(self) -> int:
+        st = self.state
+        return sum(a.nbytes for a in (st.iv, st.fv, st.di, st.df))
+
+
+def _buffer(rows: int, n: int) -> np.ndarray:
+    return np.empty((rows, n + _PAD))
+
 
 class ReverseProgram:
     """A program with a compiled backward pass (see the module docstring)."""
@@ -134,8 +186,9 @@ class ReverseProgram:
         self.sample_rate = forward.sample_rate
         self._spec = spec
         self._factory = factory
-        self._tapes: Optional[np.ndarray] = None
-        self._block_params: dict = {}
+        self._compiled = hasattr(forward, "KERNELS")
+        self._block = None       # what vjp needs of the last block
+        self.bargraphs: dict = {}
 
     # the Program API, delegated to the forward program
     @property
@@ -147,36 +200,81 @@ class ReverseProgram:
 
     def reset(self) -> None:
         self.forward.reset()
-        self._tapes = None
+        self._block = None
 
     @property
     def bargraph_labels(self):
         return self.forward.bargraph_labels
 
     @property
-    def bargraphs(self):
-        return self.forward.bargraphs
-
-    @property
     def name(self):
         return getattr(self.forward, "name", "")
 
+    # ------------------------------------------------------------ forward
+
     def compute(self, inputs=None, n: Optional[int] = None) -> np.ndarray:
         """Render a block (outputs (num_outputs, n), as the plain program) and keep what
-        `vjp` needs."""
+        `vjp` needs: the tapes, or snapshots of the state (see TAPE_BUDGET)."""
+        if not self._compiled:
+            return self._compute_interp(inputs, n)
+        ins, n = check_inputs(inputs, n, self.num_inputs)
+        n = int(n)
+        rows = self.num_outputs + self.num_tapes
+        fwd = _Compiled(self.forward)
+        bars = np.empty((fwd.nbars, n)) if fwd.nbars else np.zeros((0, 0))
+        seg = self._segment(n, rows, fwd)
+        params = self._widgets()
+        if seg >= n:
+            tapes = _buffer(rows, n)
+            if n:
+                fwd.run(ins, tapes, bars, 0, n, n)
+            y = tapes[:self.num_outputs, :n].copy()
+            self._block = ("whole", n, params, tapes)
+        else:
+            y = np.empty((self.num_outputs, n))
+            scratch, xin = _buffer(rows, seg), np.empty((self.num_inputs, seg + _PAD))
+            bar_seg = np.empty((fwd.nbars, seg)) if fwd.nbars else bars
+            snaps = []
+            for a in range(0, n, seg):
+                b = min(a + seg, n)
+                snaps.append(fwd.snapshot())
+                xin[:, :b - a] = ins[:, a:b]
+                fwd.run(xin, scratch, bar_seg, 0, b - a, b - a)
+                y[:, a:b] = scratch[:self.num_outputs, :b - a]
+                if fwd.nbars:
+                    bars[:, a:b] = bar_seg[:, :b - a]
+            self._block = ("segments", n, params, (ins.copy(), seg, snaps))
+        self.bargraphs = group_traces(self.forward.bargraph_labels, bars)
+        return y
+
+    def _segment(self, n: int, rows: int, fwd: _Compiled) -> int:
+        """Samples per segment: n (one piece) when the tapes fit the budget and segments
+        would change nothing a program can see."""
+        if rows * n * 8 <= TAPE_BUDGET or self._spec.get("whole_only") or fwd.prog._history:
+            return max(n, 1)
+        per = max(1, fwd.state_bytes())
+        seg = max(SEGMENT, -(-n * per // TAPE_BUDGET), -(-TAPE_BUDGET // (8 * rows * 64)))
+        return min(seg, max(n, 1))
+
+    def _compute_interp(self, inputs, n):
         allout = self.forward.compute(inputs, n)
-        k = self.num_outputs
-        self._tapes = allout     # rows k.. are the tapes; vjp writes dL/dy over rows 0..k-1
-        self._n = allout.shape[1]
-        self._block_params = dict(self._paths_values(self.forward))
-        return allout[:k].copy()
+        self.bargraphs = self.forward.bargraphs
+        self._block = ("interp", allout.shape[1], self._widgets(), allout)
+        return allout[:self.num_outputs].copy()
+
+    def _widgets(self) -> dict:
+        f = self.forward
+        values = f._values if hasattr(f, "_values") else f._ctl.tolist()
+        return dict(zip(f._paths, values))
+
+    # ------------------------------------------------------------ backward
 
     def vjp(self, cotangent) -> tuple:
         """(d_params (num_wrt,), d_inputs (num_inputs, n)) for dL/dy = `cotangent` of the
         last block computed."""
-        if self._tapes is None:
+        if self._block is None:
             raise FaustError("vjp: compute a block first (vjp differentiates the last one)")
-        n = self._n
+        kind, n, widgets, data = self._block
         ct = np.asarray(cotangent, dtype=np.float64)
         if ct.ndim == 1 and self.num_outputs == 1:
             ct = ct[None, :]
@@ -185,22 +283,54 @@ class ReverseProgram:
                              f"(dL/dy of the last block), got {ct.shape}")
         if not np.all(np.isfinite(ct)):
             raise FaustError("vjp: the cotangent holds NaN or infinity")
-        # The backward program runs in reversed time, reading its inputs (dL/dy, then the
-        # tapes: the forward program's own output array) and writing dL/dx last sample
-        # first: no array is flipped or copied.
-        ins = self._tapes
-        ins[:self.num_outputs] = ct
-        bw = self.backward
-        self._sync(bw)
-        bw.reset()
-        d = bw.compute(ins, n)
-        d_inputs = d[:self.num_inputs]
+        self._sync(self.backward, widgets)
+        self.backward.reset()
+        if kind == "interp":
+            # The backward program runs in reversed time, reading dL/dy then the tapes (the
+            # forward program's own output array, dL/dy written over the outputs)
+            data[:self.num_outputs] = ct
+            d_inputs = self.backward.compute(data, n)[:self.num_inputs]
+        else:
+            d_inputs = self._backward_compiled(kind, n, ct, data)
         d_params = np.zeros(self.num_wrt)
         if self.num_wrt and self.num_boundary:
-            self._sync(self.jacobian)
+            self._sync(self.jacobian, widgets)
             jac = self.jacobian.compute(None, 1)[:, 0].reshape(self.num_wrt, self.num_boundary)
-            d_params = jac @ bw.finals()
+            d_params = jac @ self.backward.finals()
         return d_params, d_inputs
+
+    def _backward_compiled(self, kind, n, ct, data) -> np.ndarray:
+        bw = _Compiled(self.backward)
+        no, ni = self.num_outputs, self.num_inputs
+        nb = max(1, self.backward.num_outputs)
+        none = np.zeros((0, 0))
+        if kind == "whole":
+            tapes = data
+            tapes[:no, :n] = ct
+            d = _buffer(nb, n)
+            if n:
+                bw.run(tapes, d, none, 0, n, n)
+            return d[:ni, :n].copy()
+        ins, seg, snaps = data
+        fwd = _Compiled(self.forward)
+        keep = fwd.snapshot()
+        rows = no + self.num_tapes
+        scratch, xin, d = _buffer(rows, seg), np.empty((ni, seg + _PAD)), _buffer(nb, seg)
+        bar_seg = np.empty((fwd.nbars, seg)) if fwd.nbars else none
+        out = np.empty((ni, n))
+        try:
+            for j in range(len(snaps) - 1, -1, -1):
+                a = j * seg
+                b = min(a + seg, n)
+                fwd.restore(snaps[j])
+                xin[:, :b - a] = ins[:, a:b]
+                fwd.run(xin, scratch, bar_seg, 0, b - a, b - a)
+                scratch[:no, :b - a] = ct[:, a:b]
+                bw.run(scratch, d, none, 0, b - a, b - a)
+                out[:, a:b] = d[:ni, :b - a]
+        finally:
+            fwd.restore(keep)   # the forward program's state stays the block's end state
+        return out
 
     def value_and_grad(self, inputs, loss_grad, n: Optional[int] = None):
         """compute + vjp: `loss_grad(y) -> (loss, dL/dy)`; returns (loss, y, d_params,
@@ -211,15 +341,11 @@ class ReverseProgram:
         return loss, y, dp, dx
 
     @staticmethod
-    def _paths_values(prog):
-        return zip(prog._paths, prog._values if hasattr(prog, "_values") else
-                   prog._ctl.tolist())
-
-    def _sync(self, prog) -> None:
+    def _sync(prog, widgets: dict) -> None:
         """The widget values of the last block, in a backward or jacobian program."""
         for path in prog._paths:
-            if path in self._block_params:
-                prog.set_param(path, self._block_params[path])
+            if path in widgets:
+                prog.set_param(path, widgets[path])
 
     def clone(self) -> "ReverseProgram":
         """An independent instance (own state, parameters at their current values)."""

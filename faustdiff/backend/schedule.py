@@ -134,7 +134,7 @@ class Plan:
     sample_rate: int
     name: str = ""
     finals: list = field(default_factory=list)   # state slot ('iv'|'fv', index) per kept node
-    reverse_io: bool = False       # sample i of the run reads/writes sample n-1-i of the arrays
+    reverse_io: bool = False       # sample i of a run over s0..s1-1 reads/writes sample s0+s1-1-i
 
     @property
     def main(self) -> Context:
