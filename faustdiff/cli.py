@@ -178,8 +178,13 @@ def _module_source(file: str, sr: int, include: tuple[str, ...]) -> str:
               help="Also compute the partial derivatives of every output with respect to "
                    "these sliders/nentries (auto: the [diff:on] parameters), written after "
                    "the outputs as dout0/dLABEL, dout1/dLABEL, ...")
+@click.option("--grad-mode", type=click.Choice(["auto", "forward", "reverse"]),
+              default="auto", show_default=True,
+              help="How --grad is computed. Per-sample partials are a Jacobian, which forward "
+                   "mode computes in one pass (auto = forward); reverse runs one backward "
+                   "pass per output sample (a cross-check, up to 4096 samples).")
 def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, backend, grad,
-        check_finite):
+        grad_mode, check_finite):
     """Compile FILE.dsp and render it."""
     # Everything the user typed is checked before the (slow) compilation.
     if samples is not None and samples < 0:
@@ -211,6 +216,8 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
     more = {"backend": backend} if backend else {}
     if grad is not None:
         more["wrt"] = grad
+        if grad_mode == "reverse":
+            more["mode"] = "reverse"
     program = _api().compile_file(file, sample_rate=sr, include=tuple(include), **more)
     params = program.params
     for label, value in values:
@@ -243,8 +250,12 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
     primal = (outputs, bargraphs)
     partials = []
     if grad is not None:   # the partials: extra columns after the outputs, before bargraphs
-        names = program.column_names()[program.num_outputs:]
-        partials = list(zip(names, program.partials.reshape(len(names), n)))
+        if grad_mode == "reverse":
+            names, jac = _reverse_partials(program, inputs if ins else None, n)
+        else:
+            names = program.column_names()[program.num_outputs:]
+            jac = program.partials.reshape(len(names), n)
+        partials = list(zip(names, jac))
         if output is not None and audio_io.file_kind(output) != ".csv":
             outputs = np.concatenate([outputs] + [p[None] for _, p in partials])
         elif output is not None:
@@ -290,6 +301,28 @@ def _summary(file, program, outputs, bargraphs, n, sr, source) -> None:
     for label, values in bargraphs:
         last = f"final {values[-1]:.17g}" if len(values) else "no samples"
         click.echo(f"  bargraph '{label}': {last}")
+
+
+REVERSE_PARTIALS_MAX = 4096
+
+
+def _reverse_partials(program, inputs, n):
+    """Per-sample partials ∂out_o[t]/∂θ by reverse mode: one backward pass per output
+    sample (dL/dy = the unit vector at (o, t)), from the state the render started from."""
+    if n > REVERSE_PARTIALS_MAX:
+        raise FaustError(f"--grad-mode reverse runs one backward pass per output sample: at "
+                         f"most {REVERSE_PARTIALS_MAX} samples, got {n} (forward mode "
+                         "computes the partials in one pass)")
+    no, nw = program.num_outputs, program.num_wrt
+    jac = np.zeros((nw, no, n))
+    ct = np.zeros((no, n))
+    for o in range(no):
+        for t in range(n):
+            ct[o, t] = 1.0
+            jac[:, o, t] = program.vjp(ct)[0]
+            ct[o, t] = 0.0
+    names = [f"dout{o}/d{w}" for w in program.wrt for o in range(no)]
+    return names, jac.reshape(nw * no, n)
 
 
 @main.command("compile")
@@ -340,6 +373,10 @@ def compile_cmd(file, output, sr, include):
               help="Learn in the parameters' own units instead of [0, 1] over their range.")
 @click.option("--parallel", type=click.Choice(["auto", "prange", "threads", "serial"]),
               default="auto", show_default=True, help="How a batch runs.")
+@click.option("--grad-mode", type=click.Choice(["auto", "forward", "reverse"]),
+              default="auto", show_default=True,
+              help="How gradients are computed: forward mode (one tangent per parameter), "
+                   "reverse mode (one backward pass), or auto (forward for 1-2 parameters).")
 @click.option("--sr", type=int, metavar="RATE",
               help=f"Sample rate in Hz. Default: the target WAV's rate, else {DEFAULT_SR}.")
 @click.option("-I", "include", multiple=True, metavar="DIR",
@@ -348,7 +385,7 @@ def compile_cmd(file, output, sr, include):
               "(needs matplotlib: pip install 'faustdiff[plot]').")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train_cmd(file, targets, inputs, params, loss, optimizer, steps, lr, schedule, settings,
-              scales, no_normalize, parallel, sr, include, plot, quiet):
+              scales, no_normalize, parallel, grad_mode, sr, include, plot, quiet):
     """Learn parameters of MODEL.dsp so that its output matches the target audio."""
     from .learn import train as T
     if steps < 0:
@@ -372,7 +409,12 @@ def train_cmd(file, targets, inputs, params, loss, optimizer, steps, lr, schedul
     data_i = T._batch(list(inputs), "input", None)[0] if inputs else None
     sr = sr or file_sr or DEFAULT_SR
     try:
-        prog = _api().compile_file(file, sample_rate=sr, include=tuple(include), wrt=params)
+        api = _api()
+        mode = T.choose_grad_mode(api.read_source(file), file, params, grad_mode, sr,
+                                  tuple(include))
+        more = {"mode": "reverse"} if mode == "reverse" else {}
+        prog = api.compile_file(file, sample_rate=sr, include=tuple(include), wrt=params,
+                                **more)
     except FaustError as e:
         if "declares no parameter" not in str(e):
             raise
@@ -391,7 +433,8 @@ def train_cmd(file, targets, inputs, params, loss, optimizer, steps, lr, schedul
     with np.errstate(all="ignore"):
         result = trainer.fit(data_i, data_t, steps=steps, progress=not quiet)
     click.echo(f"{file}: {len(data_t)} example(s), {data_t[0].shape[1]} samples at {sr} Hz, "
-               f"loss {loss}, {optimizer}, {result.steps} steps in {result.seconds:.2f} s")
+               f"loss {loss}, {optimizer}, {trainer.grad_mode} mode, {result.steps} steps in "
+               f"{result.seconds:.2f} s")
     click.echo(f"  loss: {result.losses[0] if len(result.losses) else result.final_loss:.6g}"
                f" -> {result.final_loss:.6g}")
     for label, value in result.params.items():

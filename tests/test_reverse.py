@@ -365,3 +365,94 @@ def test_random_programs_reverse_equals_forward(exprs):
     for (c, j), v in fd.items():
         hypothesis.assume(np.isfinite(v) and abs(v) < 1e6)
         assert dx[c, j] == pytest.approx(v, rel=1e-4, abs=1e-5), (text, j)
+
+
+# ---------------------------------------------------------------- where gradients are used
+
+FIR = 'process = _ <: par(i, 6, @(i) * hslider("h%i", 0.1, -1, 1, 0.001)) :> _;'
+
+
+def test_trainer_modes_agree_and_auto_picks_by_parameter_count():
+    from faustdiff.learn import train
+    rng = np.random.default_rng(8)
+    x = rng.uniform(-1, 1, (2, 1, 400))
+    t = np.stack([train.render(FIR, xb, params={f"h{i}": 0.5 - 0.1 * i for i in range(6)})
+                  for xb in x])
+    labels = [f"h{i}" for i in range(6)]
+    fwd = train.Trainer(FIR, params=labels, grad_mode="forward")
+    rev = train.Trainer(FIR, params=labels, grad_mode="reverse", lr=0.02)
+    assert (fwd.grad_mode, rev.grad_mode) == ("forward", "reverse")
+    assert train.Trainer(FIR, params=labels).grad_mode == "reverse"
+    assert train.Trainer(FIR, params=labels[:2]).grad_mode == "forward"
+    theta = np.linspace(-0.3, 0.4, 6)
+    vf, gf, _ = fwd.loss_and_grad(theta, list(x), list(t))
+    vr, gr, _ = rev.loss_and_grad(theta, list(x), list(t))
+    assert vf == vr
+    assert np.allclose(gf, gr, rtol=1e-9, atol=0)
+    r = rev.fit(list(x), list(t), steps=300)
+    assert all(abs(r.params[f"h{i}"] - (0.5 - 0.1 * i)) < 1e-3 for i in range(6))
+    with pytest.raises(FaustError) as e:
+        train.Trainer(FIR, params=labels, grad_mode="sideways")
+    assert str(e.value) == "error: grad_mode: one of auto, forward, reverse, not 'sideways'"
+
+
+def test_auto_grad_mode_counts_declared_parameters():
+    from faustdiff.learn.train import choose_grad_mode
+    src = 'process = _ <: par(i, 3, @(i) * hslider("h%i [diff:on]", 0.1, -1, 1, 0.001)) :> _;'
+    assert choose_grad_mode(src, "t.dsp", "auto") == "reverse"
+    assert choose_grad_mode(src, "t.dsp", "h0,h1") == "forward"
+    assert choose_grad_mode(src, "t.dsp", "auto", "forward") == "forward"
+
+
+def test_checkpointed_blocks_equal_whole_blocks(monkeypatch):
+    from faustdiff.backend import reverse
+    src = PROGRAMS["lowpass"]
+    rev = faustdiff.compile_source(src, "t.dsp", wrt=["fc"], mode="reverse")
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((1, 10_000))
+    ct = rng.standard_normal((1, 10_000))
+    y = rev.compute(x)
+    whole = rev.vjp(ct)
+    assert rev._block[0] == "whole"
+    after = rev.compute(x[:, :100])
+    monkeypatch.setattr(reverse, "TAPE_BUDGET", 1 << 12)
+    monkeypatch.setattr(reverse, "SEGMENT", 1000)
+    rev.reset()
+    y2 = rev.compute(x)
+    assert rev._block[0] == "segments" and rev._block[3][1] < 10_000
+    seg = rev.vjp(ct)
+    assert np.array_equal(y, y2)
+    assert np.array_equal(whole[1], seg[1])
+    assert np.allclose(whole[0], seg[0], rtol=1e-12, atol=0)
+    assert np.array_equal(rev.compute(x[:, :100]), after)   # vjp left the state alone
+
+
+def test_cli_train_and_run_grad_modes(cli, tmp_path):
+    dsp = tmp_path / "fir.dsp"
+    dsp.write_text(FIR)
+    from faustdiff.learn import train
+    x = np.random.default_rng(1).uniform(-1, 1, (1, 2000))
+    t = train.render(FIR, x, params={f"h{i}": 0.5 - 0.1 * i for i in range(6)})
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "t.npy", t)
+    r = cli("train", str(dsp), "-i", str(tmp_path / "x.npy"), "-t", str(tmp_path / "t.npy"),
+            "--params", ",".join(f"h{i}" for i in range(6)), "--steps", "150", "--lr", "0.02",
+            "-q")
+    assert r.exit_code == 0, r.stderr
+    assert "reverse mode" in r.stdout
+    r = cli("train", str(dsp), "-i", str(tmp_path / "x.npy"), "-t", str(tmp_path / "t.npy"),
+            "--params", "h0", "--steps", "3", "-q", "--grad-mode", "reverse")
+    assert r.exit_code == 0 and "reverse mode" in r.stdout
+    outs = {}
+    for mode in ("forward", "reverse"):
+        out = tmp_path / f"{mode}.csv"
+        r = cli("run", str(dsp), "-n", "40", "--grad", "h0,h3", "--grad-mode", mode,
+                "-o", str(out))
+        assert r.exit_code == 0, r.stderr
+        outs[mode] = np.loadtxt(out, delimiter=",", skiprows=1)
+    assert np.allclose(outs["forward"], outs["reverse"], rtol=1e-9, atol=1e-15)
+    r = cli("run", str(dsp), "-n", "5000", "--grad", "h0", "--grad-mode", "reverse")
+    assert r.exit_code == 1
+    assert r.stderr.strip() == ("faustdiff: error: --grad-mode reverse runs one backward pass "
+                                "per output sample: at most 4096 samples, got 5000 (forward "
+                                "mode computes the partials in one pass)")

@@ -70,3 +70,15 @@ def _with_signals(text, filename, sample_rate, include, backend, signals):
         outs, ins, _ = reverse.program_signals(box, labels)
         return Program(outs, ins, int(sample_rate), "", backend or "numba")
     return deep_call(make)
+
+
+def parameter_labels(text, filename, sample_rate, include, wrt) -> list:
+    """The labels `wrt` ("auto": the declared `[diff:on]` sliders) selects in a program,
+    without compiling it."""
+    from ..ad.params import select
+    box = evaluate_source(text, filename, include)
+
+    def find():
+        outs, _, controls = reverse.program_signals(box, ())
+        return select(controls, wrt)[0]
+    return deep_call(find)

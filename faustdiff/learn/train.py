@@ -11,12 +11,17 @@
 or in one call: `faustdiff.learn.train.fit(model, inputs, target, params=..., ...)`.
 
 One step, for every example b of the batch (in parallel, below):
-1. reset the program, set the parameters θ, render the whole block with the forward-mode
-   partials (`faustdiff.backend.grad`): y_b (outputs, n) and P_b = ∂y_b/∂θ (params, outputs, n);
+1. reset the program, set the parameters θ, render the whole block: y_b (outputs, n);
 2. the loss and its exact gradient with respect to every output sample (`faustdiff.learn.losses`):
    L_b, G_b = dL_b/dy_b;
-3. dL_b/dθ_i = Σ_o Σ_n G_b[o, n] · P_b[i, o, n] (exact for the whole block: the partials
-   carry the dependence of every sample on θ through state, recursions and delays).
+3. dL_b/dθ, exact for the whole block, in one of two modes (`grad_mode`):
+   forward -- the render also computed P_b = ∂y_b/∂θ (params, outputs, n) (one tangent per
+              parameter, `faustdiff.backend.grad`), and dL_b/dθ_i = Σ_o Σ_n G_b[o, n] ·
+              P_b[i, o, n];
+   reverse -- `vjp(G_b)` of the reverse-mode program (`faustdiff.backend.reverse`): one
+              backward pass, whatever the number of parameters;
+   auto    -- forward for one or two parameters (faster there: benchmarks/bench_grad.py),
+              reverse above.
 The loss and gradient are averaged over the batch, the chain rule of the normalisation is
 applied and the optimiser (`faustdiff.learn.optim`) takes one step.
 
@@ -48,7 +53,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ..backend import grad as G
-from ..backend.build import compile_program
+from ..backend import reverse as R
+from ..backend.build import compile_program, parameter_labels
 from ..frontend.source import read_source
 from . import losses as L
 from . import optim as O
@@ -235,7 +241,9 @@ class Trainer:
     scales    -- {label: "lin" | "log"} (default: the widget's `[scale:log]` metadata)
     ranges    -- {label: (lo, hi)} (default: the widget's range)
     parallel  -- how a batch runs: "auto" (default), "prange", "threads" or "serial"
-                 (see `run_batch`)
+                 (see `run_batch`; reverse mode runs a batch's examples in turn)
+    grad_mode -- "auto" (default: forward for 1-2 parameters, else reverse), "forward" or
+                 "reverse" (ignored for a compiled program: its own mode)
     schedule  -- learning-rate schedule over a `fit`: None (constant), "cosine" (lr·½(1 +
                  cos(π·step/steps))), "exp:R" (lr·R^step), or `f(step, steps) -> factor`
     """
@@ -244,17 +252,20 @@ class Trainer:
                  normalize: bool = True, init: Optional[dict] = None,
                  scales: Optional[dict] = None, ranges: Optional[dict] = None,
                  sample_rate: float = 44100, include=(), backend: Optional[str] = None,
-                 parallel: str = "auto", schedule=None):
-        if isinstance(model, G.GradProgram):
+                 parallel: str = "auto", schedule=None, grad_mode: str = "auto"):
+        if grad_mode not in GRAD_MODES:
+            raise FaustError(f"grad_mode: one of {', '.join(GRAD_MODES)}, not {grad_mode!r}")
+        if isinstance(model, (G.GradProgram, R.ReverseProgram)):
             prog = model
         else:
             text_is_path = isinstance(model, os.PathLike) or (
                 isinstance(model, str) and "\n" not in model and model.endswith(".dsp"))
-            if text_is_path:
-                prog = G.compile_file(str(model), sample_rate, include, params, backend)
-            else:
-                prog = G.compile_source(model, "<string>", sample_rate, include, params,
-                                        backend)
+            filename = str(model) if text_is_path else "<string>"
+            text = read_source(filename) if text_is_path else model
+            mode = choose_grad_mode(text, filename, params, grad_mode, sample_rate, include)
+            compile_ = R.compile_source if mode == "reverse" else G.compile_source
+            prog = compile_(text, filename, sample_rate, include, params, backend)
+        self.grad_mode = "reverse" if isinstance(prog, R.ReverseProgram) else "forward"
         self.program = prog
         self.labels = list(prog.wrt)
         specs = {s.label: s for s in prog.param_specs}
@@ -322,6 +333,8 @@ class Trainer:
         xs = [None if x is None else x[:, :n] for x in xs]
         if len(xs) == 1 and len(ts) > 1:
             xs = xs * len(ts)
+        if self.grad_mode == "reverse":
+            return self._reverse(progs, xs, ts, n)
         results = run_batch(progs, xs, n, self.parallel)
 
         def one(k):
@@ -336,6 +349,19 @@ class Trainer:
             total += v
             g += gk
         outs = [y for y, _ in results]
+        k = len(ts)
+        return total / k, g / k, outs
+
+    def _reverse(self, progs, xs, ts, n):
+        """loss_and_grad in reverse mode: render, dL/dy, one backward pass per example."""
+        total, g, outs = 0.0, np.zeros(len(self.labels)), []
+        for p, x, t in zip(progs, xs, ts):
+            y = p.compute(x, n)
+            v, dy = self.loss(y, t)
+            dp, _ = p.vjp(dy)
+            total += v
+            g += dp
+            outs.append(y)
         k = len(ts)
         return total / k, g / k, outs
 
@@ -405,6 +431,25 @@ class Trainer:
         return TrainResult(dict(zip(self.labels, map(float, theta))), np.array(losses),
                            {k: np.array(v) for k, v in traj.items()}, float(final), done,
                            time.perf_counter() - start)
+
+
+GRAD_MODES = ("auto", "forward", "reverse")
+# Measured (benchmarks/bench_grad.py): forward mode is as fast or faster up to two
+# parameters, reverse mode faster from a few parameters on.
+FORWARD_UP_TO = 2
+
+
+def choose_grad_mode(text: str, filename: str, params, grad_mode: str = "auto",
+                     sample_rate: float = 44100, include=()) -> str:
+    """"forward" or "reverse" for learning `params` of a program (see Trainer)."""
+    if grad_mode != "auto":
+        return grad_mode
+    if isinstance(params, (list, tuple)) or (isinstance(params, str) and params != "auto"
+                                             and params.strip().lower() != "auto"):
+        count = len(params if isinstance(params, (list, tuple)) else params.split(","))
+    else:
+        count = len(parameter_labels(text, filename, sample_rate, include, params))
+    return "forward" if count <= FORWARD_UP_TO else "reverse"
 
 
 def _schedule(spec) -> Callable:
