@@ -24,9 +24,14 @@ signal program of the same IR, compiled by the same back end:
 * the cotangent of every recursion variable becomes a definition of ONE backward recursion
   group, whose recursion variables ρ_k (its value at τ-1, i.e. at forward time t+1) seed the
   cotangent of definition k: the state's cotangent flows back one sample per step;
-* the transpose of a delay by d is a delay by d in reversed time (`A.delay`); a constant or
-  control-rate d is exact; a delay amount that varies per sample would need a scatter, which
-  is not supported yet (an error says so);
+* the transpose of a delay by d is a delay by d in reversed time (`A.delay`) when d is
+  fixed for the block (constant or control rate); a d that varies per sample transposes to
+  a `scatter` node: sample t sends its cotangent to t + d[t] through a ring buffer (the
+  delay lines' adjoints);
+* the transpose of a table written with a differentiable signal (`rwtable`) is an
+  `adjtable` node: a table of cotangents where each read adds its cotangent to the slot it
+  read and each write takes (and clears) its slot's: the gradient flows through the written
+  values; a table's initial contents (and the read indexes) get none;
 * a parameter θ reaches the per-sample graph only through control-rate nodes b_k (a
   coefficient, the slider itself): the walk stops there and accumulates Σ_t b̄_k[t] in a
   second backward group (`finals`: its state after the block is the sum). θ̄ is then
@@ -86,12 +91,12 @@ class _Cotangents(Algebra):
         self.node: Optional[S.Sig] = None    # the forward node whose rule runs
 
     def delay(self, c: Ct, d: S.Sig) -> Ct:
+        """The transpose of a delay by d: a delay by d in reversed time when d is fixed for
+        the block, else a scatter (what x@d gathers from t - d, this sends to t + d)."""
         if c is None:
             return None
         if d.rate > S.K_BLOCK:
-            raise FaustError("reverse mode: a delay whose amount changes from sample to sample "
-                             f"({S.show(self.node)}) is not supported yet; use "
-                             "grad_mode='forward'")
+            return S.scatter(c, d, S.max_delay(d))
         return S.delay(c, d)
 
     def first(self) -> S.Sig:
@@ -105,9 +110,10 @@ class _Cotangents(Algebra):
                              f"parameter ({S.show(node)}) is not supported yet; use "
                              "grad_mode='forward'")
         if node.op == "rwtable" and self.walk.needed(node.args[2]):
-            raise FaustError("reverse mode: a table written with a differentiable signal "
-                             f"({S.show(node)}) is not supported yet; use "
-                             "grad_mode='forward'")
+            # (size, init, widx, wval, ridx): the written value's cotangent is what the
+            # reads of its slot sent back until the slot was written again
+            widx, ridx = self.walk.value(node.args[1]), self.walk.value(node.args[3])
+            return (None, None, None, S.adjtable(node.attrs[0], c, ridx, widx), None)
         return (None,) * (len(node.args) + 1)
 
 

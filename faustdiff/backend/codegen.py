@@ -277,6 +277,23 @@ class _Emitter:
             return [f"{v} = {self.slot(ctx.recs[id(s)])}   # {g!r}[{i}] at t-1"]
         if op == "delay":
             return self.delay(s, v)
+        if op == "adjtable":
+            off, size = ctx.scatters[id(s)]
+            r, w = self.fresh("a"), self.fresh("a")
+            return [f"{r} = {off} + min(max({self.ref(s.args[1])}, 0), {size - 1})",
+                    f"st(df, {r}, ld(df, {r}) + {self.ref(s.args[0])})",
+                    f"{w} = {off} + min(max({self.ref(s.args[2])}, 0), {size - 1})",
+                    f"{v} = ld(df, {w})",
+                    f"st(df, {w}, 0.0)"]
+        if op == "scatter":
+            off, size = ctx.scatters[id(s)]
+            bound, dv, at = s.attrs[0], self.fresh("d"), self.fresh("a")
+            return [f"{dv} = min(max({self.ref(s.args[1])}, 0), {bound})",
+                    f"{at} = {off} + ((t + {dv}) & {size - 1})",
+                    f"st(df, {at}, ld(df, {at}) + {self.ref(s.args[0])})",
+                    f"{at} = {off} + (t & {size - 1})",
+                    f"{v} = ld(df, {at})",
+                    f"st(df, {at}, 0.0)"]
         if op == "prefix":
             p = self.slot(ctx.prefixes[id(s)])
             return [f"{v} = {self.ref(s.args[0])} if t == 0 else {p}"]

@@ -202,6 +202,20 @@ class Interpreter:
             return f"{v} = r{k}"
         if op == "delay":
             return self._delay(s, k, v, arg, slot)
+        if op == "adjtable":
+            size = s.attrs[0]
+            slot(lambda size=size: [0.0] * size, f"A{k}", False)
+            clamp = "0 if x < 0 else ({0} if x > {0} else x)".format(size - 1)
+            return [f"x = {arg[1]}", f"x = {clamp}", f"A{k}[x] += {arg[0]}",
+                    f"x = {arg[2]}", f"x = {clamp}", f"{v} = A{k}[x]", f"A{k}[x] = 0.0"]
+        if op == "scatter":
+            bound = s.attrs[0]
+            size = _pow2_at_least(bound + 1)
+            mask = size - 1
+            slot(lambda size=size: [0.0] * size, f"D{k}", False)
+            return [f"x = {arg[1]}", f"x = 0 if x < 0 else ({bound} if x > {bound} else x)",
+                    f"D{k}[(t + x) & {mask}] += {arg[0]}", f"{v} = D{k}[t & {mask}]",
+                    f"D{k}[t & {mask}] = 0.0"]
         if op == "prefix":
             zero = 0 if s.type == "int" else 0.0
             slot(lambda zero=zero: zero, f"p{k}", True)

@@ -23,6 +23,9 @@ plus its state layout:
   `hi`/`hf`, grown by the runtime);
   a shift register of `proj(g, i)` uses g's recursion variable as its first register (both
   hold the value of definition i at t-1);
+* scatters (the transpose of a variable delay, reverse mode): a power-of-two ring buffer in
+  `df` where sample t adds x[t] at t + d and reads (then clears) slot t; adjtables (the
+  transpose of an rwtable) a region of `df` of the table's size;
 * tables: a region of `di`/`df` filled at reset by running the init signal's own context;
   read-only tables with the same init signal and size share one region.
 
@@ -98,6 +101,7 @@ class Context:
     rec_nodes: list = field(default_factory=list)
     prefixes: dict = field(default_factory=dict)  # id(prefix node) -> scalar slot
     waves: dict = field(default_factory=dict)     # id(waveform node) -> counter slot
+    scatters: dict = field(default_factory=dict)  # id(scatter/adjtable) -> (offset in df, size)
     clamp: dict = field(default_factory=dict)     # id(delay) -> (clamp at 0, at bound);
     #                                               id(table) -> clamp of each index
     uses_t: bool = False
@@ -242,6 +246,12 @@ class _Planner:
             elif op == "prefix":
                 ctx.prefixes[id(s)] = ctx.scalar(s.type)
                 ctx.uses_t = True
+            elif op == "scatter":
+                size = pow2_at_least(s.attrs[0] + 1)
+                ctx.scatters[id(s)] = (ctx.region("real", size), size)
+                ctx.uses_t = True
+            elif op == "adjtable":
+                ctx.scatters[id(s)] = (ctx.region("real", s.attrs[0]), s.attrs[0])
             elif op == "waveform":
                 ctx.waves[id(s)] = ctx.scalar("int")
 

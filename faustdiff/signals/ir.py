@@ -39,6 +39,17 @@ Node kinds (op, args, attrs):
     fvar      ()                       (name,)           count (block size)
     recvar    ()                       (group, i)        group def i at t-1
     proj      (def_i,)                 (group, i)        group def i at t
+    scatter   (x, d)                   (bound,)          the transpose of a variable delay
+                                                         (reverse mode): at t, x[t] is
+                                                         added to the value at t + d[t]
+                                                         (d clamped to [0, bound]); the
+                                                         value at t is the sum of all that
+                                                         was sent to t; real
+    adjtable  (c, ridx, widx)          (size,)           the transpose of an rwtable
+                                                         (reverse mode): at t, c[t] is
+                                                         added to slot ridx, then the
+                                                         value is slot widx, which is
+                                                         cleared; real
     placeholder ()                     (uid,)            AD only, never scheduled: see
                                                          `placeholder` and `ad`
 `groups` is the tuple of enclosing UI groups as (kind, raw label), outermost first; labels
@@ -549,6 +560,28 @@ def needs_clamp(idx: Sig, size: int) -> bool:
 
 # ---------------------------------------------------------------- AD support
 
+def scatter(x: Sig, d: Sig, bound: int) -> Sig:
+    """The transpose of `delay(., d)` in reversed time (see the node table): what a delay
+    by d reads at t from x[t - d[t]], this sends from x[t] to t + d[t]. `bound` is the
+    delay's own bound (the forward delay clamps d to [0, bound] too)."""
+    if bound is None or bound > HISTORY_BOUND:
+        raise FaustError("reverse mode: a delay without a known upper bound (or one above "
+                         f"{HISTORY_BOUND} samples) that changes from sample to sample cannot "
+                         "be transposed; bound it (e.g. min(d, 48000))")
+    return _make("scatter", (to_real(x), to_int(d)), (int(bound),), "real", FULL, K_SAMPLE)
+
+
+HISTORY_BOUND = 1 << 22   # as the back ends' whole-history limit
+
+
+def adjtable(size: int, c: Sig, ridx: Sig, widx: Sig) -> Sig:
+    """The transpose of `rwtable(size, init, widx, wval, ridx)` in reversed time: the
+    cotangent of the value written at t (see the node table); indexes clamped to
+    [0, size-1] as the table clamps them."""
+    return _make("adjtable", (to_real(c), to_int(ridx), to_int(widx)), (int(size),), "real",
+                 FULL, K_SAMPLE)
+
+
 def placeholder(like: Sig) -> Sig:
     """A fresh leaf standing for `like` (same type, interval and rate) while a `Dual` box is
     differentiated (see `ad`): the AD pass seeds tangents on it, then `ad.substitute` puts
@@ -565,6 +598,10 @@ def rebuild(s: Sig, args: tuple) -> Sig:
         return prim(s.name, *args)
     if op == "delay":
         return delay(*args)
+    if op == "scatter":
+        return scatter(args[0], args[1], s.attrs[0])
+    if op == "adjtable":
+        return adjtable(s.attrs[0], *args)
     if op == "prefix":
         return prefix(*args)
     if op == "bargraph":
