@@ -178,7 +178,8 @@ class _Walk:
 
     # ------------------------------------------------------------ the pass
 
-    def run(self, num_outputs: int) -> Backward:
+    def run(self, num_outputs: int) -> list:
+        """Walk the graph once; returns x̄ per input (the boundary cotangents are kept)."""
         for o, y in enumerate(self.outputs):
             self.give(y, S.input_(o))
         recs = [n for n in self.order if n.op == "recvar" and self.needed(n)]
@@ -203,14 +204,17 @@ class _Walk:
                 self._rule(node, c)
         if state is not None:
             state.define([S.to_real(rec_ct.get(id(rv), S.real_const(0.0))) for rv in recs])
-        acc = S.RecGroup(["real"] * len(self.boundary)) if self.boundary else None
-        finals = []
-        if acc is not None:
-            acc.define([S.prim("+", acc.var(k), self.boundary_ct[id(b)])
-                        for k, b in enumerate(self.boundary)])
-            finals = [acc.proj(k) for k in range(len(self.boundary))]
-        d_inputs = [S.real_const(0.0) if c is None else c for c in d_inputs]
-        return self._with_tapes(d_inputs, finals, num_outputs)
+        return [S.real_const(0.0) if c is None else c for c in d_inputs]
+
+    def accumulate(self, boundary: list) -> list:
+        """Σ_t of the cotangent of each node of `boundary`: one accumulator group whose
+        projections (`finals`) hold the sums after a block."""
+        if not boundary:
+            return []
+        acc = S.RecGroup(["real"] * len(boundary))
+        acc.define([S.prim("+", acc.var(k), self.boundary_ct[id(b)])
+                    for k, b in enumerate(boundary)])
+        return [acc.proj(k) for k in range(len(boundary))]
 
     def _rule(self, node: S.Sig, c: S.Sig) -> None:
         op = node.op
@@ -265,7 +269,20 @@ def backward(outputs: Sequence[S.Sig], num_inputs: int, wrt: Sequence[Sequence] 
     respect to its inputs and the parameters `wrt` (one list of `ui` nodes per parameter, as
     `params.select` gives them). See the module docstring."""
     walk = _Walk(outputs, num_inputs, wrt)
-    bw = walk.run(len(outputs))
-    if bw.boundary and wrt:
-        bw.jacobian = partial_signals(bw.boundary, wrt)
+    d_inputs = walk.run(len(outputs))
+    boundary, jacobian = walk.boundary, []
+    if boundary and wrt:
+        # Control-rate values whose partials are all structurally zero (a selector, an int
+        # cast) are not accumulated: their cotangent may be inf or NaN where forward mode
+        # has an exact zero.
+        jac = partial_signals(boundary, wrt)
+        k = len(boundary)
+        live = [j for j in range(k)
+                if any(not S.is_const(jac[i * k + j], 0) for i in range(len(wrt)))]
+        boundary = [boundary[j] for j in live]
+        jacobian = [jac[i * k + j] for i in range(len(wrt)) for j in live]
+    else:
+        boundary = []
+    bw = walk._with_tapes(d_inputs, walk.accumulate(boundary), len(outputs))
+    bw.boundary, bw.jacobian = boundary, jacobian
     return bw

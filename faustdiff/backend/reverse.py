@@ -52,7 +52,7 @@ from .codegen import generate_from_signals
 from .program import Program
 from .runtime import check_inputs, group_traces
 
-_FORMAT = 3   # bump when the modules or the spec this file writes change
+_FORMAT = 4   # bump when the modules or the spec this file writes change
 _HOLE = "@KEY@"
 _PARTS = ("forward", "backward", "jacobian")
 
@@ -117,9 +117,23 @@ def _parts(box, wrt, signals):
         "forward": (list(outs) + bw.tapes, _bargraphs(outs), ins, ()),
         "backward": (bw.d_inputs or [S.real_const(0.0)], [], bw.num_backward_inputs,
                      bw.finals),   # reverse_io
-        "jacobian": (bw.jacobian or [S.real_const(0.0)], [], 0, ()),
+        "jacobian": (_block_length_as_control(bw.jacobian) or [S.real_const(0.0)], [], 0, ()),
     }
     return parts, spec
+
+
+COUNT_LABEL = "__fd_count"   # the hidden control standing for `count` in the jacobian
+
+
+def _block_length_as_control(signals: list) -> list:
+    """The jacobian program runs one sample per block; `count` (the block length, ma.BS)
+    becomes a hidden control that `vjp` sets to the block's length."""
+    every = S.topo_order(list(signals), follow_tables=True)
+    counts = [s for s in every if s.op == "fvar"]
+    if not counts:
+        return list(signals)
+    ctl = S.ui("nentry", COUNT_LABEL, (), 0.0, 0.0, 2.0 ** 31 - 1, 1.0)
+    return substitute(list(signals), {c: S.to_type(ctl, c.type) for c in counts})
 
 
 # ---------------------------------------------------------------- running the parts
@@ -294,7 +308,7 @@ class ReverseProgram:
             d_inputs = self._backward_compiled(kind, n, ct, data)
         d_params = np.zeros(self.num_wrt)
         if self.num_wrt and self.num_boundary:
-            self._sync(self.jacobian, widgets)
+            self._sync(self.jacobian, dict(widgets, **{"/" + COUNT_LABEL: float(n)}))
             jac = self.jacobian.compute(None, 1)[:, 0].reshape(self.num_wrt, self.num_boundary)
             d_params = jac @ self.backward.finals()
         return d_params, d_inputs
