@@ -1,6 +1,7 @@
 """Value and gradient of an L2 loss: forward mode vs reverse mode vs the plain render.
 
     python benchmarks/bench_grad.py [--seconds 1.0] [--repeat 5] [--no-jax] [--no-cold]
+                                    [--memory MINUTES] [PROGRAM ...]
 
 Four programs of benchmarks/dsp (1, 2, 32 and 30 parameters), 1 s of noise at 44.1 kHz,
 every slider a parameter. Per program, side by side in one run (best of --repeat, wall
@@ -120,6 +121,34 @@ def cold(name: str, mode: str) -> float:
         return float(out.stdout.strip().splitlines()[-1])
 
 
+MEMORY = r'''
+import resource, sys, time
+import numpy as np
+import faustdiff
+path, minutes = sys.argv[1], float(sys.argv[2])
+prog = faustdiff.compile_file(path, wrt=sorted(faustdiff.compile_file(path).params),
+                              mode="reverse")
+n = int(minutes * 60 * 44100)
+x = np.random.default_rng(0).uniform(-1, 1, (prog.num_inputs, n))
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+y = prog.compute(x)
+dp, dx = prog.vjp(2 * y / y.size)
+dt = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(peak / 2**20, base / 2**20, dt, prog._block[0])
+'''
+
+
+def memory(name: str, minutes: float) -> tuple:
+    """(peak RSS GB, RSS before the step GB, seconds, 'whole'|'segments') of one reverse
+    value+gradient step on `minutes` of audio, in a fresh process."""
+    out = subprocess.run([sys.executable, "-c", MEMORY, str(HERE / "dsp" / f"{name}.dsp"),
+                          str(minutes)], capture_output=True, text=True, check=True)
+    peak, base, dt, kind = out.stdout.split()
+    return float(peak), float(base), float(dt), kind
+
+
 def bench_jax(name: str, n: int, repeat: int):
     """Faust's JAX back end + jax.value_and_grad, seconds per step (None if unavailable)."""
     try:
@@ -180,6 +209,8 @@ def main():
     ap.add_argument("--no-cold", action="store_true")
     ap.add_argument("--tape-budget", type=float, default=None,
                     help="MB of tapes kept whole before checkpointing (default: the library's)")
+    ap.add_argument("--memory", type=float, metavar="MINUTES", default=None,
+                    help="also: peak memory of one reverse step on MINUTES of audio")
     ap.add_argument("programs", nargs="*", default=PROGRAMS)
     a = ap.parse_args()
     if a.tape_budget is not None:
@@ -209,6 +240,13 @@ def main():
             c = [cold(name, m) for m in ("plain", "forward", "reverse")]
             line += f"  {c[0]:>6.2f} / {c[1]:>5.2f} / {c[2]:>5.2f} s"
         print(line, flush=True)
+    if a.memory:
+        print(f"\none reverse value+gradient step on {a.memory} minutes of audio "
+              "(fresh process, peak RSS):")
+        for name in a.programs:
+            peak, base, dt, kind = memory(name, a.memory)
+            print(f"{name:<18} peak {peak:6.2f} GB (before the step {base:5.2f} GB), "
+                  f"{dt:6.1f} s, tapes kept {kind}", flush=True)
 
 
 if __name__ == "__main__":
