@@ -11,7 +11,8 @@ time, one thread):
 * fwd-mode -- one value+gradient step in forward mode: `compute_with_grad` (the outputs and
               their partials, one tangent per parameter) and dL/dθ = Σ dL/dy ∂y/∂θ;
 * reverse  -- the same step in reverse mode: `compute` (the outputs and the tapes) then
-              `vjp(dL/dy)`;
+              `vjp(dL/dy)`, compiled with input_grads=False (what training uses: dL/dθ);
+* +dx      -- the reverse step with dL/dx too (the default `input_grads=True`);
 * kernel   -- the reverse step's two kernels alone (forward+tapes, backward) on buffers
               made once, without the Python around them (checks, the Jacobian);
 * jax      -- with jax and the faust compiler installed: Faust's JAX back end
@@ -61,7 +62,8 @@ def bench_faustdiff(name: str, n: int, repeat: int) -> dict:
     x = rng.uniform(-1, 1, (plain.num_inputs, n))
     labels = _labels(plain)
     fwd = faustdiff.compile_file(path, wrt=labels)
-    rev = faustdiff.compile_file(path, wrt=labels, mode="reverse")
+    rev = faustdiff.compile_file(path, wrt=labels, mode="reverse", input_grads=False)
+    revx = faustdiff.compile_file(path, wrt=labels, mode="reverse")
 
     def step_fwd():
         y, p = fwd.compute_with_grad(x, n)
@@ -71,6 +73,10 @@ def bench_faustdiff(name: str, n: int, repeat: int) -> dict:
     def step_rev():
         y = rev.compute(x, n)
         return rev.vjp(2 * y / y.size)
+
+    def step_revx():
+        y = revx.compute(x, n)
+        return revx.vjp(2 * y / y.size)
 
     assert np.allclose(step_fwd(), step_rev()[0], rtol=1e-9, atol=1e-12 * n)
     from faustdiff.backend.reverse import _buffer, _Compiled
@@ -87,6 +93,7 @@ def bench_faustdiff(name: str, n: int, repeat: int) -> dict:
     return {"params": len(labels), "tapes": rev.num_tapes, "boundary": rev.num_boundary,
             "forward": _best(lambda: plain.compute(x, n), repeat),
             "fwd-mode": _best(step_fwd, repeat), "reverse": _best(step_rev, repeat),
+            "reverse+dx": _best(step_revx, repeat),
             "kernel": _best(kernels, repeat)}
 
 
@@ -219,7 +226,7 @@ def main():
     n = int(a.seconds * SR)
     print(f"{a.seconds} s of audio ({n} samples), best of {a.repeat}, wall time\n")
     head = (f"{'program':<18}{'θ':>3}{'tapes':>6} {'forward':>9} {'fwd-mode':>16} "
-            f"{'reverse':>16} {'kernel':>16}")
+            f"{'reverse':>16} {'+dx':>16} {'kernel':>16}")
     if not a.no_jax:
         head += f" {'jax':>18}"
     if not a.no_cold:
@@ -231,6 +238,7 @@ def main():
         line = (f"{name:<18}{r['params']:>3}{r['tapes']:>6} {f * 1e3:>7.2f}ms "
                 f"{r['fwd-mode'] * 1e3:>8.2f}ms {r['fwd-mode'] / f:>5.1f}x "
                 f"{r['reverse'] * 1e3:>8.2f}ms {r['reverse'] / f:>5.1f}x "
+                f"{r['reverse+dx'] * 1e3:>8.2f}ms {r['reverse+dx'] / f:>5.1f}x "
                 f"{r['kernel'] * 1e3:>8.2f}ms {r['kernel'] / f:>5.1f}x")
         if not a.no_jax:
             j = bench_jax(name, n, a.repeat)

@@ -35,7 +35,7 @@ def read_source(path: str) -> str:
 
 def compile_source(text: str, filename: str = "<string>", sample_rate: float = 44100,
                    include: Iterable = (), backend: Optional[str] = None, wrt=None,
-                   mode: Optional[str] = None, signals=None):
+                   mode: Optional[str] = None, signals=None, input_grads: bool = True):
     """Compile Faust source text to a program object: by default generated Numba code,
     cached on disk (`faustdiff.backend.cache`); `backend="interp"`: the reference interpreter.
 
@@ -45,18 +45,20 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
     mode    -- "reverse": a `ReverseProgram` whose `vjp(dL/dy)` returns (dL/dθ for `wrt`,
                dL/dx per sample), at a cost independent of the number of parameters;
     signals -- slider labels turned into audio inputs after the program's own (driven per
-               sample; with mode="reverse" their gradients come back in dL/dx)."""
+               sample; with mode="reverse" their gradients come back in dL/dx);
+    input_grads -- mode="reverse" only: False skips dL/dx (zeros), for training."""
     from .backend.build import compile_program   # on first use: numba loads with it
-    return compile_program(text, filename, sample_rate, include, backend, wrt, mode, signals)
+    return compile_program(text, filename, sample_rate, include, backend, wrt, mode, signals,
+                           input_grads)
 
 
 def compile_file(path: str, sample_rate: float = 44100, include: Iterable = (),
                  backend: Optional[str] = None, wrt=None, mode: Optional[str] = None,
-                 signals=None):
+                 signals=None, input_grads: bool = True):
     """Compile a .dsp file to a program; libraries are searched in the file's folder,
     `include`, `$FAUST_LIB_PATH`, then the bundled libraries. See compile_source."""
     return compile_source(read_source(str(path)), str(path), sample_rate, include, backend,
-                          wrt, mode, signals)
+                          wrt, mode, signals, input_grads)
 
 
 def compile_module_source(path: str, sample_rate: float = 44100, include: Iterable = ()) -> str:

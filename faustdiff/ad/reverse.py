@@ -120,12 +120,14 @@ class _Cotangents(Algebra):
 class _Walk:
     """One reverse pass over the per-sample graph of `outputs`."""
 
-    def __init__(self, outputs: Sequence[S.Sig], num_inputs: int, wrt: Sequence[Sequence]):
+    def __init__(self, outputs: Sequence[S.Sig], num_inputs: int, wrt: Sequence[Sequence],
+                 input_grads: bool = True):
         self.outputs = list(outputs)
         self.num_inputs = num_inputs
         self.wrt_ids = {id(n) for group in wrt for n in group}
         self.order = S.topo_order(self.outputs)
-        leaf = {id(n): 1 for n in self.order if n.op == "input" or id(n) in self.wrt_ids}
+        leaf = {id(n): 1 for n in self.order
+                if (input_grads and n.op == "input") or id(n) in self.wrt_ids}
         self.mask = _masks(self.order, leaf, whole_groups=False)
         self.ct: dict = {}                 # id(forward node) -> cotangent
         self.tape_of: dict = {}            # id(forward node) -> placeholder
@@ -263,12 +265,13 @@ class _Walk:
         return Backward(tapes, num_outputs, d_inputs, finals, list(self.boundary))
 
 
-def backward(outputs: Sequence[S.Sig], num_inputs: int, wrt: Sequence[Sequence] = ()
-             ) -> Backward:
+def backward(outputs: Sequence[S.Sig], num_inputs: int, wrt: Sequence[Sequence] = (),
+             input_grads: bool = True) -> Backward:
     """The reverse pass of the program `outputs` (with `num_inputs` audio inputs) with
-    respect to its inputs and the parameters `wrt` (one list of `ui` nodes per parameter, as
-    `params.select` gives them). See the module docstring."""
-    walk = _Walk(outputs, num_inputs, wrt)
+    respect to the parameters `wrt` (one list of `ui` nodes per parameter, as
+    `params.select` gives them) and, with `input_grads`, its inputs (without: d_inputs are
+    zero and what only they need is not computed). See the module docstring."""
+    walk = _Walk(outputs, num_inputs, wrt, input_grads)
     d_inputs = walk.run(len(outputs))
     boundary, jacobian = walk.boundary, []
     if boundary and wrt:

@@ -31,7 +31,7 @@ MODES = ("forward", "reverse")
 
 def compile_program(text: str, filename: str = "<string>", sample_rate: float = 44100,
                     include: Iterable = (), backend: Optional[str] = None, wrt=None,
-                    mode: Optional[str] = None, signals=None):
+                    mode: Optional[str] = None, signals=None, input_grads: bool = True):
     """A program object for Faust source text (see the module docstring)."""
     if backend not in (None, "numba", "interp"):
         raise FaustError(f"unknown backend '{backend}' (numba or interp)")
@@ -39,7 +39,7 @@ def compile_program(text: str, filename: str = "<string>", sample_rate: float = 
         raise FaustError(f"unknown mode '{mode}' (forward or reverse)")
     if mode == "reverse":
         return reverse.compile_source(text, filename, sample_rate, include,
-                                      [] if wrt is None else wrt, backend, signals)
+                                      [] if wrt is None else wrt, backend, signals, input_grads)
     if signals:
         if wrt is not None:
             raise FaustError("signals= with wrt= needs mode='reverse' (forward-mode "

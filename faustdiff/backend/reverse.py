@@ -99,20 +99,21 @@ def _bargraphs(outs) -> list:
     return S.ui_order([s for s in every if s.op == "bargraph" and id(s) in per_sample])
 
 
-def _parts(box, wrt, signals):
+def _parts(box, wrt, signals, input_grads=True):
     """The three programs' signals and the spec of a reverse program."""
     outs, ins, controls = program_signals(box, signals)
     if wrt == AUTO or wrt:
         labels, nodes = select(controls, wrt)
     else:
         labels, nodes = [], []
-    bw = backward(outs, ins, nodes)
+    bw = backward(outs, ins, nodes, input_grads)
     specs = [asdict(spec_of(g[0]).with_(label=lab)) for lab, g in zip(labels, nodes)]
     every = S.topo_order(list(outs) + bw.tapes, follow_tables=True)
     whole_only = any(s.op == "fvar" for s in every)   # `count` would see the segments
     spec = {"wrt": labels, "specs": specs, "num_outputs": len(outs), "num_inputs": ins,
             "num_tapes": len(bw.tapes), "num_boundary": len(bw.boundary),
-            "signals": list(signals), "whole_only": whole_only}
+            "signals": list(signals), "whole_only": whole_only,
+            "input_grads": bool(input_grads)}
     parts = {
         "forward": (list(outs) + bw.tapes, _bargraphs(outs), ins, ()),
         "backward": (bw.d_inputs or [S.real_const(0.0)], [], bw.num_backward_inputs,
@@ -202,6 +203,8 @@ class ReverseProgram:
         self._factory = factory
         self._compiled = hasattr(forward, "KERNELS")
         self._block = None       # what vjp needs of the last block
+        self._link_cache: dict = {}
+        self._buffers: dict = {}
         self.bargraphs: dict = {}
 
     # the Program API, delegated to the forward program
@@ -239,7 +242,8 @@ class ReverseProgram:
         seg = self._segment(n, rows, fwd)
         params = self._widgets()
         if seg >= n:
-            tapes = _buffer(rows, n)
+            tapes = self._scratch("tapes", rows, n)   # reused: a block's vjp comes before
+            #                                            the next compute
             if n:
                 fwd.run(ins, tapes, bars, 0, n, n)
             y = tapes[:self.num_outputs, :n].copy()
@@ -276,10 +280,32 @@ class ReverseProgram:
         self._block = ("interp", allout.shape[1], self._widgets(), allout)
         return allout[:self.num_outputs].copy()
 
-    def _widgets(self) -> dict:
+    def _widgets(self):
+        """The forward program's widget values now (what the block was rendered with)."""
         f = self.forward
-        values = f._values if hasattr(f, "_values") else f._ctl.tolist()
-        return dict(zip(f._paths, values))
+        return np.array(f._values if hasattr(f, "_values") else f._ctl, dtype=np.float64)
+
+    def _scratch(self, name: str, rows: int, n: int) -> np.ndarray:
+        """A padded (rows, n) buffer kept between blocks of the same length (fresh pages
+        for every block cost as much as the kernels)."""
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != (rows, n + _PAD):
+            buf = self._buffers[name] = _buffer(rows, n)
+        return buf
+
+    def _links(self, prog) -> tuple:
+        """(indexes in prog's widgets, indexes in the forward program's) of the widgets they
+        share (by path), and prog's index of the block-length control, or -1."""
+        hit = self._link_cache.get(id(prog))
+        if hit is None:
+            where = {p: j for j, p in enumerate(self.forward._paths)}
+            pairs = [(j, where[p]) for j, p in enumerate(prog._paths) if p in where]
+            count = prog._paths.index("/" + COUNT_LABEL) if "/" + COUNT_LABEL in \
+                prog._paths else -1
+            hit = (np.array([a for a, _ in pairs], dtype=np.int64),
+                   np.array([b for _, b in pairs], dtype=np.int64), count)
+            self._link_cache[id(prog)] = hit
+        return hit
 
     # ------------------------------------------------------------ backward
 
@@ -297,7 +323,7 @@ class ReverseProgram:
                              f"(dL/dy of the last block), got {ct.shape}")
         if not np.all(np.isfinite(ct)):
             raise FaustError("vjp: the cotangent holds NaN or infinity")
-        self._sync(self.backward, widgets)
+        self._sync(self.backward, widgets, n)
         self.backward.reset()
         if kind == "interp":
             # The backward program runs in reversed time, reading dL/dy then the tapes (the
@@ -308,7 +334,7 @@ class ReverseProgram:
             d_inputs = self._backward_compiled(kind, n, ct, data)
         d_params = np.zeros(self.num_wrt)
         if self.num_wrt and self.num_boundary:
-            self._sync(self.jacobian, dict(widgets, **{"/" + COUNT_LABEL: float(n)}))
+            self._sync(self.jacobian, widgets, n)
             jac = self.jacobian.compute(None, 1)[:, 0].reshape(self.num_wrt, self.num_boundary)
             d_params = jac @ self.backward.finals()
         return d_params, d_inputs
@@ -321,7 +347,7 @@ class ReverseProgram:
         if kind == "whole":
             tapes = data
             tapes[:no, :n] = ct
-            d = _buffer(nb, n)
+            d = self._scratch("d", nb, n)
             if n:
                 bw.run(tapes, d, none, 0, n, n)
             return d[:ni, :n].copy()
@@ -354,12 +380,19 @@ class ReverseProgram:
         dp, dx = self.vjp(ct)
         return loss, y, dp, dx
 
-    @staticmethod
-    def _sync(prog, widgets: dict) -> None:
-        """The widget values of the last block, in a backward or jacobian program."""
-        for path in prog._paths:
-            if path in widgets:
-                prog.set_param(path, widgets[path])
+    def _sync(self, prog, widgets, n: int) -> None:
+        """The widget values of the last block (and its length), in a backward or jacobian
+        program."""
+        dst, src, count = self._links(prog)
+        if hasattr(prog, "_ctl"):
+            prog._ctl[dst] = widgets[src]
+            if count >= 0:
+                prog._ctl[count] = float(n)
+            return
+        for j, k in zip(dst.tolist(), src.tolist()):
+            prog.set_param(prog._paths[j], float(widgets[k]))
+        if count >= 0:
+            prog.set_param("/" + COUNT_LABEL, float(n))
 
     def clone(self) -> "ReverseProgram":
         """An independent instance (own state, parameters at their current values)."""
@@ -380,8 +413,10 @@ class ReverseProgram:
 
 def compile_source(text: str, filename: str = "<string>", sample_rate: float = 44100,
                    include: Iterable = (), wrt="auto", backend: Optional[str] = None,
-                   signals=None) -> ReverseProgram:
-    """Compile a program with its backward pass (see the module docstring)."""
+                   signals=None, input_grads: bool = True) -> ReverseProgram:
+    """Compile a program with its backward pass (see the module docstring).
+    `input_grads=False`: `vjp` returns zero d_inputs and skips their computation (training
+    needs only dL/dθ)."""
     wrt = normalise_wrt(wrt) if not (isinstance(wrt, (list, tuple)) and not wrt) else []
     signals = normalise_signals(signals)
     include = tuple(include)
@@ -390,7 +425,7 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
         box = evaluate_source(text, filename, include)
 
         def build():
-            parts, spec = _parts(box, wrt, signals)
+            parts, spec = _parts(box, wrt, signals, input_grads)
 
             def factory():
                 return tuple(Program(o, i, sr, "", backend, keep=k, reverse_io=p == "backward")
@@ -399,14 +434,14 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
         return deep_call(build)
 
     keytext = (text + f"\n// faustdiff-reverse {_FORMAT}: "
-               + json.dumps([wrt, signals]) + "\n")
+               + json.dumps([wrt, signals, bool(input_grads)]) + "\n")
     mods = _cached(keytext, filename, sr, include)
     if mods is None:
         libs: list = []
         box = evaluate_source(text, filename, include, libraries=libs)
 
         def build():
-            parts, spec = _parts(box, wrt, signals)
+            parts, spec = _parts(box, wrt, signals, input_grads)
             out = {}
             for p in _PARTS:
                 o, b, i, k = parts[p]
@@ -452,7 +487,8 @@ def _cached(keytext, filename, sr, include) -> Optional[dict]:
 
 
 def compile_file(path: str, sample_rate: float = 44100, include: Iterable = (), wrt="auto",
-                 backend: Optional[str] = None, signals=None) -> ReverseProgram:
+                 backend: Optional[str] = None, signals=None,
+                 input_grads: bool = True) -> ReverseProgram:
     return compile_source(read_source(str(path)), str(path), sample_rate, include, wrt,
-                          backend, signals)
+                          backend, signals, input_grads)
 

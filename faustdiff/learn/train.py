@@ -263,8 +263,11 @@ class Trainer:
             filename = str(model) if text_is_path else "<string>"
             text = read_source(filename) if text_is_path else model
             mode = choose_grad_mode(text, filename, params, grad_mode, sample_rate, include)
-            compile_ = R.compile_source if mode == "reverse" else G.compile_source
-            prog = compile_(text, filename, sample_rate, include, params, backend)
+            if mode == "reverse":   # training needs dL/dθ only, not dL/dx
+                prog = R.compile_source(text, filename, sample_rate, include, params, backend,
+                                        input_grads=False)
+            else:
+                prog = G.compile_source(text, filename, sample_rate, include, params, backend)
         self.grad_mode = "reverse" if isinstance(prog, R.ReverseProgram) else "forward"
         self.program = prog
         self.labels = list(prog.wrt)
