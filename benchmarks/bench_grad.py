@@ -81,7 +81,7 @@ def bench_faustdiff(name: str, n: int, repeat: int) -> dict:
     assert np.allclose(step_fwd(), step_rev()[0], rtol=1e-9, atol=1e-12 * n)
     from faustdiff.backend.reverse import _buffer, _Compiled
     fk, bk = _Compiled(rev.forward), _Compiled(rev.backward)
-    tapes = _buffer(rev.num_outputs + rev.num_tapes, n)
+    tapes = _buffer(rev.num_outputs + rev.num_tapes, rev.history + n)
     d = _buffer(max(1, rev.backward.num_outputs), n)
     none = np.zeros((0, 0))
 

@@ -18,7 +18,9 @@ signal program of the same IR, compiled by the same back end:
 
 * its inputs are ȳ reversed, then the *tapes*: the forward signals the rules read (operands
   of products, of `sin`, selectors, ...), recorded per sample by the forward program and fed
-  reversed. Nodes of control rate (constants, sliders and everything computed from them
+  reversed; a short constant delay x@k (and a recursion variable, its definition one sample
+  ago) reads x's own tape k samples back (a `tap` with a lag; the tapes' arrays keep
+  `history` samples of the previous block before the block). Nodes of control rate (constants, sliders and everything computed from them
   only) are not recorded: the backward program recomputes them once per block from the same
   widgets;
 * the cotangent of every recursion variable becomes a definition of ONE backward recursion
@@ -55,6 +57,7 @@ from .forward import Algebra, _masks, substitute
 from .params import partial_signals
 
 Ct = Optional[S.Sig]   # a cotangent; None: structurally zero
+LAG_MAX = 256   # constant delays up to this read their signal's tape with a lag
 
 
 @dataclass
@@ -69,6 +72,8 @@ class Backward:
                   without recording: after a block, their state holds Σ_t b̄_k[t]
     boundary   -- the forward control-rate nodes b_k, in the order of `finals`
     jacobian   -- forward control-rate signals ∂b_k/∂θ_i, parameter-major (k fastest)
+    history    -- the longest lag of a tap (`signals.ir.tap`): the tapes' arrays hold that
+                  many samples before the block (the end of the previous block)
     """
     tapes: list
     num_outputs: int
@@ -76,6 +81,7 @@ class Backward:
     finals: list
     boundary: list
     jacobian: list = field(default_factory=list)
+    history: int = 0   # the longest lag a tap reads: columns of history before the block
 
     @property
     def num_backward_inputs(self) -> int:
@@ -149,18 +155,23 @@ class _Walk:
 
     def value(self, node: S.Sig) -> S.Sig:
         """A forward value as the backward program sees it: control-rate nodes as they are
-        (recomputed once per block), others through a tape (a placeholder for now)."""
+        (recomputed once per block), others through a tape (a placeholder for now). A short
+        constant delay of a signal, and a recursion variable (its definition one sample
+        ago), read the signal's own tape `lag` samples back instead of a tape of their own."""
         if node.rate <= S.K_BLOCK:
             return node
         hit = self.tape_of.get(id(node))
         if hit is None:
             hit = S.placeholder(node)
             self.tape_of[id(node)] = hit
-            recorded = node
-            if node.op == "recvar":    # a recursion variable is its definition one sample ago
+            recorded, lag = node, 0
+            if node.op == "recvar":
                 group, i = node.attrs
-                recorded = S.delay(group.proj(i), S.int_const(1))
-            self.tapes.append((hit, recorded))
+                recorded, lag = group.proj(i), 1
+            elif (node.op == "delay" and node.args[1].op == "const"
+                  and 0 < node.args[1].value <= LAG_MAX and node.args[0].rate > S.K_BLOCK):
+                recorded, lag = node.args[0], node.args[1].value
+            self.tapes.append((hit, recorded, lag))
         return hit
 
     # ------------------------------------------------------------ accumulation
@@ -250,19 +261,21 @@ class _Walk:
         """Number the tapes the backward signals really read; placeholders -> inputs."""
         roots = d_inputs + finals
         reached = {id(n) for n in S.topo_order(roots) if n.op == "placeholder"}
-        mapping, tapes, index = {}, [], {}
-        for ph, recorded in self.tapes:
+        mapping, tapes, index, history = {}, [], {}, 0
+        for ph, recorded, lag in self.tapes:
             if id(ph) in reached:
                 k = index.get(id(recorded))
-                if k is None:   # two forward nodes may be recorded as one signal
+                if k is None:   # two reads of one signal share its tape
                     k = index[id(recorded)] = len(tapes)
                     tapes.append(recorded)
-                x = S.input_(num_outputs + k)
+                x = S.tap(num_outputs + k, lag)
                 mapping[ph] = S.to_int(x) if ph.type == "int" else x
+                history = max(history, lag)
         if mapping:
             roots = substitute(roots, mapping)
         d_inputs, finals = roots[:len(d_inputs)], roots[len(d_inputs):]
-        return Backward(tapes, num_outputs, d_inputs, finals, list(self.boundary))
+        return Backward(tapes, num_outputs, d_inputs, finals, list(self.boundary),
+                        history=history)
 
 
 def backward(outputs: Sequence[S.Sig], num_inputs: int, wrt: Sequence[Sequence] = (),

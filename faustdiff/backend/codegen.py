@@ -243,6 +243,9 @@ class _Emitter:
         self.name[id(s)] = v
         if op == "input":
             at = "(s0 + s1 - 1 - i)" if self.plan.reverse_io else "i"
+            shift = self.plan.in_offset - (s.attrs[1] if len(s.attrs) > 1 else 0)
+            if shift:
+                at = f"{at} + {shift}" if shift > 0 else f"{at} - {-shift}"
             return [f"{v} = ld(ins, {_row(s.attrs[0], 'ni')}{at})   # input {s.attrs[0]}"]
         if op == "ui":
             return [f"{v} = ld(ctl, {self.control_index[id(s)]})   # {s.attrs[0]} {s.attrs[1]!r}"]
@@ -437,6 +440,8 @@ class _Emitter:
             body += self.node(s, True)
         for c, s in enumerate(ctx.outputs):
             at = "(s0 + s1 - 1 - i)" if self.plan.reverse_io else "i"
+            if self.plan.out_offset:
+                at = f"{at} + {self.plan.out_offset}"
             body.append(f"st(outs, {_row(c, 'no')}{at}, {self.ref(s)})")
         for c, s in enumerate(ctx.bargraphs):
             body.append(f"st(bars, {_row(c, 'nb')}i, {self.ref(s)})")
@@ -561,6 +566,8 @@ def generate(plan: Plan, source: str = "", key: str = "") -> str:
            f"    NUM_INPUTS = {plan.num_inputs}",
            f"    NUM_OUTPUTS = {len(main.outputs)}",
            f"    REVERSE_IO = {plan.reverse_io}   # inputs read, outputs written last sample first",
+           f"    IN_OFFSET = {plan.in_offset}   # columns before sample 0 of the inputs' rows",
+           f"    OUT_OFFSET = {plan.out_offset}   # ... and of the outputs' rows",
            f"    SAMPLE_RATE = {plan.sample_rate}",
            "    # (label without metadata, full path, initial value) in Faust's UI order",
            "    CONTROLS = ("]
@@ -590,8 +597,8 @@ def generate(plan: Plan, source: str = "", key: str = "") -> str:
 
 def generate_from_signals(outputs, bargraphs=(), num_inputs: int = 0,
                           sample_rate: int = 44100, name: str = "", source: str = "",
-                          key: str = "", controls=None, keep=(), reverse_io: bool = False
-                          ) -> tuple[str, Plan]:
+                          key: str = "", controls=None, keep=(), reverse_io: bool = False,
+                          in_offset: int = 0, out_offset: int = 0) -> tuple[str, Plan]:
     p = make_plan(outputs, bargraphs, num_inputs, sample_rate, name, controls, keep)
-    p.reverse_io = reverse_io
+    p.reverse_io, p.in_offset, p.out_offset = reverse_io, int(in_offset), int(out_offset)
     return generate(p, source, key), p

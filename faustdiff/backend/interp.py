@@ -71,11 +71,12 @@ class Interpreter:
 
     def __init__(self, outputs: Sequence[S.Sig], bargraphs: Sequence[S.Sig] = (),
                  num_inputs: int = 0, sample_rate: int = 44100, keep: Sequence[S.Sig] = (),
-                 reverse_io: bool = False):
+                 reverse_io: bool = False, in_offset: int = 0):
         self.outputs = list(outputs)
         self.bargraphs = list(bargraphs)
         self.keep = list(keep)       # recursion projections computed, not recorded: `finals`
         self.reverse_io = reverse_io  # sample i reads/writes sample n-1-i of the arrays
+        self.in_offset = in_offset    # (reverse_io) history samples before the inputs' block
         self.num_inputs = num_inputs
         self.sample_rate = int(sample_rate)
         self.order = S.topo_order(self.outputs + self.bargraphs + self.keep)
@@ -104,8 +105,6 @@ class Interpreter:
     def run(self, inputs: Sequence[Sequence[float]], n: int):
         """Render n samples: returns (outputs, bargraph traces) as lists of Python lists."""
         ins = [list(map(float, x)) for x in inputs]
-        if self.reverse_io:
-            ins = [x[n - 1::-1] if n else [] for x in ins]
         outs = [[0.0] * n for _ in self.outputs]
         bars = [[0.0] * n for _ in self.bargraphs]
         if n > 0:
@@ -176,7 +175,11 @@ class Interpreter:
             return None
         name[id(s)] = v
         if op == "input":
-            return f"{v} = in{s.attrs[0]}[i]"
+            lag = s.attrs[1] if len(s.attrs) > 1 else 0
+            if self.reverse_io:   # rows hold in_offset history samples, then the block
+                return f"{v} = in{s.attrs[0]}[{self.in_offset - lag} + n - 1 - i]"
+            return f"{v} = in{s.attrs[0]}[i]" if not lag else \
+                f"{v} = in{s.attrs[0]}[i - {lag}] if i >= {lag} else 0.0"
         if op == "ui":
             return f"{v} = CTL[{self.control_index[id(s)]}]"
         if op == "fconst":

@@ -49,10 +49,11 @@ from ..signals import ir as S
 from ..signals.propagate import Context, propagate
 from . import cache
 from .codegen import generate_from_signals
+from .interp import Interpreter
 from .program import Program
 from .runtime import check_inputs, group_traces
 
-_FORMAT = 4   # bump when the modules or the spec this file writes change
+_FORMAT = 5   # bump when the modules or the spec this file writes change
 _HOLE = "@KEY@"
 _PARTS = ("forward", "backward", "jacobian")
 
@@ -113,12 +114,15 @@ def _parts(box, wrt, signals, input_grads=True):
     spec = {"wrt": labels, "specs": specs, "num_outputs": len(outs), "num_inputs": ins,
             "num_tapes": len(bw.tapes), "num_boundary": len(bw.boundary),
             "signals": list(signals), "whole_only": whole_only,
-            "input_grads": bool(input_grads)}
-    parts = {
-        "forward": (list(outs) + bw.tapes, _bargraphs(outs), ins, ()),
+            "input_grads": bool(input_grads), "history": bw.history}
+    h = bw.history
+    parts = {   # signals, bargraphs, inputs, keep, generation options
+        "forward": (list(outs) + bw.tapes, _bargraphs(outs), ins, (),
+                    {"out_offset": h}),
         "backward": (bw.d_inputs or [S.real_const(0.0)], [], bw.num_backward_inputs,
-                     bw.finals),   # reverse_io
-        "jacobian": (_block_length_as_control(bw.jacobian) or [S.real_const(0.0)], [], 0, ()),
+                     bw.finals, {"reverse_io": True, "in_offset": h}),
+        "jacobian": (_block_length_as_control(bw.jacobian) or [S.real_const(0.0)], [], 0, (),
+                     {}),
     }
     return parts, spec
 
@@ -205,6 +209,9 @@ class ReverseProgram:
         self._block = None       # what vjp needs of the last block
         self._link_cache: dict = {}
         self._buffers: dict = {}
+        self.history = int(spec.get("history", 0))
+        # the last `history` samples of every tape row: a tap before the block reads them
+        self._hist = np.zeros((self.num_outputs + self.num_tapes, self.history))
         self.bargraphs: dict = {}
 
     # the Program API, delegated to the forward program
@@ -218,6 +225,7 @@ class ReverseProgram:
     def reset(self) -> None:
         self.forward.reset()
         self._block = None
+        self._hist = np.zeros((self.num_outputs + self.num_tapes, self.history))
 
     @property
     def bargraph_labels(self):
@@ -235,30 +243,35 @@ class ReverseProgram:
         if not self._compiled:
             return self._compute_interp(inputs, n)
         ins, n = check_inputs(inputs, n, self.num_inputs)
-        n = int(n)
-        rows = self.num_outputs + self.num_tapes
+        n, h, no = int(n), self.history, self.num_outputs
+        rows = no + self.num_tapes
         fwd = _Compiled(self.forward)
         bars = np.empty((fwd.nbars, n)) if fwd.nbars else np.zeros((0, 0))
         seg = self._segment(n, rows, fwd)
         params = self._widgets()
         if seg >= n:
-            tapes = self._scratch("tapes", rows, n)   # reused: a block's vjp comes before
-            #                                            the next compute
+            # one array: `history` columns (the previous block's end), then the block;
+            # reused between blocks (a block's vjp comes before the next compute)
+            tapes = self._scratch("tapes", rows, h + n)
+            tapes[:, :h] = self._hist
             if n:
                 fwd.run(ins, tapes, bars, 0, n, n)
-            y = tapes[:self.num_outputs, :n].copy()
+            y = tapes[:no, h:h + n].copy()
+            self._hist = tapes[:, n:n + h].copy()
             self._block = ("whole", n, params, tapes)
         else:
-            y = np.empty((self.num_outputs, n))
-            scratch, xin = _buffer(rows, seg), np.empty((self.num_inputs, seg + _PAD))
+            y = np.empty((no, n))
+            scratch, xin = _buffer(rows, h + seg), np.empty((self.num_inputs, seg + _PAD))
             bar_seg = np.empty((fwd.nbars, seg)) if fwd.nbars else bars
             snaps = []
             for a in range(0, n, seg):
                 b = min(a + seg, n)
-                snaps.append(fwd.snapshot())
+                snaps.append((fwd.snapshot(), self._hist))
+                scratch[:, :h] = self._hist
                 xin[:, :b - a] = ins[:, a:b]
                 fwd.run(xin, scratch, bar_seg, 0, b - a, b - a)
-                y[:, a:b] = scratch[:self.num_outputs, :b - a]
+                y[:, a:b] = scratch[:no, h:h + b - a]
+                self._hist = scratch[:, b - a:b - a + h].copy()
                 if fwd.nbars:
                     bars[:, a:b] = bar_seg[:, :b - a]
             self._block = ("segments", n, params, (ins.copy(), seg, snaps))
@@ -270,14 +283,17 @@ class ReverseProgram:
         would change nothing a program can see."""
         if rows * n * 8 <= TAPE_BUDGET or self._spec.get("whole_only") or fwd.prog._history:
             return max(n, 1)
-        per = max(1, fwd.state_bytes())
+        per = max(1, fwd.state_bytes() + rows * self.history * 8)
         seg = max(SEGMENT, -(-n * per // TAPE_BUDGET), -(-TAPE_BUDGET // (8 * rows * 64)))
         return min(seg, max(n, 1))
 
     def _compute_interp(self, inputs, n):
         allout = self.forward.compute(inputs, n)
+        n, h = allout.shape[1], self.history
+        data = np.hstack([self._hist, allout])
+        self._hist = data[:, n:n + h].copy()
         self.bargraphs = self.forward.bargraphs
-        self._block = ("interp", allout.shape[1], self._widgets(), allout)
+        self._block = ("interp", n, self._widgets(), data)
         return allout[:self.num_outputs].copy()
 
     def _widgets(self):
@@ -325,11 +341,13 @@ class ReverseProgram:
             raise FaustError("vjp: the cotangent holds NaN or infinity")
         self._sync(self.backward, widgets, n)
         self.backward.reset()
+        h = self.history
         if kind == "interp":
             # The backward program runs in reversed time, reading dL/dy then the tapes (the
             # forward program's own output array, dL/dy written over the outputs)
-            data[:self.num_outputs] = ct
-            d_inputs = self.backward.compute(data, n)[:self.num_inputs]
+            data[:self.num_outputs, h:] = ct
+            outs, _ = self.backward._backend.run(list(data), n)
+            d_inputs = np.array(outs, dtype=np.float64).reshape(-1, n)[:self.num_inputs]
         else:
             d_inputs = self._backward_compiled(kind, n, ct, data)
         d_params = np.zeros(self.num_wrt)
@@ -344,9 +362,10 @@ class ReverseProgram:
         no, ni = self.num_outputs, self.num_inputs
         nb = max(1, self.backward.num_outputs)
         none = np.zeros((0, 0))
+        h = self.history
         if kind == "whole":
             tapes = data
-            tapes[:no, :n] = ct
+            tapes[:no, h:h + n] = ct
             d = self._scratch("d", nb, n)
             if n:
                 bw.run(tapes, d, none, 0, n, n)
@@ -355,17 +374,20 @@ class ReverseProgram:
         fwd = _Compiled(self.forward)
         keep = fwd.snapshot()
         rows = no + self.num_tapes
-        scratch, xin, d = _buffer(rows, seg), np.empty((ni, seg + _PAD)), _buffer(nb, seg)
+        scratch, xin = _buffer(rows, h + seg), np.empty((ni, seg + _PAD))
+        d = _buffer(nb, seg)
         bar_seg = np.empty((fwd.nbars, seg)) if fwd.nbars else none
         out = np.empty((ni, n))
         try:
             for j in range(len(snaps) - 1, -1, -1):
                 a = j * seg
                 b = min(a + seg, n)
-                fwd.restore(snaps[j])
+                state, hist = snaps[j]
+                fwd.restore(state)
+                scratch[:, :h] = hist
                 xin[:, :b - a] = ins[:, a:b]
                 fwd.run(xin, scratch, bar_seg, 0, b - a, b - a)
-                scratch[:no, :b - a] = ct[:, a:b]
+                scratch[:no, h:h + b - a] = ct[:, a:b]
                 bw.run(scratch, d, none, 0, b - a, b - a)
                 out[:, a:b] = d[:ni, :b - a]
         finally:
@@ -428,8 +450,7 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
             parts, spec = _parts(box, wrt, signals, input_grads)
 
             def factory():
-                return tuple(Program(o, i, sr, "", backend, keep=k, reverse_io=p == "backward")
-                             for p, (o, _b, i, k) in ((p, parts[p]) for p in _PARTS))
+                return tuple(_interp_program(*parts[p], sr) for p in _PARTS)
             return ReverseProgram(*factory(), spec, factory)
         return deep_call(build)
 
@@ -444,9 +465,8 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
             parts, spec = _parts(box, wrt, signals, input_grads)
             out = {}
             for p in _PARTS:
-                o, b, i, k = parts[p]
-                src, _ = generate_from_signals(o, b, i, sr, "", keep=k,
-                                               reverse_io=p == "backward",
+                o, b, i, k, opts = parts[p]
+                src, _ = generate_from_signals(o, b, i, sr, "", keep=k, **opts,
                                                source=os.path.basename(filename), key=_HOLE)
                 if p == "forward":
                     src += (f"\n\nREVERSE_SPEC = {json.dumps(spec)!r}\nREVERSE_SPEC = "
@@ -466,6 +486,15 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
     def factory():
         return tuple(mods[p].FaustProgram() for p in _PARTS)
     return ReverseProgram(*factory(), spec, factory)
+
+
+def _interp_program(outs, bars, ins, keep, opts, sr) -> Program:
+    """One part as a reference-interpreter Program (the forward program's outputs carry no
+    history columns there: `ReverseProgram` adds them)."""
+    def make(o, b, ni, rate, keep=(), reverse_io=False):
+        return Interpreter(o, b, ni, rate, keep, reverse_io, opts.get("in_offset", 0))
+    return Program(outs, ins, sr, "", make, keep=keep,
+                   reverse_io=opts.get("reverse_io", False))
 
 
 def _cached(keytext, filename, sr, include) -> Optional[dict]:

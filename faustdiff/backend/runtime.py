@@ -108,6 +108,8 @@ class CompiledProgram:
     TABLES: tuple = ()           # per context: ((offset, size, type, init context), ...)
     FINALS: tuple = ()           # ('iv'|'fv', slot) of each kept recursion (`finals`)
     REVERSE_IO = False           # sample i of a run reads/writes sample n-1-i of the arrays
+    IN_OFFSET = 0                # columns before sample 0 of the inputs' rows
+    OUT_OFFSET = 0               # ... and of the outputs' rows
 
     def __init__(self):
         self.name = self.NAME

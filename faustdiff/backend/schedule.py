@@ -139,6 +139,8 @@ class Plan:
     name: str = ""
     finals: list = field(default_factory=list)   # state slot ('iv'|'fv', index) per kept node
     reverse_io: bool = False       # sample i of a run over s0..s1-1 reads/writes sample s0+s1-1-i
+    in_offset: int = 0             # columns of the inputs' rows before sample 0 (history)
+    out_offset: int = 0            # columns of the outputs' rows before sample 0
 
     @property
     def main(self) -> Context:

@@ -24,7 +24,9 @@ Invariants:
 
 Node kinds (op, args, attrs):
     const     ()                       (value,)          int or real constant
-    input     ()                       (i,)              audio input i (real)
+    input     ()                       (i,) | (i, lag)   audio input i (real); with a lag
+                                                         (a tap, reverse mode), read lag
+                                                         samples back in forward time
     ui        ()                       (kind, label, groups, init, lo, hi, step)
     bargraph  (x,)                     (kind, label, groups, lo, hi)   real; value = x
     prim      operands                 (name,)           every pure primitive (+, sin,
@@ -189,6 +191,13 @@ def is_const(s: Sig, value=None) -> bool:
 
 def input_(i: int) -> Sig:
     return _make("input", (), (i,), "real", FULL, K_SAMPLE)
+
+
+def tap(i: int, lag: int = 0) -> Sig:
+    """Input i read `lag` samples back in forward time: a backward program's (reverse
+    mode) view of a recorded forward signal, from the array's history columns before the
+    block start (see `backend.reverse`). Its values are anything: interval FULL."""
+    return _make("input", (), (i, int(lag)), "real", FULL, K_SAMPLE)
 
 
 def ui(kind: str, label: str, groups: tuple = (), init: float = 0.0, lo: float = 0.0,
