@@ -17,7 +17,8 @@ reference interpreter runs them):
   array, ȳ written over the outputs); outputs: x̄; the accumulated cotangents of the
   control-rate values the parameters reach are kept recursions read after the block
   (`finals`);
-* jacobian -- ∂(those control-rate values)/∂θ, control rate only: one sample per block.
+* jacobian -- the structurally nonzero entries of ∂(those control-rate values)/∂θ,
+  control rate only: one sample per block.
 
 `signals=[labels]` turns those sliders into extra audio inputs, appended after the
 program's own in the order given (a caller drives them per sample, and their per-sample
@@ -53,7 +54,7 @@ from .interp import Interpreter
 from .program import Program
 from .runtime import check_inputs, group_traces
 
-_FORMAT = 5   # bump when the modules or the spec this file writes change
+_FORMAT = 6   # bump when the modules or the spec this file writes change
 _HOLE = "@KEY@"
 _PARTS = ("forward", "backward", "jacobian")
 
@@ -116,13 +117,16 @@ def _parts(box, wrt, signals, input_grads=True):
             "signals": list(signals), "whole_only": whole_only,
             "input_grads": bool(input_grads), "history": bw.history}
     h = bw.history
+    # the Jacobian's structurally nonzero entries only (sliders reach few coefficients)
+    nonzero = [j for j, s in enumerate(bw.jacobian) if not S.is_const(s, 0)]
+    spec["jacobian"] = nonzero   # flat indexes into (num_wrt, num_boundary)
     parts = {   # signals, bargraphs, inputs, keep, generation options
         "forward": (list(outs) + bw.tapes, _bargraphs(outs), ins, (),
                     {"out_offset": h}),
         "backward": (bw.d_inputs or [S.real_const(0.0)], [], bw.num_backward_inputs,
                      bw.finals, {"reverse_io": True, "in_offset": h}),
-        "jacobian": (_block_length_as_control(bw.jacobian) or [S.real_const(0.0)], [], 0, (),
-                     {}),
+        "jacobian": (_block_length_as_control([bw.jacobian[j] for j in nonzero])
+                     or [S.real_const(0.0)], [], 0, (), {}),
     }
     return parts, spec
 
@@ -210,6 +214,7 @@ class ReverseProgram:
         self._link_cache: dict = {}
         self._buffers: dict = {}
         self.history = int(spec.get("history", 0))
+        self._jac_index = np.array(spec["jacobian"], dtype=np.int64)
         # the last `history` samples of every tape row: a tap before the block reads them
         self._hist = np.zeros((self.num_outputs + self.num_tapes, self.history))
         self.bargraphs: dict = {}
@@ -353,8 +358,9 @@ class ReverseProgram:
         d_params = np.zeros(self.num_wrt)
         if self.num_wrt and self.num_boundary:
             self._sync(self.jacobian, widgets, n)
-            jac = self.jacobian.compute(None, 1)[:, 0].reshape(self.num_wrt, self.num_boundary)
-            d_params = jac @ self.backward.finals()
+            jac = np.zeros(self.num_wrt * self.num_boundary)
+            jac[self._jac_index] = self.jacobian.compute(None, 1)[:len(self._jac_index), 0]
+            d_params = jac.reshape(self.num_wrt, self.num_boundary) @ self.backward.finals()
         return d_params, d_inputs
 
     def _backward_compiled(self, kind, n, ct, data) -> np.ndarray:

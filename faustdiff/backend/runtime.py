@@ -218,7 +218,9 @@ class CompiledProgram:
     def _go(self, inputs, n, block) -> np.ndarray:
         ins, n = self._inputs(inputs, n)
         n = int(n)
-        outs = np.empty((self.num_outputs, n))
+        if self.IN_OFFSET:   # (reverse mode's backward programs) history columns first
+            ins = np.ascontiguousarray(np.pad(ins[:, :n], ((0, 0), (self.IN_OFFSET, 0))))
+        outs = np.empty((self.num_outputs, self.OUT_OFFSET + n))
         bars = np.empty((self._nbars, n)) if self._nbars else self._none
         if n > 0:
             st = self._state
@@ -230,4 +232,4 @@ class CompiledProgram:
             except ZeroDivisionError:
                 raise FaustError(_IREM_MESSAGE) from None
         self.bargraphs = group_traces(self.bargraph_labels, bars)
-        return outs
+        return outs[:, self.OUT_OFFSET:] if self.OUT_OFFSET else outs
