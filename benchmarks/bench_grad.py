@@ -180,7 +180,15 @@ def bench_jax(name: str, n: int, repeat: int):
     ns = {"jnp": jnp, "np": np, "json": __import__("json"), "nn": nn, "jax": jax}
     exec(compile(code, "m.py", "exec"), ns)
     dsp = ns["mydsp"]
-    state0 = {k: jnp.asarray(v) for k, v in dsp.initialize(dsp, SR, None, n).items()}
+
+    class _UI:   # build_interface's widget calls: a widget's state entry is its initial value
+        def __getattr__(self, name):
+            def add(state, key, path, label, init=0.0, *rest):
+                state[key] = init
+            return add
+    state0 = dsp.initialize(dsp, SR, None, n)
+    dsp.build_interface(_UI(), state0, None, n)
+    state0 = {k: jnp.asarray(v) for k, v in state0.items()}
     keys = sorted(k for k in state0 if k.startswith(("fHslider", "fVslider", "fEntry")))
     ins = int(dsp.getNumInputs(dsp)) if hasattr(dsp, "getNumInputs") else 1
 
