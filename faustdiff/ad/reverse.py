@@ -171,6 +171,9 @@ class _Walk:
             elif (node.op == "delay" and node.args[1].op == "const"
                   and 0 < node.args[1].value <= LAG_MAX and node.args[0].rate > S.K_BLOCK):
                 recorded, lag = node.args[0], node.args[1].value
+                if recorded.op == "recvar":   # (x at t-1) at t-k: x at t-k-1
+                    group, i = recorded.attrs
+                    recorded, lag = group.proj(i), lag + 1
             self.tapes.append((hit, recorded, lag))
         return hit
 
