@@ -682,7 +682,7 @@ class Evaluator:
                 return m.group(0)
             x = v[0].value
             s = str(int(x)) if isinstance(v[0], Int) or float(x).is_integer() else repr(x)
-            return s.zfill(int(width)) if width else s
+            return s.rjust(int(width)) if width else s
         return self._LABEL_VAR.sub(rep, label)
 
     def ev_InputsOf(self, e: B.InputsOf, env: Env):
