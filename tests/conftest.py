@@ -47,7 +47,7 @@ def pytest_configure(config):
 def pipeline_available() -> bool:
     """True once the whole compiler (parse ... program) is in the installed package."""
     return all(importlib.util.find_spec(f"faustdiff.{m}") is not None
-               for m in ("api", "parse", "evaluate", "program"))
+               for m in ("api", "frontend.parse", "frontend.evaluate", "backend.program"))
 
 
 # TODO(pipeline): drop this marker once faustdiff.backend.program has landed.
