@@ -92,3 +92,23 @@ def test_a_wrong_env_call_is_reported_at_the_users_line():
     with pytest.raises(FaustError) as e:
         faustdiff.compile_source(src, "prog.dsp")
     assert str(e.value).startswith("prog.dsp:4:")
+
+
+def test_the_mlp_waveshaper_example_learns_its_curve_from_python():
+    from conftest import EXAMPLES
+    from faustdiff.learn.train import Trainer
+    tr = Trainer(EXAMPLES / "mlp_waveshaper.dsp", params="auto", loss="l2", optimizer="adam",
+                 lr=0.02)
+    assert len(tr.labels) == 16 * 2 + 16 * 17 + 17
+    x = np.linspace(-1, 1, 256)[None]
+    result = tr.fit(x, np.sin(np.pi * x) / 2, steps=100)
+    assert result.losses[0] > 0.1
+    assert result.losses[-1] < 1e-3
+
+
+def test_random_init_matches_the_faust_compiler_values():
+    # rendered by Faust 2.54.9 (-double): df.randomInit(1, 0, 0, 0), (1, 0, 0, 1), (2, 1, 0, 1)
+    src = 'df = library("diff.lib");\nprocess = df.randomInit(1, 0, 0, 0), df.randomInit(1, 0, 0, 1), df.randomInit(2, 1, 0, 1);'
+    out = faustdiff.compile_source(src, "<r>").compute(n=1)[:, 0]
+    expected = [2 * u - 1 for u in (0.4113277170859872, 0.25841748353951494, 0.84157942274658915)]
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-15)
