@@ -246,7 +246,7 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
 
     with np.errstate(all="ignore"):  # Faust arithmetic is IEEE: inf/NaN are results, not errors
         outputs = program.compute(inputs if ins else None, n)
-    bargraphs = [(label, program.bargraphs[label]) for label in program.bargraph_labels]
+    bargraphs = _bargraph_columns(program)
     primal = (outputs, bargraphs)
     partials = []
     if grad is not None:   # the partials: extra columns after the outputs, before bargraphs
@@ -284,6 +284,21 @@ def _interp_program(file, sr, include, values):
     for label, value in values:
         program.set_param(label, value)
     return program
+
+
+def _bargraph_columns(program) -> list:
+    """(label, trace) per bargraph, in order; bargraphs sharing a label each keep their own
+    trace (program.bargraphs maps such a label to the list of their traces)."""
+    seen: dict = {}
+    out = []
+    for label in program.bargraph_labels:
+        trace = program.bargraphs[label]
+        if isinstance(trace, list):
+            k = seen.get(label, 0)
+            seen[label] = k + 1
+            trace = trace[k]
+        out.append((label, trace))
+    return out
 
 
 def _summary(file, program, outputs, bargraphs, n, sr, source) -> None:

@@ -89,10 +89,13 @@ def cases(suite: str):
 FAUST_CASES = cases("faust")
 DIFF_CASES = cases("diff")
 LOCAL_CASES = cases("local")  # ours: `// set:` lines, bargraph labels with metadata
+# faust-ddsp's later API (its main and neural-networks branches), rendered with its own library
+DDSP_CASES = cases("ddsp")
 
 
 def test_the_suite_is_there():
     assert len(FAUST_CASES) >= 36 and len(DIFF_CASES) >= 12 and len(LOCAL_CASES) >= 2
+    assert len(DDSP_CASES) >= 13
 
 
 @pytest.fixture(scope="session")
@@ -125,11 +128,12 @@ def render(program, case: Case, out: Path) -> None:
         inputs = inputs[:, :case.samples]
     outputs = program.compute(inputs, case.samples)
     assert outputs.shape == (program.num_outputs, case.samples)
-    bars = [(label, program.bargraphs[label]) for label in program.bargraph_labels]
+    from faustdiff.cli import _bargraph_columns
+    bars = _bargraph_columns(program)
     audio_io.write_output(out, outputs, bars)
 
 
-@pytest.mark.parametrize("case", FAUST_CASES + DIFF_CASES + LOCAL_CASES)
+@pytest.mark.parametrize("case", FAUST_CASES + DIFF_CASES + LOCAL_CASES + DDSP_CASES)
 def test_api(case, compiled, tmp_path):
     program = compiled(case)
     out = tmp_path / "out.csv"

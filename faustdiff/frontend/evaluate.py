@@ -35,6 +35,8 @@ from ..core.primitives import PRIMITIVES, fold as _fold_number
 def fold_box(name: str, values: list, all_int: bool):
     """`primitives.fold` as a number box (`Int`/`Real`), None when it does not fold."""
     r = _fold_number(name, values, all_int)
+    if r is not None and name == "/" and all_int and float(r).is_integer():
+        r = int(r)   # as in Faust: an exact quotient of ints is an int (6/2 matches `f(3)`)
     return None if r is None else B.number(r)
 
 
@@ -682,7 +684,7 @@ class Evaluator:
                 return m.group(0)
             x = v[0].value
             s = str(int(x)) if isinstance(v[0], Int) or float(x).is_integer() else repr(x)
-            return s.zfill(int(width)) if width else s
+            return s.rjust(int(width)) if width else s
         return self._LABEL_VAR.sub(rep, label)
 
     def ev_InputsOf(self, e: B.InputsOf, env: Env):

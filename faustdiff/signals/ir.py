@@ -409,6 +409,14 @@ def _simp_attach(x, y):
     return x if y.op == "const" else None
 
 
+def _simp_select2(c, a, b):
+    """A constant selector picks its branch (Faust's normaliser does; the other branch's
+    widgets and bargraphs are gone from the program, as in Faust's UI)."""
+    if c.op != "const" or not math.isfinite(c.value):
+        return None
+    return b if int(c.value) != 0 else a
+
+
 def _simp_bound(name):
     def simp(x):
         v = x.interval[0] if name == "lowest" else x.interval[1]
@@ -419,6 +427,7 @@ def _simp_bound(name):
 _SIMPLIFY = {
     "+": _simp_add, "-": _simp_sub, "*": _simp_mul, "/": _simp_div, "^": _simp_pow,
     "pow": _simp_pow, "int": _simp_int, "float": _simp_float, "attach": _simp_attach,
+    "select2": _simp_select2,
 }
 
 
