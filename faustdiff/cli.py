@@ -139,12 +139,7 @@ def _parse_settings(settings: tuple[str, ...]) -> list[tuple[str, float]]:
 
 
 def _module_source(file: str, sr: int, include: tuple[str, ...]) -> str:
-    gen = getattr(_api(), "compile_module_source", None)
-    if gen is None:
-        # TODO(codegen): remove once faustdiff.api.compile_module_source lands.
-        raise FaustError("generating Python code (faustdiff compile, run --emit) is not yet "
-                         "available in this version")
-    return gen(file, sample_rate=sr, include=tuple(include))
+    return _api().compile_module_source(file, sample_rate=sr, include=tuple(include))
 
 
 @main.command()

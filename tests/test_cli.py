@@ -399,17 +399,6 @@ def test_compile_needs_a_py_output(cli, fake, dsp):
         "faustdiff: error: cannot write 'mod.txt': a Python module needs a .py file name\n")
 
 
-def test_compile_before_the_code_generator_lands(cli, dsp, monkeypatch):
-    import faustdiff.api as api
-    if hasattr(api, "compile_module_source"):
-        pytest.skip("the code generator has landed")
-    dsp("process = _;", "p.dsp")
-    msg = ("faustdiff: error: generating Python code (faustdiff compile, run --emit) is not yet "
-           "available in this version\n")
-    assert err(cli, "compile", "p.dsp") == msg
-    assert err(cli, "run", "p.dsp", "--emit") == msg
-
-
 # ---------------------------------------------------------------------------- real programs
 
 HELLO_REF = [3.8168187764766754e-07, -0.022895976187694358, -0.066012962570636158,
