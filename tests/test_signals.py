@@ -242,3 +242,16 @@ def test_sum_and_product_constants_are_gathered_like_faust():
     assert S.prim("-", S.prim("+", x, S.const(10)), S.const(1)) is S.prim("+", x, S.const(9))
     s = S.prim("+", x, S.prim("-", y, S.const(0.1)))
     assert s.args[1].value == -0.1 and s.args[0] is S.prim("+", x, y)
+
+
+def test_control_rate_signals_round_trip_as_data():
+    import json
+    from faustdiff.signals import ir as S
+    a = S.ui("hslider", "g", (("vgroup", "x"),), 0.5, 0, 1, 0.01)
+    roots = [S.prim("tan", S.prim("*", a, S.real_const(3.0))), S.to_int(a), S.fvar("count"),
+             S.prim("+", S.fconst("fSamplingFreq", "real"), a), S.real_const(-0.0)]
+    back = S.from_data(json.loads(json.dumps(S.to_data(roots))))
+    assert all(x is y for x, y in zip(back, roots))
+    g = S.RecGroup(["real"])
+    g.define([S.prim("+", g.var(0), a)])
+    assert S.to_data([g.proj(0)]) is None   # state is not plain data

@@ -18,7 +18,9 @@ reference interpreter runs them):
   control-rate values the parameters reach are kept recursions read after the block
   (`finals`);
 * jacobian -- the structurally nonzero entries of ∂(those control-rate values)/∂θ,
-  control rate only: one sample per block.
+  control rate only: one sample per block, run by the reference interpreter (its signals
+  are stored as plain data with the forward module: Numba took seconds to compile what
+  runs once per block).
 
 `signals=[labels]` turns those sliders into extra audio inputs, appended after the
 program's own in the order given (a caller drives them per sample, and their per-sample
@@ -54,7 +56,7 @@ from .interp import Interpreter
 from .program import Program
 from .runtime import check_inputs, group_traces
 
-_FORMAT = 6   # bump when the modules or the spec this file writes change
+_FORMAT = 7   # bump when the modules or the spec this file writes change
 _HOLE = "@KEY@"
 _PARTS = ("forward", "backward", "jacobian")
 
@@ -128,6 +130,9 @@ def _parts(box, wrt, signals, input_grads=True):
         "jacobian": (_block_length_as_control([bw.jacobian[j] for j in nonzero])
                      or [S.real_const(0.0)], [], 0, (), {}),
     }
+    # Control-rate code runs once per block: the reference interpreter runs it in ~0.1 ms
+    # where Numba would take seconds to compile it. Its signals travel as plain data.
+    spec["jacobian_data"] = S.to_data(parts["jacobian"][0])
     return parts, spec
 
 
@@ -461,7 +466,17 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
                 return tuple(_interp_program(*parts[p], sr) for p in _PARTS)
             return ReverseProgram(*factory(), spec, factory)
         return deep_call(build)
+    return _compiled_program(text, filename, sr, include, wrt, signals, input_grads)
 
+
+def _parts_to_compile(spec) -> tuple:
+    """The parts that are Numba modules (the jacobian runs in the interpreter when its
+    signals could be written as data)."""
+    return _PARTS if spec.get("jacobian_data") is None else _PARTS[:2]
+
+
+def _compiled_program(text, filename, sr, include, wrt, signals, input_grads):
+    """The Numba-compiled parts, from the disk cache or generated now."""
     keytext = (text + f"\n// faustdiff-reverse {_FORMAT}: "
                + json.dumps([wrt, signals, bool(input_grads)]) + "\n")
     mods = _cached(keytext, filename, sr, include)
@@ -472,7 +487,7 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
         def build():
             parts, spec = _parts(box, wrt, signals, input_grads)
             out = {}
-            for p in _PARTS:
+            for p in _parts_to_compile(spec):
                 o, b, i, k, opts = parts[p]
                 src, _ = generate_from_signals(o, b, i, sr, "", keep=k, **opts,
                                                source=os.path.basename(filename), key=_HOLE)
@@ -482,17 +497,21 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
                 out[p] = src
             return out
         sources = deep_call(build)
-        for p in _PARTS:
-            src = sources[p]
+        for p, src in sources.items():
             cache.store(keytext + p, filename, sr, include, "", libs,
                         lambda key, src=src: src.replace(f"key={_HOLE}\n", f"key={key}\n", 1))
         mods = _cached(keytext, filename, sr, include)
         if mods is None:
             raise FaustError("reverse mode: the compiled modules could not be stored")
     spec = mods["forward"].REVERSE_SPEC
+    data = spec.get("jacobian_data")
+    jac = None if data is None else deep_call(lambda: S.from_data(data))
 
     def factory():
-        return tuple(mods[p].FaustProgram() for p in _PARTS)
+        f, b = mods["forward"].FaustProgram(), mods["backward"].FaustProgram()
+        j = mods["jacobian"].FaustProgram() if jac is None else \
+            Program(jac, 0, sr, "", "interp")
+        return f, b, j
     return ReverseProgram(*factory(), spec, factory)
 
 
@@ -507,19 +526,21 @@ def _interp_program(outs, bars, ins, keep, opts, sr) -> Program:
 
 def _cached(keytext, filename, sr, include) -> Optional[dict]:
     """The three modules from the disk cache, or None if any is missing or broken."""
-    mods = {}
+    mods: dict = {}
     for p in _PARTS:
+        if p == "jacobian" and mods["forward"].REVERSE_SPEC.get("jacobian_data") is not None:
+            break
         try:
             path = cache.lookup(keytext + p, filename, sr, include, "")
             if path is None:
                 return None
             mods[p] = cache.import_module(path)
+            if p == "forward" and not hasattr(mods[p], "REVERSE_SPEC"):
+                return None
         except FaustError:
             raise
         except Exception:   # noqa: BLE001 - a broken entry is a miss
             return None
-    if not hasattr(mods["forward"], "REVERSE_SPEC"):
-        return None
     return mods
 
 

@@ -63,7 +63,7 @@ import itertools
 import math
 import re
 import weakref
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Sequence
 
 from ..errors import FaustError
 from ..core.primitives import (FFUNS, FULL, INT_MIN, PRIMITIVES, f2i, ffun_name, iv_union, plan,
@@ -633,6 +633,58 @@ def rebuild(s: Sig, args: tuple) -> Sig:
         name, rtype, argtypes = s.attrs
         return ffun(name, rtype, argtypes, tuple(args))
     raise TypeError(f"rebuild: cannot rebuild a {op!r} node")
+
+
+# ---------------------------------------------------------------- plain data
+
+_DATA_OPS = ("const", "ui", "prim", "ffun", "fconst", "fvar")
+
+
+def to_data(roots: Sequence) -> Optional[list]:
+    """A JSON-able description of the DAG of `roots` (nodes operands first, then the root
+    indexes), or None when it holds a node kind other than constants, widgets, primitives and
+    foreign functions (state, tables, recursion). `from_data` rebuilds the same signals."""
+    order = topo_order(list(roots), follow_tables=True)
+    if any(s.op not in _DATA_OPS for s in order):
+        return None
+    at = {id(s): k for k, s in enumerate(order)}
+    nodes = [[s.op, [at[id(a)] for a in s.args], _plain(s.attrs), s.type] for s in order]
+    return [nodes, [at[id(r)] for r in roots]]
+
+
+def _plain(x):
+    return [_plain(v) for v in x] if isinstance(x, (tuple, list)) else x
+
+
+def _tuple(x):
+    return tuple(_tuple(v) for v in x) if isinstance(x, list) else x
+
+
+def from_data(data: list) -> list:
+    """The signals `to_data` described, rebuilt through the constructors."""
+    nodes, roots = data
+    built: list = []
+    for op, args, attrs, type_ in nodes:
+        xs = [built[k] for k in args]
+        attrs = _tuple(attrs)
+        if op == "const":
+            s = const(attrs[0])
+        elif op == "ui":
+            s = ui(*attrs)
+        elif op == "prim":
+            s = prim(attrs[0], *xs)
+        elif op == "ffun":
+            s = ffun(attrs[0], attrs[1], attrs[2], tuple(xs))
+        elif op == "fconst":
+            s = fconst(attrs[0], type_)
+        elif op == "fvar":
+            s = fvar(attrs[0], type_)
+        else:
+            raise ValueError(f"from_data: cannot rebuild a {op!r} node")
+        if s.type != type_:
+            raise ValueError(f"from_data: a {op!r} node rebuilt as {s.type}, not {type_}")
+        built.append(s)
+    return [built[k] for k in roots]
 
 
 # ---------------------------------------------------------------- walking
