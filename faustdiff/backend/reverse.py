@@ -347,7 +347,8 @@ class ReverseProgram:
         if ct.shape != (self.num_outputs, n):
             raise FaustError(f"vjp: the cotangent must have shape ({self.num_outputs}, {n}) "
                              f"(dL/dy of the last block), got {ct.shape}")
-        if not np.all(np.isfinite(ct)):
+        # (a finite sum means finite elements, and is 3x cheaper than isfinite per element)
+        if not np.isfinite(ct.sum()) and not np.all(np.isfinite(ct)):
             raise FaustError("vjp: the cotangent holds NaN or infinity")
         self._sync(self.backward, widgets, n)
         self.backward.reset()
@@ -364,7 +365,7 @@ class ReverseProgram:
         if self.num_wrt and self.num_boundary:
             self._sync(self.jacobian, widgets, n)
             jac = np.zeros(self.num_wrt * self.num_boundary)
-            jac[self._jac_index] = self.jacobian.compute(None, 1)[:len(self._jac_index), 0]
+            jac[self._jac_index] = self._jacobian_values()
             d_params = jac.reshape(self.num_wrt, self.num_boundary) @ self.backward.finals()
         return d_params, d_inputs
 
@@ -406,6 +407,14 @@ class ReverseProgram:
         finally:
             fwd.restore(keep)   # the forward program's state stays the block's end state
         return out
+
+    def _jacobian_values(self) -> np.ndarray:
+        """The nonzero Jacobian entries for the widgets set (one sample of the program)."""
+        k, j = len(self._jac_index), self.jacobian
+        if hasattr(j, "_backend") and isinstance(j._backend, Interpreter):
+            outs, _ = j._backend.run([], 1)       # (no input checks: it has no inputs)
+            return np.array([o[0] for o in outs[:k]], dtype=np.float64)
+        return j.compute(None, 1)[:k, 0]
 
     def value_and_grad(self, inputs, loss_grad, n: Optional[int] = None):
         """compute + vjp: `loss_grad(y) -> (loss, dL/dy)`; returns (loss, y, d_params,
