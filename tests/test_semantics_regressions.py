@@ -24,6 +24,26 @@ CASES = {
     "constant_coefficients_gathered": (
         'import("stdfaust.lib"); process = int(225 * ma.SR / 44100), int(1116 * ma.SR / 44100);',
         [[224, 1116]]),
+    # Faust keeps an exact quotient of ints an int: 2/2 matches the pattern 1 (but 1.5-0.5
+    # and a 1.0 pattern do not match across types), and 4/2 takes part in int32 wrap-around.
+    "exact_int_quotient_is_int": (
+        "f(1) = 10; f(x) = 20; g(1.0) = 10; g(x) = 20;"
+        "process = f(2/2), g(1), f(1.5-0.5), f(6/2/3), 4/2*2147483647, (4@0)/2*2147483647, 7/2;",
+        [[10, 20, 20, 10, -2, -2, 3.5]]),
+    # Patterns are evaluated (their numeric parts folded, identifiers are pattern variables
+    # except in function position) and arguments are folded when compared with a number;
+    # groups match part by part (the compiler's pass-tests PM-bug1/2/11/19, testYO).
+    "patterns_evaluated_like_faust": (
+        "foo(x,y) = (y,x); c = case { ((3,2:-)) => 10; (2) => 20; (x) => 30; };"
+        "f = *(2); dup(x) = (x,x); faa(1, dup(f)) = f;"
+        'g(hgroup("g", x)) = x*2; g(x) = x*3;'
+        "process = c(1), c((3,6:foo:/)), c(3), faa(1, dup(6)), g(hgroup(\"g\", 10)),"
+        'g(vgroup("g", 10)), g(hgroup("h", 10));',
+        [[10, 20, 30, 6, 20, 30, 30]]),
+    # A select2/select3 of constants with a constant selector is a compile-time constant.
+    "select_of_constants_folds": (
+        "process = sum(i, (3,2 : select2(1)), i), sum(i, select3(2,1,2,3), i);",
+        [[1, 3]]),
 }
 
 

@@ -105,9 +105,13 @@ def _arith(op):
 
 
 def _div(vals, all_int):
+    """Constant `/`: a real quotient, except that Faust keeps an exact quotient of two ints an
+    int (`2/2` is the int 1: it matches the pattern `1` and takes part in int32 arithmetic)."""
     a, b = vals
     if b == 0:
         raise ZeroDivisionError
+    if all_int and int(a) % int(b) == 0:
+        return int(wrap_int32(int(a) // int(b)))
     return float(float(a) / float(b))
 
 
