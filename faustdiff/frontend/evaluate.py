@@ -681,7 +681,8 @@ class Evaluator:
     _LABEL_VAR = re.compile(r"%(\d*)(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))")
 
     def substitute(self, label: str, env: Env) -> str:
-        """Replace `%i`, `%2i`, `%{i}` in a label by the value of `i` in scope."""
+        """Replace `%i`, `%2i`, `%{i}` in a label by the value of `i` in scope; a width pads
+        with spaces on the left (`%2i` of 0 is ` 0`), as Faust does."""
         def rep(m):
             width, name = m.group(1), m.group(2) or m.group(3)
             b = env.lookup(name)
@@ -695,7 +696,7 @@ class Evaluator:
                 return m.group(0)
             x = v[0].value
             s = str(int(x)) if isinstance(v[0], Int) or float(x).is_integer() else repr(x)
-            return s.zfill(int(width)) if width else s
+            return s.rjust(int(width)) if width else s   # Faust pads with spaces (even %02i)
         return self._LABEL_VAR.sub(rep, label)
 
     def ev_InputsOf(self, e: B.InputsOf, env: Env):
