@@ -239,7 +239,7 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
 
     with np.errstate(all="ignore"):  # Faust arithmetic is IEEE: inf/NaN are results, not errors
         outputs = program.compute(inputs if ins else None, n)
-    bargraphs = [(label, program.bargraphs[label]) for label in program.bargraph_labels]
+    bargraphs = list(zip(program.bargraph_labels, program.bargraph_traces))
     primal = (outputs, bargraphs)
     partials = []
     if grad is not None:   # the partials: extra columns after the outputs, before bargraphs

@@ -47,7 +47,7 @@ def pytest_configure(config):
 def pipeline_available() -> bool:
     """True once the whole compiler (parse ... program) is in the installed package."""
     return all(importlib.util.find_spec(f"faustdiff.{m}") is not None
-               for m in ("api", "parse", "evaluate", "program"))
+               for m in ("api", "frontend.parse", "frontend.evaluate", "backend.program"))
 
 
 # TODO(pipeline): drop this marker once faustdiff.backend.program has landed.
@@ -110,6 +110,7 @@ class FakeProgram:
         self.params = dict(self.defaults)
         self.bargraph_labels = [b.replace("_", " ") for b in spec.get("bargraphs", "").split(",") if b]
         self.bargraphs = {}
+        self.bargraph_traces = []
         self.calls = 0
         self.received = None
 
@@ -135,7 +136,8 @@ class FakeProgram:
         self.calls += 1
         g, b = self.params.get("gain", 1.0), self.params.get("bias", 0.0)
         out = np.array([g * base + b + k for k in range(self.num_outputs)]).reshape(self.num_outputs, n)
-        self.bargraphs = {lab: out[0] * (i + 1) for i, lab in enumerate(self.bargraph_labels)}
+        self.bargraph_traces = [out[0] * (i + 1) for i in range(len(self.bargraph_labels))]
+        self.bargraphs = dict(zip(self.bargraph_labels, self.bargraph_traces))
         return out
 
 

@@ -454,6 +454,26 @@ def test_console_script_from_any_directory(tmp_path):
 
 
 @needs_pipeline
+def test_bargraphs_sharing_a_label_keep_a_column_each(cli):
+    """Two bargraphs named `Cutoff` (faust-ddsp's lowpass, the compiler's UITester): a CSV
+    column and a summary line each, in Faust's order (faust-ref's header, Faust 2.54.9)."""
+    Path("d.dsp").write_text('process = 0.5 : hbargraph("Cutoff", 0, 1), '
+                             '(0.25 : hbargraph("Cutoff", 0, 1)), (0.75 : vbargraph("Other", 0, 1));\n')
+    r = cli("run", "d.dsp", "-n", "2", "-o", "d.csv")
+    assert (r.exit_code, r.stdout, r.stderr) == (0, "", "")
+    assert Path("d.csv").read_text() == (
+        "out0,out1,out2,Cutoff,Cutoff,Other\n" + "0.5,0.25,0.75,0.5,0.25,0.75\n" * 2)
+    r = cli("run", "d.dsp", "-n", "2")
+    assert r.stdout.splitlines()[-3:] == ["  bargraph 'Cutoff': final 0.5",
+                                          "  bargraph 'Cutoff': final 0.25",
+                                          "  bargraph 'Other': final 0.75"]
+    p = faustdiff.compile_source(Path("d.dsp").read_text(), "d.dsp")
+    p.compute(None, 2)
+    assert [t.tolist() for t in p.bargraphs["Cutoff"]] == [[0.5, 0.5], [0.25, 0.25]]
+    assert [t.tolist() for t in p.bargraph_traces] == [[0.5, 0.5], [0.25, 0.25], [0.75, 0.75]]
+
+
+@needs_pipeline
 def test_installed_command_runs_from_any_directory(tmp_path):
     """A real program through the console script, in a folder with no project files."""
     cmd = cli_command()

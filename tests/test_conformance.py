@@ -126,7 +126,7 @@ def render(program, case: Case, out: Path) -> None:
         inputs = inputs[:, :case.samples]
     outputs = program.compute(inputs, case.samples)
     assert outputs.shape == (program.num_outputs, case.samples)
-    bars = [(label, program.bargraphs[label]) for label in program.bargraph_labels]
+    bars = list(zip(program.bargraph_labels, program.bargraph_traces))
     audio_io.write_output(out, outputs, bars)
 
 

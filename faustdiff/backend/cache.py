@@ -427,11 +427,4 @@ class NumbaBackend:
         import numpy as np
         ins = np.array(inputs, dtype=np.float64).reshape(len(inputs), n) if inputs else None
         outs = self.program.compute(ins, n)
-        bars = []
-        seen: dict = {}
-        for label in self.program.bargraph_labels:
-            v = self.program.bargraphs[label]
-            k = seen.get(label, 0)
-            seen[label] = k + 1
-            bars.append(v[k] if isinstance(v, list) else v)
-        return outs, bars
+        return outs, list(self.program.bargraph_traces)

@@ -122,6 +122,7 @@ class CompiledProgram:
         self._nbars = len(self.bargraph_labels)
         self._history = bool(self.STATES[0][4] or self.STATES[0][5])
         self.bargraphs: dict = {}
+        self.bargraph_traces: list = []   # one per bargraph, in bargraph_labels' order
         self.reset()
 
     # ------------------------------------------------------------ parameters
@@ -220,5 +221,6 @@ class CompiledProgram:
                                 st.iv, st.fv, st.di, st.df, st.hi, st.hf)
             except ZeroDivisionError:
                 raise FaustError(_IREM_MESSAGE) from None
+        self.bargraph_traces = list(bars)
         self.bargraphs = group_traces(self.bargraph_labels, bars)
         return outs
