@@ -142,9 +142,14 @@ def test_unbounded_delay():
     assert err("process = _ @ (+(1) ~ _);") == (
         "t.dsp:1:11: error: can't compute the min and max values of (_,1 : +) ~ _ used in "
         "delay expression _ @ ((_,1 : +) ~ _) " + hint)
+
+def test_delay_by_an_input():
+    """Faust 2.54.9 types inputs as [-1, 1]: `_,_ : @` may be negative (it says so, with
+    that range), `abs` and `int` keep the bound (the compiler's impulse test norm3)."""
     assert err("process = _ , _ : @;") == (
-        "t.dsp:1:11: error: can't compute the min and max values of _ used in "
-        "delay expression _ @ _ " + hint)
+        "t.dsp:1:11: error: possible negative values of _ used in delay expression _ @ _ "
+        "(its range is [-1, 1])")
+    assert run("process(s, x) = s @ int(abs(x) * 10);").shape == (1, 4)
 
 
 def test_bounded_delays_are_fine():

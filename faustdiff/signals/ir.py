@@ -176,8 +176,13 @@ def is_const(s: Sig, value=None) -> bool:
     return s.op == "const" and (value is None or s.value == value)
 
 
+# Faust 2.54.9 types an audio input with the interval [-1, 1]: `s @ int(abs(x) * 10)` is a
+# delay of at most 10 samples (it is not a promise: louder inputs clamp the amount).
+INPUT_INTERVAL = (-1.0, 1.0)
+
+
 def input_(i: int) -> Sig:
-    return _make("input", (), (i,), "real", FULL, K_SAMPLE)
+    return _make("input", (), (i,), "real", INPUT_INTERVAL, K_SAMPLE)
 
 
 def ui(kind: str, label: str, groups: tuple = (), init: float = 0.0, lo: float = 0.0,
@@ -416,12 +421,13 @@ def delay(x: Sig, d: Sig) -> Sig:
 def check_delay(x: Sig, d: Sig) -> None:
     """Faust's compile-time checks of a delay amount (faust-language.md §6.4), with our
     intervals: no known upper bound, or surely negative values, is an error. A lower bound
-    below 0 is an error only when the interval is exact enough to trust (no recursion or
-    audio input feeds `d`); otherwise a negative amount is read as 0 at run time."""
+    below 0 is an error only when the interval is exact enough to trust (no recursion feeds
+    `d`; inputs are [-1, 1] as in Faust); otherwise a negative amount is read as 0 at run
+    time."""
     lo, hi = d.interval
     if d.op != "const" and (not math.isfinite(hi) or hi >= INT_MAX):
         raise DelayError(show(d), f"{show(x)} @ {show(d)}", lo, hi, unbounded=True)
-    if hi < 0 or (lo < 0 and not _depends_on(d, ("recvar", "input"))):
+    if hi < 0 or (lo < 0 and not _depends_on(d, ("recvar",))):
         raise DelayError(show(d), f"{show(x)} @ {show(d)}", lo, hi, unbounded=False)
 
 
