@@ -44,6 +44,11 @@ CASES = {
     "select_of_constants_folds": (
         "process = sum(i, (3,2 : select2(1)), i), sum(i, select3(2,1,2,3), i);",
         [[1, 3]]),
+    # Delays whose amounts fold to 0 only once the sample rate is known (the compiler's
+    # impulse test `constant`): a delay line without registers (was an internal error).
+    "delays_folding_to_zero": (
+        'import("stdfaust.lib"); process = (+(1) ~ _) <: @(int(ma.SR) * 0), @(int(ma.SR) % 2);',
+        [[1, 1], [2, 2], [3, 3]]),
 }
 
 
