@@ -171,6 +171,9 @@ def _module_source(file: str, sr: int, include: tuple[str, ...]) -> str:
 @click.option("--backend", type=click.Choice(["numba", "interp"]), default=None,
               help="numba: generated code, cached on disk (the default); interp: the "
                    "reference interpreter (slow).")
+@click.option("--block", type=int, metavar="N",
+              help="Render in blocks of N samples, one compute call each (Faust's `count`, "
+                   "ma.BS, is N). Default: the whole render in one block.")
 @click.option("--check-finite", is_flag=True,
               help="Fail (status 1) when an output or bargraph holds NaN or infinity, naming "
                    "the first sample, the output and the expression that produced it.")
@@ -179,11 +182,13 @@ def _module_source(file: str, sr: int, include: tuple[str, ...]) -> str:
                    "these sliders/nentries (auto: the [diff:on] parameters), written after "
                    "the outputs as dout0/dLABEL, dout1/dLABEL, ...")
 def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, backend, grad,
-        check_finite):
+        block, check_finite):
     """Compile FILE.dsp and render it."""
     # Everything the user typed is checked before the (slow) compilation.
     if samples is not None and samples < 0:
         raise FaustError(f"--samples must be 0 or more, got {samples}")
+    if block is not None and block <= 0:
+        raise FaustError(f"--block must be 1 or more, got {block}")
     if sr is not None:
         _check_sr(sr)
     values = _parse_settings(settings)
@@ -238,13 +243,14 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
         inputs = audio_io.generate_input(kind, ins, n, sr)
 
     with np.errstate(all="ignore"):  # Faust arithmetic is IEEE: inf/NaN are results, not errors
-        outputs = program.compute(inputs if ins else None, n)
-    bargraphs = list(zip(program.bargraph_labels, program.bargraph_traces))
+        outputs, traces, partial_values = _compute(program, inputs if ins else None, n,
+                                                   block or n, grad is not None)
+    bargraphs = list(zip(program.bargraph_labels, traces))
     primal = (outputs, bargraphs)
     partials = []
     if grad is not None:   # the partials: extra columns after the outputs, before bargraphs
         names = program.column_names()[program.num_outputs:]
-        partials = list(zip(names, program.partials.reshape(len(names), n)))
+        partials = list(zip(names, partial_values.reshape(len(names), n)))
         if output is not None and audio_io.file_kind(output) != ".csv":
             outputs = np.concatenate([outputs] + [p[None] for _, p in partials])
         elif output is not None:
@@ -265,6 +271,24 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
             click.echo(f"  {name}: peak {peak:.6g}" + (f"  final {values[-1]:.17g}" if n else ""))
     if problem is not None:
         raise problem
+
+
+def _compute(program, inputs, n: int, block: int, with_partials: bool):
+    """(outputs, bargraph traces, partials or None) of n samples rendered by one `compute`
+    per `block` samples (the program keeps its state from block to block)."""
+    if n == 0 or block >= n:
+        outs = program.compute(inputs, n)
+        return outs, program.bargraph_traces, program.partials if with_partials else None
+    outs, traces, parts = [], [], []
+    for s0 in range(0, n, block):
+        m = min(block, n - s0)
+        outs.append(program.compute(None if inputs is None else inputs[:, s0:s0 + m], m))
+        traces.append(program.bargraph_traces)
+        if with_partials:
+            parts.append(program.partials)
+    joined = [np.concatenate(t) for t in zip(*traces)] if traces[0] else []
+    return (np.concatenate(outs, axis=1), joined,
+            np.concatenate(parts, axis=2) if with_partials else None)
 
 
 def _interp_program(file, sr, include, values):

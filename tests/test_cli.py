@@ -291,6 +291,7 @@ def test_malformed_input_files(cli, fake, dsp):
     assert msg.startswith("faustdiff: error: 'bad.npy' is not a valid .npy file (") and msg.count("\n") == 1
     assert err(cli, "run", "p.dsp", "--input", "missing.csv") == (
         "faustdiff: error: cannot read 'missing.csv': No such file or directory\n")
+    assert err(cli, "run", "p.dsp", "--block", "0") == "faustdiff: error: --block must be 1 or more, got 0\n"
     assert fake.calls == []
 
 
@@ -471,6 +472,17 @@ def test_bargraphs_sharing_a_label_keep_a_column_each(cli):
     p.compute(None, 2)
     assert [t.tolist() for t in p.bargraphs["Cutoff"]] == [[0.5, 0.5], [0.25, 0.25]]
     assert [t.tolist() for t in p.bargraph_traces] == [[0.5, 0.5], [0.25, 0.25], [0.75, 0.75]]
+
+
+@needs_pipeline
+def test_block_sets_faust_count(cli):
+    """`--block N`: one compute call per N samples, so `count` (ma.BS) is N, state carried
+    over; faust-ref runs compute(1), and the compiler's impulse test `bs` then gives 10."""
+    Path("bs.dsp").write_text("process = fvariable(int count, <math.h>), (+(1) ~ _);\n")
+    assert cli("run", "bs.dsp", "-n", "5", "--block", "2", "-o", "o.csv").exit_code == 0
+    assert Path("o.csv").read_text() == "out0,out1\n2,1\n2,2\n2,3\n2,4\n1,5\n"
+    assert cli("run", "bs.dsp", "-n", "3", "-o", "o.csv").exit_code == 0
+    assert Path("o.csv").read_text() == "out0,out1\n3,1\n3,2\n3,3\n"
 
 
 @needs_pipeline
