@@ -122,6 +122,11 @@ class Env:
 
 # ---------------------------------------------------------------- library search path
 
+# The folders where the Faust compiler finds its libraries when installed (after
+# $FAUST_LIB_PATH), in its order.
+INSTALLED_LIB_DIRS = ("/usr/local/share/faust", "/usr/share/faust")
+
+
 class Resolver:
     """Finds and parses Faust files: the importing file's folder, `-I` folders,
     `$FAUST_LIB_PATH`, then the libraries bundled with faustdiff. Parsed files are cached."""
@@ -132,6 +137,7 @@ class Resolver:
         env_path = os.environ.get("FAUST_LIB_PATH", "")
         self.env_dirs = [p for p in env_path.split(os.pathsep) if p]
         self.bundled = str(Path(__file__).parents[1] / "lib")
+        self.installed = [d for d in INSTALLED_LIB_DIRS if os.path.isdir(d)]
         self._parsed: dict[str, B.Program] = {}
 
     def files(self) -> list[str]:
@@ -139,8 +145,11 @@ class Resolver:
         return list(self._parsed)
 
     def search_dirs(self, from_dir: Optional[str]) -> list[str]:
+        """Where a library is looked for, in order: the importing file's folder, the main
+        file's, `-I` folders, `$FAUST_LIB_PATH`, the bundled libraries, then the folders of
+        an installed Faust (for the files we do not bundle, e.g. the old `music.lib`)."""
         dirs = [d for d in (from_dir, self.base_dir) if d]
-        every = dirs + self.include + self.env_dirs + [self.bundled]
+        every = dirs + self.include + self.env_dirs + [self.bundled] + self.installed
         return list(dict.fromkeys(every))   # each folder once, in order
 
     def find(self, filename: str, from_dir: Optional[str]) -> Optional[str]:
