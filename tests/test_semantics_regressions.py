@@ -49,6 +49,11 @@ CASES = {
     "delays_folding_to_zero": (
         'import("stdfaust.lib"); process = (+(1) ~ _) <: @(int(ma.SR) * 0), @(int(ma.SR) % 2);',
         [[1, 1], [2, 2], [3, 3]]),
+    # A select of constants has the select's type (real here) at box and signal level.
+    "select_of_constants_keeps_the_select_type": (
+        "process = select2(0, 2147483647, 0.5) + 1, select3(1, 0.5, 2147483647, 0.5) + 1,"
+        "select2(0@0, 2147483647, 0.5) + 1;",
+        [[2147483648, 2147483648, 2147483648]]),
 }
 
 
@@ -60,3 +65,18 @@ def test_renders_like_faust(name, backend):
     prog = faustdiff.compile_source(src, f"{name}.dsp", backend=backend)
     out = prog.compute(None, ref.shape[1])
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("backend", ["interp", "numba"])
+def test_bargraphs_of_a_branch_a_constant_select_never_takes_are_dropped(backend):
+    """Faust 2.54.9 (faust-ref) shows bargraphs a, d, e only: b, c and f feed choices that a
+    constant selector never takes (at box level for the first two selects, at signal level
+    for the third)."""
+    src = ('process = select2(0, 1 : hbargraph("a", 0, 1), 2 : hbargraph("b", 0, 3)),'
+           'select2(1, _ : hbargraph("c", 0, 1), (_ : hbargraph("d", 0, 1))),'
+           '(_ <: select2(0, hbargraph("e", 0, 1), hbargraph("f", 0, 1)));')
+    prog = faustdiff.compile_source(src, "sel.dsp", backend=backend)
+    assert prog.bargraph_labels == ["a", "d", "e"]
+    out = prog.compute(np.array([[0.5], [0.25], [0.125]]), 1)
+    assert out[:, 0].tolist() == [1, 0.25, 0.125]
+    assert [t.tolist() for t in prog.bargraph_traces] == [[1], [0.25], [0.125]]

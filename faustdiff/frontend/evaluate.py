@@ -927,12 +927,16 @@ def cprop(box: Box, ins: list, slots: Optional[dict] = None) -> list:
 
 def _select(name: str, ins: list) -> Box:
     """A select2/select3 of constants: the input its selector (cast to int) picks, as Faust's
-    normaliser folds it (select2: 0 -> first, else second; select3: 0, 1, else third)."""
+    normaliser folds it (select2: 0 -> first, else second; select3: 0, 1, else third), of
+    the type of the whole select (real when any choice is real)."""
     n = 2 if name == "select2" else 3
     if len(ins) != n + 1 or not math.isfinite(ins[0].value):
         raise _NotConst
     k = int(ins[0].value)
-    return ins[1] if k == 0 else ins[2] if (k == 1 or n == 2) else ins[3]
+    pick = ins[1] if k == 0 else ins[2] if (k == 1 or n == 2) else ins[3]
+    if isinstance(pick, Int) and any(isinstance(x, Real) for x in ins[1:]):
+        return Real(float(pick.value), span=pick.span)
+    return pick
 
 
 def simplify(box: Box) -> Box:

@@ -401,9 +401,22 @@ def _simp_bound(name):
     return simp
 
 
+def _simp_select(*args):
+    """select2/select3 with a constant selector is the signal it picks (of the select's
+    type), as Faust's normaliser has it: the other choices, and the bargraphs only they
+    feed, are gone."""
+    sel, choices = args[0], args[1:]
+    if sel.op != "const" or not math.isfinite(sel.value):
+        return None
+    k = int(sel.value)
+    pick = choices[0] if k == 0 else choices[1] if (k == 1 or len(choices) == 2) else choices[2]
+    return to_type(pick, _result_type("select2" if len(choices) == 2 else "select3", *args))
+
+
 _SIMPLIFY = {
     "+": _simp_add, "-": _simp_sub, "*": _simp_mul, "/": _simp_div, "^": _simp_pow,
     "pow": _simp_pow, "int": _simp_int, "float": _simp_float, "attach": _simp_attach,
+    "select2": _simp_select, "select3": _simp_select,
 }
 
 
