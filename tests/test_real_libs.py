@@ -27,6 +27,8 @@ PROGRAMS = {
     "fdelay": 'process = no.noise <: de.fdelay(1024, 10.5), de.fdelay(64, hslider("d", 3.25, 0, 60, 0.01)), de.delay(100, 37);',
     "freeverb": "process = no.noise : re.mono_freeverb(0.5, 0.5, 0.5, 10);",
     "tanh_smooth": "process = no.noise <: ma.tanh, si.smooth(0.9), ba.slidingMean(8);",
+    # its fanflip rule for N = 8 matches (N, 2) : / only when 8/2 is the int 4, as in Faust
+    "zita_rev1": "process = no.noise <: re.zita_rev1_stereo(0, 200, 6000, 3, 2, 44100);",
 }
 
 N = 4000
