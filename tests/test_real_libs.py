@@ -53,3 +53,15 @@ def test_real_library_program_matches_faust(name, tmp_path):
     ref = render_ref(dsp)
     assert got.shape == ref.shape
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("expr", ["fi.fir((0.5, 0.25, 0.125))", "fi.fir(0.3)", "fi.conv((1, 2))",
+                                  "fi.iir((1, 0.5), 0.1)", "fi.iir((1, 0.5, 0.25), (0.1, 0.2))"])
+def test_bundled_filters_have_faust_box_structure(expr):
+    """Programs that pattern-match on block diagrams (faust-ddsp's fwdAD) see our bundled
+    fi.fir/fi.iir exactly as they see the real libraries' (the same normal-form box)."""
+    from faustdiff import api
+    src = f'import("stdfaust.lib"); process = {expr};'
+    ours = api.evaluate_source(src, "f.dsp")
+    real = api.evaluate_source(src, "f.dsp", include=(str(FAUST_LIBS),))
+    assert ours == real
