@@ -103,6 +103,13 @@ def main():
     automatic differentiation. All errors exit with status 1."""
 
 
+def _force_bundled_libs(ctx, param, value) -> None:
+    """--bundled-libs: the bundled libraries come before an installed Faust's."""
+    if value:
+        from .frontend.evaluate import LIBS_ENV
+        os.environ[LIBS_ENV] = "bundled"
+
+
 def _check_sr(sr: int) -> None:
     if sr <= 0:
         raise FaustError(f"--sr must be a positive number of samples per second, got {sr}")
@@ -159,6 +166,10 @@ def _module_source(file: str, sr: int, include: tuple[str, ...]) -> str:
               help=f"Sample rate in Hz. Default: the input WAV's rate, else {DEFAULT_SR}.")
 @click.option("--set", "settings", multiple=True, metavar="LABEL=VALUE",
               help="Set a control (slider, nentry, button, checkbox) before rendering; repeatable.")
+@click.option("--bundled-libs", is_flag=True, expose_value=False, callback=_force_bundled_libs,
+              help="Use the bundled libraries even where Faust's are installed (by default "
+                   "import(\"stdfaust.lib\") reads an installed Faust's, as the compiler "
+                   "does; diff.lib is always ours).")
 @click.option("-I", "include", multiple=True, metavar="DIR",
               help="Add a directory to the library search path; repeatable.")
 @click.option("-o", "--output", metavar="OUT",
@@ -264,7 +275,7 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
         audio_io.write_output(output, outputs, bargraphs, sr, int(wav_bits))
     else:
         source = kind if data is None else f"'{input_}'"
-        _summary(file, program, outputs, bargraphs, n, sr, source if ins else None)
+        _summary(file, program, outputs, bargraphs, n, sr, source if ins else None, include)
         for name, values in partials:
             with np.errstate(all="ignore"):
                 peak = np.max(np.abs(values)) if n else 0.0
@@ -299,11 +310,14 @@ def _interp_program(file, sr, include, values):
     return program
 
 
-def _summary(file, program, outputs, bargraphs, n, sr, source) -> None:
+def _summary(file, program, outputs, bargraphs, n, sr, source, include=()) -> None:
+    from .frontend.evaluate import library_set
     ins, outs = program.num_inputs, program.num_outputs
     head = (f"{file}: {audio_io.plural(ins, 'input')}, {audio_io.plural(outs, 'output')}, "
             f"{audio_io.plural(n, 'sample')} at {sr} Hz")
-    click.echo(head + (f", input {source}" if source else ""))
+    libs = library_set(file, tuple(include))
+    click.echo(head + (f", input {source}" if source else "")
+               + f", libraries: {'bundled' if libs == 'bundled' else 'Faust ' + libs}")
     for i, out in enumerate(outputs):
         if n:
             with np.errstate(all="ignore"):
@@ -322,6 +336,10 @@ def _summary(file, program, outputs, bargraphs, n, sr, source) -> None:
               help="Write the module to MODULE.py. Default: standard output.")
 @click.option("--sr", type=int, default=DEFAULT_SR, show_default=True, metavar="RATE",
               help="Sample rate in Hz.")
+@click.option("--bundled-libs", is_flag=True, expose_value=False, callback=_force_bundled_libs,
+              help="Use the bundled libraries even where Faust's are installed (by default "
+                   "import(\"stdfaust.lib\") reads an installed Faust's, as the compiler "
+                   "does; diff.lib is always ours).")
 @click.option("-I", "include", multiple=True, metavar="DIR",
               help="Add a directory to the library search path; repeatable.")
 def compile_cmd(file, output, sr, include):
@@ -366,6 +384,10 @@ def compile_cmd(file, output, sr, include):
               default="auto", show_default=True, help="How a batch runs.")
 @click.option("--sr", type=int, metavar="RATE",
               help=f"Sample rate in Hz. Default: the target WAV's rate, else {DEFAULT_SR}.")
+@click.option("--bundled-libs", is_flag=True, expose_value=False, callback=_force_bundled_libs,
+              help="Use the bundled libraries even where Faust's are installed (by default "
+                   "import(\"stdfaust.lib\") reads an installed Faust's, as the compiler "
+                   "does; diff.lib is always ours).")
 @click.option("-I", "include", multiple=True, metavar="DIR",
               help="Add a directory to the library search path; repeatable.")
 @click.option("--plot", metavar="PNG", help="Save the loss and parameter trajectories "

@@ -34,6 +34,10 @@ def pytest_report_header(config):
 
 
 def pytest_configure(config):
+    # The tests check the bundled libraries (and must not depend on whether this machine has
+    # Faust's installed): they come first unless a test says otherwise (see test_cli's
+    # tests of the default, and test_real_libs, which asks for Faust's with -I).
+    os.environ.setdefault("FAUSTDIFF_LIBS", "bundled")
     # Compiled programs (generated modules and Numba's caches) go to a cache of the test
     # runs, kept between runs (JIT time adds up), not to the user's ~/.cache/faustdiff.
     if "FAUSTDIFF_CACHE_DIR" not in os.environ and getattr(config, "cache", None):

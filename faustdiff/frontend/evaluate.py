@@ -125,6 +125,21 @@ class Env:
 # The folders where the Faust compiler finds its libraries when installed (after
 # $FAUST_LIB_PATH), in its order.
 INSTALLED_LIB_DIRS = ("/usr/local/share/faust", "/usr/share/faust")
+# Libraries that are always ours, wherever Faust's are installed.
+OWN_LIBRARIES = ("diff.lib",)
+# FAUSTDIFF_LIBS=bundled (the CLI's --bundled-libs) puts the bundled libraries before an
+# installed Faust's.
+LIBS_ENV = "FAUSTDIFF_LIBS"
+
+
+def bundled_only() -> bool:
+    """True when the bundled libraries are forced (`FAUSTDIFF_LIBS=bundled`)."""
+    return os.environ.get(LIBS_ENV, "") == "bundled"
+
+
+def installed_lib_dirs() -> list[str]:
+    """The installed Faust library folders that exist, in the compiler's search order."""
+    return [d for d in INSTALLED_LIB_DIRS if os.path.isdir(d)]
 
 
 class Resolver:
@@ -137,25 +152,33 @@ class Resolver:
         env_path = os.environ.get("FAUST_LIB_PATH", "")
         self.env_dirs = [p for p in env_path.split(os.pathsep) if p]
         self.bundled = str(Path(__file__).parents[1] / "lib")
-        self.installed = [d for d in INSTALLED_LIB_DIRS if os.path.isdir(d)]
+        self.installed = installed_lib_dirs()
+        self.prefer_installed = not bundled_only()
         self._parsed: dict[str, B.Program] = {}
 
     def files(self) -> list[str]:
         """Every file parsed through this resolver (the libraries a compile read)."""
         return list(self._parsed)
 
-    def search_dirs(self, from_dir: Optional[str]) -> list[str]:
+    def search_dirs(self, from_dir: Optional[str], filename: str = "") -> list[str]:
         """Where a library is looked for, in order: the importing file's folder, the main
-        file's, `-I` folders, `$FAUST_LIB_PATH`, the bundled libraries, then the folders of
-        an installed Faust (for the files we do not bundle, e.g. the old `music.lib`)."""
+        file's, `-I` folders, `$FAUST_LIB_PATH`, then an installed Faust's folders
+        (/usr/local/share/faust, /usr/share/faust) and the bundled libraries: the installed
+        ones first, as the Faust compiler finds them, unless the bundled ones are forced
+        (`bundled_only`) or the file is one of ours (`OWN_LIBRARIES`); the others then
+        still provide the files we do not bundle (e.g. the old `music.lib`)."""
         dirs = [d for d in (from_dir, self.base_dir) if d]
-        every = dirs + self.include + self.env_dirs + [self.bundled] + self.installed
+        if self.prefer_installed and os.path.basename(filename) not in OWN_LIBRARIES:
+            last = self.installed + [self.bundled]
+        else:
+            last = [self.bundled] + self.installed
+        every = dirs + self.include + self.env_dirs + last
         return list(dict.fromkeys(every))   # each folder once, in order
 
     def find(self, filename: str, from_dir: Optional[str]) -> Optional[str]:
         if os.path.isabs(filename) and os.path.isfile(filename):
             return filename
-        for d in self.search_dirs(from_dir):
+        for d in self.search_dirs(from_dir, filename):
             p = os.path.join(d, filename)
             if os.path.isfile(p):
                 return os.path.abspath(p)
@@ -169,13 +192,24 @@ class Resolver:
         path = self.find(filename, from_dir)
         if path is None:
             raise FaustEvalError(f'library file "{filename}" not found (searched: '
-                                 f'{", ".join(self.search_dirs(from_dir))})', span)
+                                 f'{", ".join(self.search_dirs(from_dir, filename))})', span)
         prog = self._parsed.get(path)
         if prog is None:
             from .parse import parse_file
             prog = parse_file(path)
             self._parsed[path] = prog
         return prog
+
+
+def library_set(filename: str, include: tuple = ()) -> str:
+    """Which libraries `import("stdfaust.lib")` in `filename` reads: "bundled", or the
+    folder it comes from (an installed Faust's, -I, $FAUST_LIB_PATH, the program's own)."""
+    base = os.path.dirname(os.path.abspath(filename))
+    r = Resolver(include, base)
+    path = r.find("stdfaust.lib", base)
+    if path is None or os.path.dirname(path) == os.path.abspath(r.bundled):
+        return "bundled"
+    return os.path.dirname(path)
 
 
 # ---------------------------------------------------------------- the evaluator
