@@ -80,3 +80,16 @@ def test_bargraphs_of_a_branch_a_constant_select_never_takes_are_dropped(backend
     out = prog.compute(np.array([[0.5], [0.25], [0.125]]), 1)
     assert out[:, 0].tolist() == [1, 0.25, 0.125]
     assert [t.tolist() for t in prog.bargraph_traces] == [[1], [0.25], [0.125]]
+
+
+def test_diff_lib_learnN_like_the_seed():
+    """df.learnN (the seed's diff.lib, as faust-ddsp's recdiff3 uses it), rendered by Faust
+    2.54.9 with the seed's library: e = mean(learnable - truth_k) = 0.625; loss |e|;
+    gradients D_i e / |e| times 0.1; the bargraphs in Faust's order."""
+    src = ('import("stdfaust.lib"); df = library("diff.lib");'
+           "process = (0.5, 0.25, 1.0, 2.0, -3.0) : df.learnN(1, 0.1, 2, 2);")
+    prog = faustdiff.compile_source(src, "ln.dsp")
+    out = prog.compute(None, 2)
+    np.testing.assert_allclose(out[:, 1], [0.625, 0.2, -0.3], rtol=1e-15)
+    assert prog.bargraph_labels == ["loss", "gradient 0", "gradient 1", "mean delta"]
+    assert [t[1] for t in prog.bargraph_traces] == [0.625, 2, -3, 0.625]
