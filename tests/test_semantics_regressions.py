@@ -93,3 +93,19 @@ def test_diff_lib_learnN_like_the_seed():
     np.testing.assert_allclose(out[:, 1], [0.625, 0.2, -0.3], rtol=1e-15)
     assert prog.bargraph_labels == ["loss", "gradient 0", "gradient 1", "mean delta"]
     assert [t[1] for t in prog.bargraph_traces] == [0.625, 2, -3, 0.625]
+
+
+def test_labels_naming_groups():
+    """`h:`/`v:`/`t:` prefixes in a label open groups (the libraries' physmodels use
+    `button("v:brass/[1]gate")`); other slashes are text. Faust 2.54.9's JSON: a/b,
+    brass/gate, brass/inner/k, midi/freq; its render with gate=1 k=1: 3 and bargraph 3."""
+    src = ('process = hgroup("x", button("v:brass/[1]gate") + hslider("h:midi/freq", 1, 0, 2, 1)'
+           ' + hslider("a/b", 0, 0, 1, 1) + hslider("v:brass/h:inner/k", 0, 0, 1, 1))'
+           ' : hbargraph("v:meters/level", 0, 10);')
+    prog = faustdiff.compile_source(src, "lp.dsp")
+    assert list(prog.params) == ["a/b", "gate", "k", "freq"]
+    assert prog.bargraph_labels == ["level"]
+    prog.set_param("/x/brass/gate", 1)
+    prog.set_param("k", 1)
+    assert prog.compute(None, 2).tolist() == [[3, 3]]
+    assert prog.bargraph_traces[0].tolist() == [3, 3]
