@@ -103,6 +103,13 @@ def main():
     automatic differentiation. All errors exit with status 1."""
 
 
+def _force_bundled_libs(ctx, param, value) -> None:
+    """--bundled-libs: the bundled libraries come before an installed Faust's."""
+    if value:
+        from .frontend.evaluate import LIBS_ENV
+        os.environ[LIBS_ENV] = "bundled"
+
+
 def _check_sr(sr: int) -> None:
     if sr <= 0:
         raise FaustError(f"--sr must be a positive number of samples per second, got {sr}")
@@ -154,6 +161,10 @@ def _module_source(file: str, sr: int, include: tuple[str, ...]) -> str:
               help=f"Sample rate in Hz. Default: the input WAV's rate, else {DEFAULT_SR}.")
 @click.option("--set", "settings", multiple=True, metavar="LABEL=VALUE",
               help="Set a control (slider, nentry, button, checkbox) before rendering; repeatable.")
+@click.option("--bundled-libs", is_flag=True, expose_value=False, callback=_force_bundled_libs,
+              help="Use the bundled libraries even where Faust's are installed (by default "
+                   "import(\"stdfaust.lib\") reads an installed Faust's, as the compiler "
+                   "does; diff.lib is always ours).")
 @click.option("-I", "include", multiple=True, metavar="DIR",
               help="Add a directory to the library search path; repeatable.")
 @click.option("-o", "--output", metavar="OUT",
@@ -166,6 +177,9 @@ def _module_source(file: str, sr: int, include: tuple[str, ...]) -> str:
 @click.option("--backend", type=click.Choice(["numba", "interp"]), default=None,
               help="numba: generated code, cached on disk (the default); interp: the "
                    "reference interpreter (slow).")
+@click.option("--block", type=int, metavar="N",
+              help="Render in blocks of N samples, one compute call each (Faust's `count`, "
+                   "ma.BS, is N). Default: the whole render in one block.")
 @click.option("--check-finite", is_flag=True,
               help="Fail (status 1) when an output or bargraph holds NaN or infinity, naming "
                    "the first sample, the output and the expression that produced it.")
@@ -179,11 +193,13 @@ def _module_source(file: str, sr: int, include: tuple[str, ...]) -> str:
                    "mode computes in one pass (auto = forward); reverse runs one backward "
                    "pass per output sample (a cross-check, up to 4096 samples).")
 def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, backend, grad,
-        grad_mode, check_finite):
+        grad_mode, block, check_finite):
     """Compile FILE.dsp and render it."""
     # Everything the user typed is checked before the (slow) compilation.
     if samples is not None and samples < 0:
         raise FaustError(f"--samples must be 0 or more, got {samples}")
+    if block is not None and block <= 0:
+        raise FaustError(f"--block must be 1 or more, got {block}")
     if sr is not None:
         _check_sr(sr)
     values = _parse_settings(settings)
@@ -240,8 +256,12 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
         inputs = audio_io.generate_input(kind, ins, n, sr)
 
     with np.errstate(all="ignore"):  # Faust arithmetic is IEEE: inf/NaN are results, not errors
-        outputs = program.compute(inputs if ins else None, n)
-    bargraphs = _bargraph_columns(program)
+        if grad is not None and grad_mode == "reverse" and block and block < n:
+            raise FaustError("--grad-mode reverse differentiates one block: drop --block")
+        outputs, traces, partial_values = _compute(program, inputs if ins else None, n,
+                                                   block or n,
+                                                   grad is not None and grad_mode != "reverse")
+    bargraphs = list(zip(program.bargraph_labels, traces))
     primal = (outputs, bargraphs)
     partials = []
     if grad is not None:   # the partials: extra columns after the outputs, before bargraphs
@@ -249,7 +269,7 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
             names, jac = _reverse_partials(program, inputs if ins else None, n)
         else:
             names = program.column_names()[program.num_outputs:]
-            jac = program.partials.reshape(len(names), n)
+            jac = partial_values.reshape(len(names), n)
         partials = list(zip(names, jac))
         if output is not None and audio_io.file_kind(output) != ".csv":
             outputs = np.concatenate([outputs] + [p[None] for _, p in partials])
@@ -264,13 +284,31 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
         audio_io.write_output(output, outputs, bargraphs, sr, int(wav_bits))
     else:
         source = kind if data is None else f"'{input_}'"
-        _summary(file, program, outputs, bargraphs, n, sr, source if ins else None)
+        _summary(file, program, outputs, bargraphs, n, sr, source if ins else None, include)
         for name, values in partials:
             with np.errstate(all="ignore"):
                 peak = np.max(np.abs(values)) if n else 0.0
             click.echo(f"  {name}: peak {peak:.6g}" + (f"  final {values[-1]:.17g}" if n else ""))
     if problem is not None:
         raise problem
+
+
+def _compute(program, inputs, n: int, block: int, with_partials: bool):
+    """(outputs, bargraph traces, partials or None) of n samples rendered by one `compute`
+    per `block` samples (the program keeps its state from block to block)."""
+    if n == 0 or block >= n:
+        outs = program.compute(inputs, n)
+        return outs, program.bargraph_traces, program.partials if with_partials else None
+    outs, traces, parts = [], [], []
+    for s0 in range(0, n, block):
+        m = min(block, n - s0)
+        outs.append(program.compute(None if inputs is None else inputs[:, s0:s0 + m], m))
+        traces.append(program.bargraph_traces)
+        if with_partials:
+            parts.append(program.partials)
+    joined = [np.concatenate(t) for t in zip(*traces)] if traces[0] else []
+    return (np.concatenate(outs, axis=1), joined,
+            np.concatenate(parts, axis=2) if with_partials else None)
 
 
 def _interp_program(file, sr, include, values):
@@ -281,26 +319,14 @@ def _interp_program(file, sr, include, values):
     return program
 
 
-def _bargraph_columns(program) -> list:
-    """(label, trace) per bargraph, in order; bargraphs sharing a label each keep their own
-    trace (program.bargraphs maps such a label to the list of their traces)."""
-    seen: dict = {}
-    out = []
-    for label in program.bargraph_labels:
-        trace = program.bargraphs[label]
-        if isinstance(trace, list):
-            k = seen.get(label, 0)
-            seen[label] = k + 1
-            trace = trace[k]
-        out.append((label, trace))
-    return out
-
-
-def _summary(file, program, outputs, bargraphs, n, sr, source) -> None:
+def _summary(file, program, outputs, bargraphs, n, sr, source, include=()) -> None:
+    from .frontend.evaluate import library_set
     ins, outs = program.num_inputs, program.num_outputs
     head = (f"{file}: {audio_io.plural(ins, 'input')}, {audio_io.plural(outs, 'output')}, "
             f"{audio_io.plural(n, 'sample')} at {sr} Hz")
-    click.echo(head + (f", input {source}" if source else ""))
+    libs = library_set(file, tuple(include))
+    click.echo(head + (f", input {source}" if source else "")
+               + f", libraries: {'bundled' if libs == 'bundled' else 'Faust ' + libs}")
     for i, out in enumerate(outputs):
         if n:
             with np.errstate(all="ignore"):
@@ -341,6 +367,10 @@ def _reverse_partials(program, inputs, n):
               help="Write the module to MODULE.py. Default: standard output.")
 @click.option("--sr", type=int, default=DEFAULT_SR, show_default=True, metavar="RATE",
               help="Sample rate in Hz.")
+@click.option("--bundled-libs", is_flag=True, expose_value=False, callback=_force_bundled_libs,
+              help="Use the bundled libraries even where Faust's are installed (by default "
+                   "import(\"stdfaust.lib\") reads an installed Faust's, as the compiler "
+                   "does; diff.lib is always ours).")
 @click.option("-I", "include", multiple=True, metavar="DIR",
               help="Add a directory to the library search path; repeatable.")
 def compile_cmd(file, output, sr, include):
@@ -389,6 +419,10 @@ def compile_cmd(file, output, sr, include):
                    "reverse mode (one backward pass), or auto (forward for 1-2 parameters).")
 @click.option("--sr", type=int, metavar="RATE",
               help=f"Sample rate in Hz. Default: the target WAV's rate, else {DEFAULT_SR}.")
+@click.option("--bundled-libs", is_flag=True, expose_value=False, callback=_force_bundled_libs,
+              help="Use the bundled libraries even where Faust's are installed (by default "
+                   "import(\"stdfaust.lib\") reads an installed Faust's, as the compiler "
+                   "does; diff.lib is always ours).")
 @click.option("-I", "include", multiple=True, metavar="DIR",
               help="Add a directory to the library search path; repeatable.")
 @click.option("--plot", metavar="PNG", help="Save the loss and parameter trajectories "

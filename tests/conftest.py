@@ -33,6 +33,10 @@ def pytest_report_header(config):
 
 
 def pytest_configure(config):
+    # The tests check the bundled libraries (and must not depend on whether this machine has
+    # Faust's installed): they come first unless a test says otherwise (see test_cli's
+    # tests of the default, and test_real_libs, which asks for Faust's with -I).
+    os.environ.setdefault("FAUSTDIFF_LIBS", "bundled")
     # Compiled programs (generated modules and Numba's caches) go to a cache of the test
     # runs, kept between runs (JIT time adds up), not to the user's ~/.cache/faustdiff.
     if "FAUSTDIFF_CACHE_DIR" not in os.environ and getattr(config, "cache", None):
@@ -98,6 +102,7 @@ class FakeProgram:
         self.params = dict(self.defaults)
         self.bargraph_labels = [b.replace("_", " ") for b in spec.get("bargraphs", "").split(",") if b]
         self.bargraphs = {}
+        self.bargraph_traces = []
         self.calls = 0
         self.received = None
 
@@ -123,7 +128,8 @@ class FakeProgram:
         self.calls += 1
         g, b = self.params.get("gain", 1.0), self.params.get("bias", 0.0)
         out = np.array([g * base + b + k for k in range(self.num_outputs)]).reshape(self.num_outputs, n)
-        self.bargraphs = {lab: out[0] * (i + 1) for i, lab in enumerate(self.bargraph_labels)}
+        self.bargraph_traces = [out[0] * (i + 1) for i in range(len(self.bargraph_labels))]
+        self.bargraphs = dict(zip(self.bargraph_labels, self.bargraph_traces))
         return out
 
 

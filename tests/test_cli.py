@@ -7,6 +7,7 @@ Error messages are asserted whole.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 import subprocess
@@ -70,7 +71,7 @@ def test_run_default_is_impulse_44100_samples_and_a_summary(cli, fake, dsp):
     rms0 = 0.5 / np.sqrt(44100)
     rms1 = np.sqrt((1.5 ** 2 + 44099) / 44100)
     assert r.stdout == (
-        "p.dsp: 1 input, 2 outputs, 44100 samples at 44100 Hz, input impulse\n"
+        "p.dsp: 1 input, 2 outputs, 44100 samples at 44100 Hz, input impulse, libraries: bundled\n"
         f"  out0: peak 0.5  rms {rms0:.6g}\n"
         f"  out1: peak 1.5  rms {rms1:.6g}\n"
         "  bargraph 'level': final 0\n")
@@ -82,7 +83,7 @@ def test_program_without_inputs_gets_none(cli, fake, dsp):
     r = cli("run", "gen.dsp", "--samples", "3", "--input", "noise")
     assert r.exit_code == 0, r
     assert fake.program.received is None
-    assert r.stdout == ("gen.dsp: 0 inputs, 1 output, 3 samples at 44100 Hz\n"
+    assert r.stdout == ("gen.dsp: 0 inputs, 1 output, 3 samples at 44100 Hz, libraries: bundled\n"
                         "  out0: peak 1  rms 1\n")
 
 
@@ -90,7 +91,7 @@ def test_zero_samples(cli, fake, dsp):
     dsp("// fake: inputs=1 outputs=1 bargraphs=b", "p.dsp")
     r = cli("run", "p.dsp", "-n", "0")
     assert r.exit_code == 0, r
-    assert r.stdout == ("p.dsp: 1 input, 1 output, 0 samples at 44100 Hz, input impulse\n"
+    assert r.stdout == ("p.dsp: 1 input, 1 output, 0 samples at 44100 Hz, input impulse, libraries: bundled\n"
                         "  out0: no samples\n  bargraph 'b': no samples\n")
     assert cli("run", "p.dsp", "-n", "0", "-o", "o.csv").exit_code == 0
     assert Path("o.csv").read_text() == "out0,b\n"
@@ -291,6 +292,7 @@ def test_malformed_input_files(cli, fake, dsp):
     assert msg.startswith("faustdiff: error: 'bad.npy' is not a valid .npy file (") and msg.count("\n") == 1
     assert err(cli, "run", "p.dsp", "--input", "missing.csv") == (
         "faustdiff: error: cannot read 'missing.csv': No such file or directory\n")
+    assert err(cli, "run", "p.dsp", "--block", "0") == "faustdiff: error: --block must be 1 or more, got 0\n"
     assert fake.calls == []
 
 
@@ -440,13 +442,65 @@ def test_console_script_from_any_directory(tmp_path):
     assert (r.returncode, r.stdout, r.stderr) == (1, "", "faustdiff: error: --samples must be 0 or more, got -1\n")
 
 
+def test_bargraphs_sharing_a_label_keep_a_column_each(cli):
+    """Two bargraphs named `Cutoff` (faust-ddsp's lowpass, the compiler's UITester): a CSV
+    column and a summary line each, in Faust's order (faust-ref's header, Faust 2.54.9)."""
+    Path("d.dsp").write_text('process = 0.5 : hbargraph("Cutoff", 0, 1), '
+                             '(0.25 : hbargraph("Cutoff", 0, 1)), (0.75 : vbargraph("Other", 0, 1));\n')
+    r = cli("run", "d.dsp", "-n", "2", "-o", "d.csv")
+    assert (r.exit_code, r.stdout, r.stderr) == (0, "", "")
+    assert Path("d.csv").read_text() == (
+        "out0,out1,out2,Cutoff,Cutoff,Other\n" + "0.5,0.25,0.75,0.5,0.25,0.75\n" * 2)
+    r = cli("run", "d.dsp", "-n", "2")
+    assert r.stdout.splitlines()[-3:] == ["  bargraph 'Cutoff': final 0.5",
+                                          "  bargraph 'Cutoff': final 0.25",
+                                          "  bargraph 'Other': final 0.75"]
+    p = faustdiff.compile_source(Path("d.dsp").read_text(), "d.dsp")
+    p.compute(None, 2)
+    assert [t.tolist() for t in p.bargraphs["Cutoff"]] == [[0.5, 0.5], [0.25, 0.25]]
+    assert [t.tolist() for t in p.bargraph_traces] == [[0.5, 0.5], [0.25, 0.25], [0.75, 0.75]]
+
+
+def test_installed_faust_libraries_are_the_default(cli, tmp_path, monkeypatch):
+    """Where Faust's libraries are installed, import("stdfaust.lib") reads them, as the
+    compiler does (the summary says so); --bundled-libs forces ours; diff.lib is ours."""
+    from faustdiff.frontend import evaluate
+    inst = tmp_path / "share" / "faust"
+    inst.mkdir(parents=True)
+    (inst / "stdfaust.lib").write_text('ma = library("maths.lib");\n')
+    (inst / "maths.lib").write_text("PI = 3;\n")
+    (inst / "diff.lib").write_text("nothing = 0;\n")
+    monkeypatch.setattr(evaluate, "INSTALLED_LIB_DIRS", (str(inst),))
+    monkeypatch.delenv("FAUSTDIFF_LIBS")
+    Path("p.dsp").write_text('import("stdfaust.lib");\nprocess = ma.PI;\n')
+    r = cli("run", "p.dsp", "-n", "1", "--backend", "interp")
+    assert r.stdout == (f"p.dsp: 0 inputs, 1 output, 1 sample at 44100 Hz, libraries: Faust {inst}\n"
+                        "  out0: peak 3  rms 3\n")
+    r = cli("run", "p.dsp", "-n", "1", "--backend", "interp", "--bundled-libs")
+    assert r.stdout.startswith("p.dsp: 0 inputs, 1 output, 1 sample at 44100 Hz, libraries: bundled\n")
+    assert f"out0: peak {math.pi:.6g}" in r.stdout
+    monkeypatch.delenv("FAUSTDIFF_LIBS")
+    r = evaluate.Resolver((), str(tmp_path))
+    assert os.path.dirname(r.find("diff.lib", str(tmp_path))) == r.bundled
+
+
+def test_block_sets_faust_count(cli):
+    """`--block N`: one compute call per N samples, so `count` (ma.BS) is N, state carried
+    over; faust-ref runs compute(1), and the compiler's impulse test `bs` then gives 10."""
+    Path("bs.dsp").write_text("process = fvariable(int count, <math.h>), (+(1) ~ _);\n")
+    assert cli("run", "bs.dsp", "-n", "5", "--block", "2", "-o", "o.csv").exit_code == 0
+    assert Path("o.csv").read_text() == "out0,out1\n2,1\n2,2\n2,3\n2,4\n1,5\n"
+    assert cli("run", "bs.dsp", "-n", "3", "-o", "o.csv").exit_code == 0
+    assert Path("o.csv").read_text() == "out0,out1\n3,1\n3,2\n3,3\n"
+
+
 def test_installed_command_runs_from_any_directory(tmp_path):
     """A real program through the console script, in a folder with no project files."""
     cmd = cli_command()
     r = subprocess.run(cmd + ["run", str(EXAMPLES / "hello.dsp"), "--samples", "8",
                               "--set", "gain=0.25"], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith(f"{EXAMPLES / 'hello.dsp'}: 0 inputs, 1 output, 8 samples at 44100 Hz\n")
+    assert r.stdout.startswith(f"{EXAMPLES / 'hello.dsp'}: 0 inputs, 1 output, 8 samples at 44100 Hz, libraries: bundled\n")
     r = subprocess.run(cmd + ["run", "nothere.dsp"], capture_output=True, text=True, cwd=tmp_path)
     assert (r.returncode, r.stdout, r.stderr) == (1, "", "faustdiff: error: nothere.dsp: no such file\n")
 

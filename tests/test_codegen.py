@@ -213,7 +213,8 @@ def test_huge_delay_keeps_the_whole_history():
     # a bound above 2**22 samples: the whole history (grown by the runtime), as interp does
     from faustdiff.signals import ir as S
     from faustdiff.backend.program import Program
-    d = S.prim("min", S.prim("max", S.input_(1), S.real_const(0.0)), S.real_const(5e6))
+    # (inputs are [-1, 1], as in Faust: the amount int(|in1| * 5e6) is in [0, 5e6])
+    d = S.prim("*", S.prim("abs", S.input_(1)), S.real_const(5e6))
     sig = S.delay(S.input_(0), S.to_int(d))
     prog = Program([sig], 2, backend="numba")
     from faustdiff.backend import schedule
@@ -221,7 +222,8 @@ def test_huge_delay_keeps_the_whole_history():
     rng = np.random.default_rng(1)
     x = rng.standard_normal(3000)
     d = rng.integers(0, 2500, 3000).astype(float)
-    y = np.concatenate([prog.compute(np.array([x[s:s + 700], d[s:s + 700]]))[0]
+    scaled = (d + 0.5) / 5e6
+    y = np.concatenate([prog.compute(np.array([x[s:s + 700], scaled[s:s + 700]]))[0]
                         for s in range(0, 3000, 700)])
     expected = [x[t - int(d[t])] if t - int(d[t]) >= 0 else 0.0 for t in range(3000)]
     assert y.tolist() == expected

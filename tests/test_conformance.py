@@ -128,8 +128,7 @@ def render(program, case: Case, out: Path) -> None:
         inputs = inputs[:, :case.samples]
     outputs = program.compute(inputs, case.samples)
     assert outputs.shape == (program.num_outputs, case.samples)
-    from faustdiff.cli import _bargraph_columns
-    bars = _bargraph_columns(program)
+    bars = list(zip(program.bargraph_labels, program.bargraph_traces))
     audio_io.write_output(out, outputs, bars)
 
 

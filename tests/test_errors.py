@@ -6,6 +6,7 @@ through the command line (exit status 1, the message on stderr).
 """
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import textwrap
@@ -142,9 +143,14 @@ def test_unbounded_delay():
     assert err("process = _ @ (+(1) ~ _);") == (
         "t.dsp:1:11: error: can't compute the min and max values of (_,1 : +) ~ _ used in "
         "delay expression _ @ ((_,1 : +) ~ _) " + hint)
+
+def test_delay_by_an_input():
+    """Faust 2.54.9 types inputs as [-1, 1]: `_,_ : @` may be negative (it says so, with
+    that range), `abs` and `int` keep the bound (the compiler's impulse test norm3)."""
     assert err("process = _ , _ : @;") == (
-        "t.dsp:1:11: error: can't compute the min and max values of _ used in "
-        "delay expression _ @ _ " + hint)
+        "t.dsp:1:11: error: possible negative values of _ used in delay expression _ @ _ "
+        "(its range is [-1, 1])")
+    assert run("process(s, x) = s @ int(abs(x) * 10);").shape == (1, 4)
 
 
 def test_bounded_delays_are_fine():
@@ -199,6 +205,20 @@ def test_missing_library(tmp_path):
     assert str(info.value).startswith(
         f'{tmp_path}/p.dsp:1:1: error: library file "nothere.lib" not found (searched: '
         f'{tmp_path}, ')
+
+
+def test_installed_faust_libraries_are_the_last_resort(tmp_path, monkeypatch):
+    """A library we do not bundle (Faust's old music.lib, math.lib) is found in an installed
+    Faust's folder, as the compiler finds it; a bundled one still wins over it."""
+    from faustdiff.frontend import evaluate
+    inst = tmp_path / "share" / "faust"
+    inst.mkdir(parents=True)
+    (inst / "old.lib").write_text("old = 7;\n")
+    (inst / "maths.lib").write_text("PI = 3;\n")
+    monkeypatch.setattr(evaluate, "INSTALLED_LIB_DIRS", (str(tmp_path / "none"), str(inst)))
+    (tmp_path / "p.dsp").write_text('import("old.lib"); import("maths.lib");\nprocess = old, PI;\n')
+    prog = api.compile_file(str(tmp_path / "p.dsp"), backend="interp")
+    assert prog.compute(None, 1)[:, 0].tolist() == [7.0, math.pi]
 
 
 def test_cyclic_import_reads_each_file_once(tmp_path):

@@ -411,19 +411,23 @@ if __name__ == "__main__":
 
 
 def test_unbounded_delay_is_refused():
-    # the delay amount is an input: no bound is known (Faust refuses it too)
+    # an input is [-1, 1] (as in Faust): int of it may be negative (Faust refuses it too);
+    # a recursion without a bound has no known maximum
     from faustdiff.errors import FaustError
-    with pytest.raises(FaustError, match="can't compute the min and max values of"):
+    with pytest.raises(FaustError, match=r"possible negative values of int\(in1\)"):
         Program.from_box(B.Seq(par(W, INT), p("@")))
+    with pytest.raises(FaustError, match="can't compute the min and max values of"):
+        Program.from_box(B.Seq(par(W, B.Rec(op("+", 1), W)), p("@")))
 
 
 def test_huge_delay_bound_keeps_whole_history():
     # a bound above 2**22 samples: the interpreter keeps the whole history
-    bounded = B.Seq(par(W, B.Seq(par(INT, B.Int(5_000_000)), p("min"))), p("@"))
+    # (inputs are [-1, 1]: the amount int(|in1| * 5e6) is in [0, 5e6])
+    bounded = B.Seq(par(W, seq(p("abs"), op("*", 5_000_000), INT)), p("@"))
     prog = Program.from_box(bounded)
     rng = np.random.default_rng(1)
     x = rng.standard_normal(300)
     d = rng.integers(0, 250, 300).astype(float)
-    y = prog.compute(np.array([x, d]))[0]
+    y = prog.compute(np.array([x, (d + 0.5) / 5_000_000]))[0]
     expected = [x[t - int(d[t])] if t - int(d[t]) >= 0 else 0.0 for t in range(300)]
     assert y.tolist() == expected

@@ -27,6 +27,8 @@ PROGRAMS = {
     "fdelay": 'process = no.noise <: de.fdelay(1024, 10.5), de.fdelay(64, hslider("d", 3.25, 0, 60, 0.01)), de.delay(100, 37);',
     "freeverb": "process = no.noise : re.mono_freeverb(0.5, 0.5, 0.5, 10);",
     "tanh_smooth": "process = no.noise <: ma.tanh, si.smooth(0.9), ba.slidingMean(8);",
+    # its fanflip rule for N = 8 matches (N, 2) : / only when 8/2 is the int 4, as in Faust
+    "zita_rev1": "process = no.noise <: re.zita_rev1_stereo(0, 200, 6000, 3, 2, 44100);",
 }
 
 N = 4000
@@ -51,3 +53,15 @@ def test_real_library_program_matches_faust(name, tmp_path):
     ref = render_ref(dsp)
     assert got.shape == ref.shape
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("expr", ["fi.fir((0.5, 0.25, 0.125))", "fi.fir(0.3)", "fi.conv((1, 2))",
+                                  "fi.iir((1, 0.5), 0.1)", "fi.iir((1, 0.5, 0.25), (0.1, 0.2))"])
+def test_bundled_filters_have_faust_box_structure(expr):
+    """Programs that pattern-match on block diagrams (faust-ddsp's fwdAD) see our bundled
+    fi.fir/fi.iir exactly as they see the real libraries' (the same normal-form box)."""
+    from faustdiff import api
+    src = f'import("stdfaust.lib"); process = {expr};'
+    ours = api.evaluate_source(src, "f.dsp")
+    real = api.evaluate_source(src, "f.dsp", include=(str(FAUST_LIBS),))
+    assert ours == real

@@ -24,6 +24,36 @@ CASES = {
     "constant_coefficients_gathered": (
         'import("stdfaust.lib"); process = int(225 * ma.SR / 44100), int(1116 * ma.SR / 44100);',
         [[224, 1116]]),
+    # Faust keeps an exact quotient of ints an int: 2/2 matches the pattern 1 (but 1.5-0.5
+    # and a 1.0 pattern do not match across types), and 4/2 takes part in int32 wrap-around.
+    "exact_int_quotient_is_int": (
+        "f(1) = 10; f(x) = 20; g(1.0) = 10; g(x) = 20;"
+        "process = f(2/2), g(1), f(1.5-0.5), f(6/2/3), 4/2*2147483647, (4@0)/2*2147483647, 7/2;",
+        [[10, 20, 20, 10, -2, -2, 3.5]]),
+    # Patterns are evaluated (their numeric parts folded, identifiers are pattern variables
+    # except in function position) and arguments are folded when compared with a number;
+    # groups match part by part (the compiler's pass-tests PM-bug1/2/11/19, testYO).
+    "patterns_evaluated_like_faust": (
+        "foo(x,y) = (y,x); c = case { ((3,2:-)) => 10; (2) => 20; (x) => 30; };"
+        "f = *(2); dup(x) = (x,x); faa(1, dup(f)) = f;"
+        'g(hgroup("g", x)) = x*2; g(x) = x*3;'
+        "process = c(1), c((3,6:foo:/)), c(3), faa(1, dup(6)), g(hgroup(\"g\", 10)),"
+        'g(vgroup("g", 10)), g(hgroup("h", 10));',
+        [[10, 20, 30, 6, 20, 30, 30]]),
+    # A select2/select3 of constants with a constant selector is a compile-time constant.
+    "select_of_constants_folds": (
+        "process = sum(i, (3,2 : select2(1)), i), sum(i, select3(2,1,2,3), i);",
+        [[1, 3]]),
+    # Delays whose amounts fold to 0 only once the sample rate is known (the compiler's
+    # impulse test `constant`): a delay line without registers (was an internal error).
+    "delays_folding_to_zero": (
+        'import("stdfaust.lib"); process = (+(1) ~ _) <: @(int(ma.SR) * 0), @(int(ma.SR) % 2);',
+        [[1, 1], [2, 2], [3, 3]]),
+    # A select of constants has the select's type (real here) at box and signal level.
+    "select_of_constants_keeps_the_select_type": (
+        "process = select2(0, 2147483647, 0.5) + 1, select3(1, 0.5, 2147483647, 0.5) + 1,"
+        "select2(0@0, 2147483647, 0.5) + 1;",
+        [[2147483648, 2147483648, 2147483648]]),
 }
 
 
@@ -35,3 +65,47 @@ def test_renders_like_faust(name, backend):
     prog = faustdiff.compile_source(src, f"{name}.dsp", backend=backend)
     out = prog.compute(None, ref.shape[1])
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("backend", ["interp", "numba"])
+def test_bargraphs_of_a_branch_a_constant_select_never_takes_are_dropped(backend):
+    """Faust 2.54.9 (faust-ref) shows bargraphs a, d, e only: b, c and f feed choices that a
+    constant selector never takes (at box level for the first two selects, at signal level
+    for the third)."""
+    src = ('process = select2(0, 1 : hbargraph("a", 0, 1), 2 : hbargraph("b", 0, 3)),'
+           'select2(1, _ : hbargraph("c", 0, 1), (_ : hbargraph("d", 0, 1))),'
+           '(_ <: select2(0, hbargraph("e", 0, 1), hbargraph("f", 0, 1)));')
+    prog = faustdiff.compile_source(src, "sel.dsp", backend=backend)
+    assert prog.bargraph_labels == ["a", "d", "e"]
+    out = prog.compute(np.array([[0.5], [0.25], [0.125]]), 1)
+    assert out[:, 0].tolist() == [1, 0.25, 0.125]
+    assert [t.tolist() for t in prog.bargraph_traces] == [[1], [0.25], [0.125]]
+
+
+def test_diff_lib_learnN_like_the_seed():
+    """df.learnN (the seed's diff.lib, as faust-ddsp's recdiff3 uses it), rendered by Faust
+    2.54.9 with the seed's library: e = mean(learnable - truth_k) = 0.625; loss |e|;
+    gradients D_i e / |e| times 0.1; the bargraphs in Faust's order."""
+    src = ('import("stdfaust.lib"); df = library("diff.lib");'
+           "process = (0.5, 0.25, 1.0, 2.0, -3.0) : df.learnN(1, 0.1, 2, 2);")
+    prog = faustdiff.compile_source(src, "ln.dsp")
+    out = prog.compute(None, 2)
+    np.testing.assert_allclose(out[:, 1], [0.625, 0.2, -0.3], rtol=1e-15)
+    assert prog.bargraph_labels == ["loss", "gradient 0", "gradient 1", "mean delta"]
+    assert [t[1] for t in prog.bargraph_traces] == [0.625, 2, -3, 0.625]
+
+
+def test_labels_naming_groups():
+    """`h:`/`v:`/`t:` prefixes in a label open groups (the libraries' physmodels use
+    `button("v:brass/[1]gate")`); other slashes are text. Faust 2.54.9's JSON: a/b,
+    brass/gate, brass/inner/k, midi/freq; its render with gate=1 k=1: 3 and bargraph 3."""
+    src = ('process = hgroup("x", button("v:brass/[1]gate") + hslider("h:midi/freq", 1, 0, 2, 1)'
+           ' + hslider("a/b", 0, 0, 1, 1) + hslider("v:brass/h:inner/k", 0, 0, 1, 1))'
+           ' : hbargraph("v:meters/level", 0, 10);')
+    prog = faustdiff.compile_source(src, "lp.dsp")
+    assert list(prog.params) == ["a/b", "gate", "k", "freq"]
+    assert prog.bargraph_labels == ["level"]
+    prog.set_param("/x/brass/gate", 1)
+    prog.set_param("k", 1)
+    assert prog.compute(None, 2).tolist() == [[3, 3]]
+    assert prog.bargraph_traces[0].tolist() == [3, 3]

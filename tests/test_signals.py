@@ -134,7 +134,13 @@ def test_intervals():
     k = S.prim("%", propagate(B.Rec(op("+", 1), W), [])[0], S.const(7))
     assert S.max_delay(k) == 7
     assert S.max_delay(S.const(3)) == 3
-    assert S.max_delay(S.prim("int", x)) is None
+    assert S.max_delay(S.prim("int", x)) == 1   # inputs are [-1, 1] as in Faust
+    # Faust's & rule (its delay buffers: fVec0[16] for `& 15`, fVec0[8] for [0, 20] & 5)
+    ten = S.prim("int", S.prim("*", S.prim("abs", x), S.const(10)))
+    assert S.prim("&", ten, S.const(15)).interval == (0, 15)
+    twenty = S.prim("int", S.prim("*", S.prim("abs", x), S.const(20)))
+    assert S.prim("&", twenty, S.const(5)).interval == (0, 7)
+    assert S.max_delay(S.prim("int", propagate(B.Rec(op("+", 1), W), [])[0])) is None
     g = S.ui("hslider", "d", (), 2, 0, 5, 1)
     assert S.max_delay(S.prim("int", S.prim("*", g, S.const(2.0)))) == 10
     assert S.needs_clamp(S.prim("int", x), 8)

@@ -9,8 +9,8 @@ else `~/.cache/faustdiff`):
     __pycache__/           Numba's own cache of its kernels (`cache=True`)
 
 `key1` hashes everything known BEFORE parsing: the source text, its directory, the library
-search path (-I, $FAUST_LIB_PATH), the sample rate, the program name, faustdiff's version
-and the module format. `key2` adds the contents of the library files the compile read, so a
+search path (-I, $FAUST_LIB_PATH, the installed Faust folders, FAUSTDIFF_LIBS), the sample
+rate, the program name, faustdiff's version and the module format. `key2` adds the contents of the library files the compile read, so a
 changed library is a different module. A hit skips parsing, evaluation, code generation and
 (through Numba's cache) JIT compilation.
 
@@ -172,6 +172,7 @@ def _warm(program) -> None:
 # ---------------------------------------------------------------- keys and manifests
 
 def _key1(text: str, filename: str, sample_rate, include: Iterable, name: str) -> str:
+    from ..frontend.evaluate import bundled_only, installed_lib_dirs
     base = os.path.dirname(os.path.abspath(filename)) if not filename.startswith("<") \
         else os.getcwd()
     parts = {
@@ -179,6 +180,7 @@ def _key1(text: str, filename: str, sample_rate, include: Iterable, name: str) -
         "sr": repr(sample_rate), "name": name,
         "dir": base, "include": [os.path.abspath(str(p)) for p in include],
         "faust_lib_path": os.environ.get("FAUST_LIB_PATH", ""), "text": text,
+        "libs": [bundled_only(), installed_lib_dirs()],   # which libraries come first
     }
     return _sha(json.dumps(parts, sort_keys=True).encode("utf-8"))[:40]
 
@@ -431,11 +433,4 @@ class NumbaBackend:
         import numpy as np
         ins = np.array(inputs, dtype=np.float64).reshape(len(inputs), n) if inputs else None
         outs = self.program.compute(ins, n)
-        bars = []
-        seen: dict = {}
-        for label in self.program.bargraph_labels:
-            v = self.program.bargraphs[label]
-            k = seen.get(label, 0)
-            seen[label] = k + 1
-            bars.append(v[k] if isinstance(v, list) else v)
-        return outs, bars
+        return outs, list(self.program.bargraph_traces)

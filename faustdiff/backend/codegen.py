@@ -410,7 +410,7 @@ class _Emitter:
                 continue
             for k in range(line.length, 1, -1):
                 new[line.regs[k - 1]] = self.register(line, k - 1)
-            if line.rec is None:
+            if line.rec is None and line.length:   # a line of 0-sample delays has no register
                 new[line.regs[0]] = self.ref(line.x)
         for rv in ctx.rec_nodes:
             g, i = rv.attrs

@@ -22,7 +22,7 @@ both).
 * `compute_with_grad(inputs=None, n=None) -> (outputs, partials)`;
 * `wrt` (the labels, in the order of `partials`), `param_specs` (label, init, lo, hi, scale
   of each: what `train` uses for automatic normalisation), `params`, `set_param`, `reset`,
-  `bargraph_labels`, `bargraphs`, `clone()` (an independent instance: own state).
+  `bargraph_labels`, `bargraphs`, `bargraph_traces`, `clone()` (an independent instance: own state).
 
 Compiled with the Numba backend by default and cached on disk like any program (the cache
 key includes `wrt`); `backend="interp"` runs the reference interpreter.
@@ -84,6 +84,10 @@ class GradProgram:
     @property
     def bargraphs(self):
         return self.program.bargraphs
+
+    @property
+    def bargraph_traces(self):
+        return self.program.bargraph_traces
 
     @property
     def name(self):

@@ -8,6 +8,9 @@ reference interpreter now; the Numba kernel later, behind the same interface: a 
 Invariants:
 * State is kept between `compute` calls exactly like Faust's `compute`; splitting a render
   into blocks changes nothing except `ma.BS` (the `count` variable is the block length).
+* `bargraph_traces` (after `compute`) holds one trace per bargraph, in the order of
+  `bargraph_labels`; `bargraphs` maps each label to its trace (to the list of traces, in that
+  order, when several bargraphs share a label).
 * `bargraph_labels` lists one entry per bargraph node in the order of Faust's UI build (the
   column order of the reference CSVs, see `signals.ui_order`), labels without `[..]`.
 * Parameters are the UI widgets reachable from the outputs (Faust drops unused widgets).
@@ -56,6 +59,7 @@ class Program:
         args = (self.outputs, self.bargraph_nodes, self.num_inputs, self.sample_rate)
         self._backend = make(*args, keep, reverse_io) if keep or reverse_io else make(*args)
         self.bargraphs: dict = {}
+        self.bargraph_traces: list = []   # one per bargraph, in bargraph_labels' order
 
     @classmethod
     def from_box(cls, box, sample_rate: int = 44100, name: str = "",
@@ -109,6 +113,6 @@ class Program:
         inputs, n = check_inputs(inputs, n, self.num_inputs)
         outs, bars = self._backend.run([inputs[c, :n] for c in range(self.num_inputs)], n)
         result = np.array(outs, dtype=np.float64).reshape(self.num_outputs, n)
-        self.bargraphs = group_traces(
-            self.bargraph_labels, [np.array(t, dtype=np.float64) for t in bars])
+        self.bargraph_traces = [np.array(t, dtype=np.float64) for t in bars]
+        self.bargraphs = group_traces(self.bargraph_labels, self.bargraph_traces)
         return result

@@ -223,6 +223,7 @@ class ReverseProgram:
         # the last `history` samples of every tape row: a tap before the block reads them
         self._hist = np.zeros((self.num_outputs + self.num_tapes, self.history))
         self.bargraphs: dict = {}
+        self.bargraph_traces: list = []   # one per bargraph, in bargraph_labels' order
 
     # the Program API, delegated to the forward program
     @property
@@ -285,7 +286,8 @@ class ReverseProgram:
                 if fwd.nbars:
                     bars[:, a:b] = bar_seg[:, :b - a]
             self._block = ("segments", n, params, (ins.copy(), seg, snaps))
-        self.bargraphs = group_traces(self.forward.bargraph_labels, bars)
+        self.bargraph_traces = list(bars)
+        self.bargraphs = group_traces(self.forward.bargraph_labels, self.bargraph_traces)
         return y
 
     def _segment(self, n: int, rows: int, fwd: _Compiled) -> int:
@@ -303,6 +305,7 @@ class ReverseProgram:
         data = np.hstack([self._hist, allout])
         self._hist = data[:, n:n + h].copy()
         self.bargraphs = self.forward.bargraphs
+        self.bargraph_traces = self.forward.bargraph_traces
         self._block = ("interp", n, self._widgets(), data)
         return allout[:self.num_outputs].copy()
 

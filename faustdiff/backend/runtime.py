@@ -126,6 +126,7 @@ class CompiledProgram:
         self._nbars = len(self.bargraph_labels)
         self._history = bool(self.STATES[0][4] or self.STATES[0][5])
         self.bargraphs: dict = {}
+        self.bargraph_traces: list = []   # one per bargraph, in bargraph_labels' order
         self.reset()
 
     # ------------------------------------------------------------ parameters
@@ -231,5 +232,6 @@ class CompiledProgram:
                                 st.iv, st.fv, st.di, st.df, st.hi, st.hf)
             except ZeroDivisionError:
                 raise FaustError(_IREM_MESSAGE) from None
+        self.bargraph_traces = list(bars)
         self.bargraphs = group_traces(self.bargraph_labels, bars)
         return outs[:, self.OUT_OFFSET:] if self.OUT_OFFSET else outs

@@ -108,9 +108,13 @@ def _arith(op):
 
 
 def _div(vals, all_int):
+    """Constant `/`: a real quotient, except that Faust keeps an exact quotient of two ints an
+    int (`2/2` is the int 1: it matches the pattern `1` and takes part in int32 arithmetic)."""
     a, b = vals
     if b == 0:
         raise ZeroDivisionError
+    if all_int and int(a) % int(b) == 0:
+        return int(wrap_int32(int(a) // int(b)))
     return float(float(a) / float(b))
 
 
@@ -378,9 +382,14 @@ def _iv_mod(a, b):
 
 
 def _iv_and(a, b):
-    # x & k with one side non-negative is within [0, that side's max]
+    """x & k with one side non-negative is within [0, m], m the all-ones mask (2^k - 1)
+    covering that side's max, as Faust's interval rule has it (so `int(abs(x)*10) & 15`
+    is [0, 15], and its delay line holds 16 samples as Faust's does)."""
     his = [i[1] for i in (a, b) if i[0] >= 0]
-    return (0, min(his)) if his else FULL
+    if not his or not math.isfinite(min(his)):
+        return FULL
+    m = int(min(his))
+    return (0, (1 << m.bit_length()) - 1)
 
 
 def _iv_mono(fn):

@@ -44,7 +44,7 @@ def _plural(n: int, word: str) -> str:
 
 def _leaf(box: B.Box) -> tuple[int, int]:
     """Arity of a box without sub-boxes (or None for composite boxes)."""
-    if isinstance(box, (B.Int, B.Real, B.Slot, B.UI, B.FConst, B.FVar)):
+    if isinstance(box, (B.Int, B.Real, B.Slot, B.PatVar, B.UI, B.FConst, B.FVar)):
         return (0, 1)
     if isinstance(box, B.Wire):
         return (1, 1)

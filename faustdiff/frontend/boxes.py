@@ -156,6 +156,13 @@ class Slot(Box):
 
 
 @dataclass(frozen=True)
+class PatVar(Box):
+    """A variable of an evaluated pattern (`x` in `f(dup(x)) = ...`): matches any value.
+    Only the pattern matcher sees it; it never reaches a normal-form program."""
+    name: str
+
+
+@dataclass(frozen=True)
 class Symbolic(Box):
     """A function used as a box: inputs = 1 + inputs(body); input 0 feeds `slot`."""
     slot: Slot

@@ -314,6 +314,7 @@ _RENDER = {
     B.OutputsOf: lambda w, b, d: _call(w, "outputs", (b.box,), d, "", True),
     B.FFun: _ffun,
     B.FConst: lambda w, b, d: w.put(f"fconstant({b.type} {b.name}, {_inc(b.include)})"),
+    B.PatVar: lambda w, b, d: w.put(b.name),
     B.FVar: lambda w, b, d: w.put(f"fvariable({b.type} {b.name}, {_inc(b.include)})"),
     B.Dual: lambda w, b, d: _call(w, f"__fd_dual_{b.mode}", (b.box, B.Int(b.nvars)), d),
     B.Import: lambda w, b, d: w.put(f"import({_str(b.filename)})"),

@@ -124,6 +124,26 @@ class Env:
 
 # ---------------------------------------------------------------- library search path
 
+# The folders where the Faust compiler finds its libraries when installed (after
+# $FAUST_LIB_PATH), in its order.
+INSTALLED_LIB_DIRS = ("/usr/local/share/faust", "/usr/share/faust")
+# Libraries that are always ours, wherever Faust's are installed.
+OWN_LIBRARIES = ("diff.lib",)
+# FAUSTDIFF_LIBS=bundled (the CLI's --bundled-libs) puts the bundled libraries before an
+# installed Faust's.
+LIBS_ENV = "FAUSTDIFF_LIBS"
+
+
+def bundled_only() -> bool:
+    """True when the bundled libraries are forced (`FAUSTDIFF_LIBS=bundled`)."""
+    return os.environ.get(LIBS_ENV, "") == "bundled"
+
+
+def installed_lib_dirs() -> list[str]:
+    """The installed Faust library folders that exist, in the compiler's search order."""
+    return [d for d in INSTALLED_LIB_DIRS if os.path.isdir(d)]
+
+
 class Resolver:
     """Finds and parses Faust files: the importing file's folder, `-I` folders,
     `$FAUST_LIB_PATH`, then the libraries bundled with faustdiff. Parsed files are cached."""
@@ -134,21 +154,33 @@ class Resolver:
         env_path = os.environ.get("FAUST_LIB_PATH", "")
         self.env_dirs = [p for p in env_path.split(os.pathsep) if p]
         self.bundled = str(Path(__file__).parents[1] / "lib")
+        self.installed = installed_lib_dirs()
+        self.prefer_installed = not bundled_only()
         self._parsed: dict[str, B.Program] = {}
 
     def files(self) -> list[str]:
         """Every file parsed through this resolver (the libraries a compile read)."""
         return list(self._parsed)
 
-    def search_dirs(self, from_dir: Optional[str]) -> list[str]:
+    def search_dirs(self, from_dir: Optional[str], filename: str = "") -> list[str]:
+        """Where a library is looked for, in order: the importing file's folder, the main
+        file's, `-I` folders, `$FAUST_LIB_PATH`, then an installed Faust's folders
+        (/usr/local/share/faust, /usr/share/faust) and the bundled libraries: the installed
+        ones first, as the Faust compiler finds them, unless the bundled ones are forced
+        (`bundled_only`) or the file is one of ours (`OWN_LIBRARIES`); the others then
+        still provide the files we do not bundle (e.g. the old `music.lib`)."""
         dirs = [d for d in (from_dir, self.base_dir) if d]
-        every = dirs + self.include + self.env_dirs + [self.bundled]
+        if self.prefer_installed and os.path.basename(filename) not in OWN_LIBRARIES:
+            last = self.installed + [self.bundled]
+        else:
+            last = [self.bundled] + self.installed
+        every = dirs + self.include + self.env_dirs + last
         return list(dict.fromkeys(every))   # each folder once, in order
 
     def find(self, filename: str, from_dir: Optional[str]) -> Optional[str]:
         if os.path.isabs(filename) and os.path.isfile(filename):
             return filename
-        for d in self.search_dirs(from_dir):
+        for d in self.search_dirs(from_dir, filename):
             p = os.path.join(d, filename)
             if os.path.isfile(p):
                 return os.path.abspath(p)
@@ -162,13 +194,24 @@ class Resolver:
         path = self.find(filename, from_dir)
         if path is None:
             raise FaustEvalError(f'library file "{filename}" not found (searched: '
-                                 f'{", ".join(self.search_dirs(from_dir))})', span)
+                                 f'{", ".join(self.search_dirs(from_dir, filename))})', span)
         prog = self._parsed.get(path)
         if prog is None:
             from .parse import parse_file
             prog = parse_file(path)
             self._parsed[path] = prog
         return prog
+
+
+def library_set(filename: str, include: tuple = ()) -> str:
+    """Which libraries `import("stdfaust.lib")` in `filename` reads: "bundled", or the
+    folder it comes from (an installed Faust's, -I, $FAUST_LIB_PATH, the program's own)."""
+    base = os.path.dirname(os.path.abspath(filename))
+    r = Resolver(include, base)
+    path = r.find("stdfaust.lib", base)
+    if path is None or os.path.dirname(path) == os.path.abspath(r.bundled):
+        return "bundled"
+    return os.path.dirname(path)
 
 
 # ---------------------------------------------------------------- the evaluator
@@ -178,6 +221,7 @@ class Evaluator:
         self.resolver = resolver
         self.slot_ids = itertools.count()
         self.depth = 0
+        self.pattern_cache: dict = {}   # (id(rule), id(env)) -> (rule, env, patterns)
         self.iterations = 0   # iteration steps so far (MAX_TOTAL_ITERATIONS)
         self.applications = 0   # function applications so far (MAX_APPLICATIONS)
         self.main_file: Optional[str] = None   # errors in libraries are shown at its calls
@@ -481,7 +525,8 @@ class Evaluator:
         try:
             for rule in fn.rules:
                 bindings: dict = {}
-                if all(self.match(p, a, bindings) for p, a in zip(rule.patterns, fn.args)):
+                patterns = self.rule_patterns(rule, fn.env)
+                if all(self.match(p, a, bindings) for p, a in zip(patterns, fn.args)):
                     inner = Env(fn.env)
                     for k, v in bindings.items():
                         inner.bind_value(k, v)
@@ -492,10 +537,24 @@ class Evaluator:
         finally:
             self.depth -= 1
 
+    def rule_patterns(self, rule: B.Rule, env: Env) -> tuple:
+        """The evaluated patterns of `rule` in its definition environment (cached per
+        rule and environment: a pattern is evaluated once, as Faust builds its matcher)."""
+        key = (id(rule), id(env))
+        hit = self.pattern_cache.get(key)
+        if hit is None:
+            pats = tuple(simplify_pattern(self.to_box(self.ev(as_pattern(p), env), p.span))
+                         for p in rule.patterns)
+            hit = self.pattern_cache[key] = (rule, env, pats)   # keeps the ids alive
+        return hit[2]
+
     def match(self, pat: Box, value: Value, bindings: dict) -> bool:
-        """First-order matching of a pattern against an evaluated argument. Identifiers are
-        pattern variables; a repeated variable requires equal arguments."""
-        if isinstance(pat, B.Ident):
+        """First-order matching of an evaluated pattern (see `rule_patterns`) against an
+        evaluated argument, as Faust's pattern matcher does: a `PatVar` matches anything
+        (a repeated one requires equal arguments); a number matches the argument's value
+        when the argument is a 0 -> 1 constant (of the same type: `1` is not `1.0`);
+        compositions and groups match part by part; anything else matches an equal box."""
+        if isinstance(pat, B.PatVar):
             if pat.name in bindings:
                 return same_value(bindings[pat.name], value)
             bindings[pat.name] = value
@@ -503,18 +562,15 @@ class Evaluator:
         if isinstance(value, (Closure, CaseFn, EnvValue, Builtin)):
             return False
         if isinstance(pat, (Int, Real)):
-            return type(value) is type(pat) and value.value == pat.value
+            v = numeric_value(value)
+            return v is not None and type(v) is type(pat) and v.value == pat.value
         if isinstance(pat, (Seq, Par, Split, Merge, Rec)):
             return (type(value) is type(pat) and self.match(pat.a, value.a, bindings)
                     and self.match(pat.b, value.b, bindings))
-        if isinstance(pat, (Wire, Cut, Prim)):
-            return value == pat
-        # Any other pattern expression (no variables): compare with its value.
-        try:
-            pv = self.to_box(self.ev(pat, Env(None)), pat.span)
-        except FaustError:
-            return False
-        return pv == value
+        if isinstance(pat, Group):
+            return (isinstance(value, Group) and value.kind == pat.kind
+                    and value.label == pat.label and self.match(pat.body, value.body, bindings))
+        return pat == value
 
     def apply_box(self, fn: Box, args: list, site: Box) -> Box:
         """`f(a1..ak)` for a block diagram f: the arguments fill f's first inputs, wires the
@@ -670,7 +726,8 @@ class Evaluator:
     _LABEL_VAR = re.compile(r"%(\d*)(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))")
 
     def substitute(self, label: str, env: Env) -> str:
-        """Replace `%i`, `%2i`, `%{i}` in a label by the value of `i` in scope."""
+        """Replace `%i`, `%2i`, `%{i}` in a label by the value of `i` in scope; a width pads
+        with spaces on the left (`%2i` of 0 is ` 0`), as Faust does."""
         def rep(m):
             width, name = m.group(1), m.group(2) or m.group(3)
             b = env.lookup(name)
@@ -684,7 +741,7 @@ class Evaluator:
                 return m.group(0)
             x = v[0].value
             s = str(int(x)) if isinstance(v[0], Int) or float(x).is_integer() else repr(x)
-            return s.rjust(int(width)) if width else s
+            return s.rjust(int(width)) if width else s   # Faust pads with spaces (even %02i)
         return self._LABEL_VAR.sub(rep, label)
 
     def ev_InputsOf(self, e: B.InputsOf, env: Env):
@@ -710,6 +767,73 @@ def par_of(items: list, span=None) -> Box:
     for x in reversed(items[:-1]):
         acc = Par(x, acc, span=span)
     return acc
+
+
+_PATTERN_OPS = (Seq, Par, Split, Merge, Rec)
+
+
+def as_pattern(e: Box) -> Box:
+    """A rule's pattern (syntax) with its identifiers turned into pattern variables, as
+    Faust prepares patterns: every identifier except one in function position (`dup` in
+    `dup(x)`), inside compositions, applications, groups, `with` bodies, iteration bodies
+    and inputs()/outputs(); anything else is left as written."""
+    r = dataclasses.replace
+    if isinstance(e, B.Ident):
+        return B.PatVar(e.name, span=e.span)
+    if isinstance(e, B.Apply):
+        fn = e.fn if isinstance(e.fn, B.Ident) else as_pattern(e.fn)
+        return r(e, fn=fn, args=tuple(as_pattern(a) for a in e.args))
+    if isinstance(e, _PATTERN_OPS):
+        return r(e, a=as_pattern(e.a), b=as_pattern(e.b))
+    if isinstance(e, (B.With, B.Iter)):
+        return r(e, body=as_pattern(e.body))
+    if isinstance(e, (B.InputsOf, B.OutputsOf)):
+        return r(e, box=as_pattern(e.box))
+    if isinstance(e, B.UIExpr) and e.kind in ("hgroup", "vgroup", "tgroup"):
+        return r(e, args=(as_pattern(e.args[0]),) + tuple(e.args[1:]))
+    return e
+
+
+def numeric_value(box: Box):
+    """The number a 0 -> 1 box computes when it is a compile-time constant (Faust's
+    `isBoxNumeric`), else None. Boxes holding pattern variables are never numeric."""
+    if isinstance(box, (Int, Real)):
+        return box
+    if not isinstance(box, Box) or _has_patvar(box):
+        return None
+    from .arity import arity
+    try:
+        if arity(box) != (0, 1):
+            return None
+    except (FaustError, TypeError):
+        return None
+    vals = const_outputs(box)
+    return vals[0] if vals is not None and len(vals) == 1 else None
+
+
+def _has_patvar(box: Box) -> bool:
+    stack = [box]
+    while stack:
+        b = stack.pop()
+        if isinstance(b, B.PatVar):
+            return True
+        if isinstance(b, _PATTERN_OPS):
+            stack += [b.a, b.b]
+        elif isinstance(b, (Group, Symbolic)):
+            stack.append(b.body)
+    return False
+
+
+def simplify_pattern(p: Box) -> Box:
+    """An evaluated pattern with its numeric parts folded to numbers (Faust's pattern
+    simplification): a numeric box becomes its number, compositions are simplified part by
+    part, anything else stays."""
+    n = numeric_value(p)
+    if n is not None:
+        return n
+    if isinstance(p, _PATTERN_OPS):
+        return dataclasses.replace(p, a=simplify_pattern(p.a), b=simplify_pattern(p.b))
+    return p
 
 
 def same_value(a, b) -> bool:
@@ -756,9 +880,11 @@ class _NotConst(Exception):
     pass
 
 
-def cprop(box: Box, ins: list) -> list:
+def cprop(box: Box, ins: list, slots: Optional[dict] = None) -> list:
     """Propagate constant inputs through a box made of numbers, wires, cuts, foldable
-    primitives, routes and compositions; raise _NotConst on anything else."""
+    primitives, select2/select3 with a constant selector, routes, groups, compositions and
+    abstractions (`Symbolic`, whose slot takes the first input: `slots` maps slot ids to
+    their constants); raise _NotConst on anything else."""
     if isinstance(box, (Int, Real)):
         if ins:   # `1 : 2` is an arity error (reported by arity), not `1, 2`
             raise _NotConst
@@ -771,6 +897,16 @@ def cprop(box: Box, ins: list) -> list:
         if len(ins) != 1:
             raise _NotConst
         return []
+    if isinstance(box, Slot):
+        if ins or slots is None or box.id not in slots:
+            raise _NotConst
+        return [slots[box.id]]
+    if isinstance(box, Symbolic):
+        if not ins:
+            raise _NotConst
+        return cprop(box.body, ins[1:], {**(slots or {}), box.slot.id: ins[0]})
+    if isinstance(box, Prim) and box.name in ("select2", "select3"):
+        return [_select(box.name, ins)]
     if isinstance(box, Prim):
         row = PRIMITIVES[box.name]
         if row.fold is None or len(ins) != row.ins:
@@ -783,22 +919,22 @@ def cprop(box: Box, ins: list) -> list:
             raise _NotConst
         return [r]
     if isinstance(box, Group):
-        return cprop(box.body, ins)
+        return cprop(box.body, ins, slots)
     if isinstance(box, Par):
         from .arity import arity
         na = arity(box.a)[0]
-        return cprop(box.a, ins[:na]) + cprop(box.b, ins[na:])
+        return cprop(box.a, ins[:na], slots) + cprop(box.b, ins[na:], slots)
     if isinstance(box, Seq):
-        return cprop(box.b, cprop(box.a, ins))
+        return cprop(box.b, cprop(box.a, ins, slots), slots)
     if isinstance(box, Split):
-        mid = cprop(box.a, ins)
+        mid = cprop(box.a, ins, slots)
         from .arity import arity
         nb = arity(box.b)[0]
         if not mid:
             raise _NotConst
-        return cprop(box.b, [mid[k % len(mid)] for k in range(nb)])
+        return cprop(box.b, [mid[k % len(mid)] for k in range(nb)], slots)
     if isinstance(box, Merge):
-        mid = cprop(box.a, ins)
+        mid = cprop(box.a, ins, slots)
         from .arity import arity
         nb = arity(box.b)[0]
         if nb == 0:
@@ -810,7 +946,7 @@ def cprop(box: Box, ins: list) -> list:
                 acc = x if acc is None else fold_box("+", [acc.value, x.value],
                                                  isinstance(acc, Int) and isinstance(x, Int))
             sums.append(acc if acc is not None else Int(0))
-        return cprop(box.b, sums)
+        return cprop(box.b, sums, slots)
     if isinstance(box, Route):
         if len(ins) != box.ins:
             raise _NotConst
@@ -823,6 +959,20 @@ def cprop(box: Box, ins: list) -> list:
                     "+", [o.value, x.value], isinstance(o, Int) and isinstance(x, Int))
         return [o if o is not None else Int(0) for o in outs]
     raise _NotConst
+
+
+def _select(name: str, ins: list) -> Box:
+    """A select2/select3 of constants: the input its selector (cast to int) picks, as Faust's
+    normaliser folds it (select2: 0 -> first, else second; select3: 0, 1, else third), of
+    the type of the whole select (real when any choice is real)."""
+    n = 2 if name == "select2" else 3
+    if len(ins) != n + 1 or not math.isfinite(ins[0].value):
+        raise _NotConst
+    k = int(ins[0].value)
+    pick = ins[1] if k == 0 else ins[2] if (k == 1 or n == 2) else ins[3]
+    if isinstance(pick, Int) and any(isinstance(x, Real) for x in ins[1:]):
+        return Real(float(pick.value), span=pick.span)
+    return pick
 
 
 def simplify(box: Box) -> Box:

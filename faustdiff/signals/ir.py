@@ -189,8 +189,13 @@ def is_const(s: Sig, value=None) -> bool:
     return s.op == "const" and (value is None or s.value == value)
 
 
+# Faust 2.54.9 types an audio input with the interval [-1, 1]: `s @ int(abs(x) * 10)` is a
+# delay of at most 10 samples (it is not a promise: louder inputs clamp the amount).
+INPUT_INTERVAL = (-1.0, 1.0)
+
+
 def input_(i: int) -> Sig:
-    return _make("input", (), (i,), "real", FULL, K_SAMPLE)
+    return _make("input", (), (i,), "real", INPUT_INTERVAL, K_SAMPLE)
 
 
 def tap(i: int, lag: int = 0) -> Sig:
@@ -409,14 +414,6 @@ def _simp_attach(x, y):
     return x if y.op == "const" else None
 
 
-def _simp_select2(c, a, b):
-    """A constant selector picks its branch (Faust's normaliser does; the other branch's
-    widgets and bargraphs are gone from the program, as in Faust's UI)."""
-    if c.op != "const" or not math.isfinite(c.value):
-        return None
-    return b if int(c.value) != 0 else a
-
-
 def _simp_bound(name):
     def simp(x):
         v = x.interval[0] if name == "lowest" else x.interval[1]
@@ -424,10 +421,22 @@ def _simp_bound(name):
     return simp
 
 
+def _simp_select(*args):
+    """select2/select3 with a constant selector is the signal it picks (of the select's
+    type), as Faust's normaliser has it: the other choices, and the bargraphs only they
+    feed, are gone."""
+    sel, choices = args[0], args[1:]
+    if sel.op != "const" or not math.isfinite(sel.value):
+        return None
+    k = int(sel.value)
+    pick = choices[0] if k == 0 else choices[1] if (k == 1 or len(choices) == 2) else choices[2]
+    return to_type(pick, _result_type("select2" if len(choices) == 2 else "select3", *args))
+
+
 _SIMPLIFY = {
     "+": _simp_add, "-": _simp_sub, "*": _simp_mul, "/": _simp_div, "^": _simp_pow,
     "pow": _simp_pow, "int": _simp_int, "float": _simp_float, "attach": _simp_attach,
-    "select2": _simp_select2,
+    "select2": _simp_select, "select3": _simp_select,
 }
 
 
@@ -445,12 +454,13 @@ def delay(x: Sig, d: Sig) -> Sig:
 def check_delay(x: Sig, d: Sig) -> None:
     """Faust's compile-time checks of a delay amount (faust-language.md §6.4), with our
     intervals: no known upper bound, or surely negative values, is an error. A lower bound
-    below 0 is an error only when the interval is exact enough to trust (no recursion or
-    audio input feeds `d`); otherwise a negative amount is read as 0 at run time."""
+    below 0 is an error only when the interval is exact enough to trust (no recursion feeds
+    `d`; inputs are [-1, 1] as in Faust); otherwise a negative amount is read as 0 at run
+    time."""
     lo, hi = d.interval
     if d.op != "const" and (not math.isfinite(hi) or hi >= INT_MAX):
         raise DelayError(show(d), f"{show(x)} @ {show(d)}", lo, hi, unbounded=True)
-    if hi < 0 or (lo < 0 and not _depends_on(d, ("recvar", "input"))):
+    if hi < 0 or (lo < 0 and not _depends_on(d, ("recvar",))):
         raise DelayError(show(d), f"{show(x)} @ {show(d)}", lo, hi, unbounded=False)
 
 

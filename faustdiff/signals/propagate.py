@@ -18,6 +18,7 @@ Invariants:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -327,8 +328,25 @@ def _waveform(ctx, box, inputs, scope):
     return list(S.waveform([v.value for v in box.values]))
 
 
+_GROUP_PREFIX = re.compile(r"\s*([hvt]):([^/]*)/(.*)", re.S)
+_GROUP_KINDS = {"h": "hgroup", "v": "vgroup", "t": "tgroup"}
+
+
+def label_path(label: str, groups: tuple) -> tuple:
+    """(groups, label) of a widget label that names groups, as Faust reads it: each leading
+    `h:name/`, `v:name/`, `t:name/` opens that group inside the enclosing ones
+    (`button("v:brass/[1]gate")` is `gate` in vgroup `brass`); other slashes are text."""
+    m = _GROUP_PREFIX.fullmatch(label)
+    while m is not None:
+        groups = groups + ((_GROUP_KINDS[m.group(1)], m.group(2)),)
+        label = m.group(3)
+        m = _GROUP_PREFIX.fullmatch(label)
+    return groups, label
+
+
 def _ui(ctx, box, inputs, scope):
-    sig = S.ui(box.kind, box.label, scope.groups, box.init, box.lo, box.hi, box.step)
+    groups, label = label_path(box.label, scope.groups)
+    sig = S.ui(box.kind, label, groups, box.init, box.lo, box.hi, box.step)
     path = S.widget_path(sig, ctx.name)
     known = ctx.widgets.setdefault(path, sig)
     if known is not sig:
@@ -337,7 +355,8 @@ def _ui(ctx, box, inputs, scope):
 
 
 def _bargraph(ctx, box, inputs, scope):
-    return [S.bargraph(box.kind, box.label, scope.groups, box.lo, box.hi, inputs[0])]
+    groups, label = label_path(box.label, scope.groups)
+    return [S.bargraph(box.kind, label, groups, box.lo, box.hi, inputs[0])]
 
 
 def _group(ctx, box, inputs, scope):
