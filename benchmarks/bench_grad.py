@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -163,32 +162,11 @@ def bench_jax(name: str, n: int, repeat: int):
         import jax.numpy as jnp
     except ImportError:
         return None
-    faust = shutil.which("faust")
-    if faust is None:
+    from faust_jax import faust_jax
+    loaded = faust_jax(str(HERE / "dsp" / f"{name}.dsp"), SR, n)
+    if loaded is None:
         return None
-    jax.config.update("jax_enable_x64", True)
-    with tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "m.py")
-        subprocess.run([faust, "-lang", "jax", "-double", str(HERE / "dsp" / f"{name}.dsp"),
-                        "-o", out], check=True, capture_output=True)
-        code = open(out).read()
-    code = code.replace("from jax.config import config", "config = __import__('jax').config")
-
-    class _Module:                     # the generated class derives from flax's nn.Module
-        pass
-    nn = type("nn", (), {"Module": _Module})
-    ns = {"jnp": jnp, "np": np, "json": __import__("json"), "nn": nn, "jax": jax}
-    exec(compile(code, "m.py", "exec"), ns)
-    dsp = ns["mydsp"]
-
-    class _UI:   # build_interface's widget calls: a widget's state entry is its initial value
-        def __getattr__(self, name):
-            def add(state, key, path, label, init=0.0, *rest):
-                state[key] = init
-            return add
-    state0 = dsp.initialize(dsp, SR, None, n)
-    dsp.build_interface(_UI(), state0, None, n)
-    state0 = {k: jnp.asarray(v) for k, v in state0.items()}
+    dsp, state0 = loaded
     keys = sorted(k for k in state0 if k.startswith(("fHslider", "fVslider", "fEntry")))
     ins = int(dsp.getNumInputs(dsp)) if hasattr(dsp, "getNumInputs") else 1
 

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -63,29 +60,13 @@ def bench_jax(n: int, steps: int) -> list:
     except ImportError:
         print("jax: not installed, skipped (pip install jax)")
         return []
-    faust = shutil.which("faust")
-    if faust is None:
+    from faust_jax import faust_jax
+    loaded = faust_jax(LOWPASS, SR, n)
+    if loaded is None:
         print("jax: the faust compiler is not on PATH, skipped")
         return []
-    jax.config.update("jax_enable_x64", True)
-    with tempfile.TemporaryDirectory() as d:
-        dsp = os.path.join(d, "lp.dsp")
-        with open(dsp, "w") as f:
-            f.write(LOWPASS)
-        out = os.path.join(d, "lp_jax.py")
-        subprocess.run([faust, "-lang", "jax", "-double", dsp, "-o", out], check=True)
-        code = open(out).read()
-    code = code.replace("from jax.config import config", "config = __import__('jax').config")
-
-    class _Module:                     # the generated class derives from flax's nn.Module
-        pass
-    nn = type("nn", (), {"Module": _Module})
-    ns = {"jnp": jnp, "np": np, "json": __import__("json"), "nn": nn, "jax": jax}
-    exec(compile(code, "lp_jax.py", "exec"), ns)
-    dsp = ns["mydsp"]
+    dsp, state0 = loaded
     tick = dsp.tick
-    state0 = dsp.initialize(dsp, SR, None, n)
-    state0 = {k: jnp.asarray(v) for k, v in state0.items()}
 
     def render(cutoff, x):
         st = dict(state0)
