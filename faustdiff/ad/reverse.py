@@ -194,10 +194,11 @@ class _Walk:
 
     # ------------------------------------------------------------ the pass
 
-    def run(self, num_outputs: int) -> list:
+    def run(self) -> list:
         """Walk the graph once; returns x̄ per input (the boundary cotangents are kept)."""
         for o, y in enumerate(self.outputs):
-            self.give(y, S.input_(o))
+            # dL/dy can be anything: a tap (interval FULL), not an audio input's [-1, 1]
+            self.give(y, S.tap(o))
         recs = [n for n in self.order if n.op == "recvar" and self.needed(n)]
         state = S.RecGroup(["real"] * len(recs)) if recs else None
         for k, rv in enumerate(recs):   # the state's cotangent, one sample later
@@ -288,7 +289,7 @@ def backward(outputs: Sequence[S.Sig], num_inputs: int, wrt: Sequence[Sequence] 
     `params.select` gives them) and, with `input_grads`, its inputs (without: d_inputs are
     zero and what only they need is not computed). See the module docstring."""
     walk = _Walk(outputs, num_inputs, wrt, input_grads)
-    d_inputs = walk.run(len(outputs))
+    d_inputs = walk.run()
     boundary, jacobian = walk.boundary, []
     if boundary and wrt:
         # Control-rate values whose partials are all structurally zero (a selector, an int

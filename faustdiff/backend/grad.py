@@ -47,11 +47,11 @@ from ..signals import ir as S
 from ..signals.propagate import Context, propagate
 from . import cache
 from .codegen import generate_from_signals
-from .program import Program
+from .program import Program, Wrapper
 
 # ---------------------------------------------------------------- the program object
 
-class GradProgram:
+class GradProgram(Wrapper):
     """A program that also computes ∂outputs/∂wrt (see the module docstring)."""
 
     def __init__(self, inner, wrt: Sequence[str], specs: Sequence[ParamSpec],
@@ -66,20 +66,13 @@ class GradProgram:
         self._factory = factory
         self.partials = np.zeros((self.num_wrt, self.num_outputs, 0))
 
-    # the Program API, delegated
+    # the Program API, delegated (Wrapper: params, set_param, bargraph_labels, name)
     @property
-    def params(self) -> dict:
-        return self.program.params
-
-    def set_param(self, label: str, value: float) -> None:
-        self.program.set_param(label, value)
+    def _inner(self):
+        return self.program
 
     def reset(self) -> None:
         self.program.reset()
-
-    @property
-    def bargraph_labels(self):
-        return self.program.bargraph_labels
 
     @property
     def bargraphs(self):
@@ -88,10 +81,6 @@ class GradProgram:
     @property
     def bargraph_traces(self):
         return self.program.bargraph_traces
-
-    @property
-    def name(self):
-        return getattr(self.program, "name", "")
 
     def compute_with_grad(self, inputs=None, n: Optional[int] = None):
         """(outputs (num_outputs, n), partials (num_wrt, num_outputs, n)) of one block."""

@@ -22,9 +22,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ..signals import ir as S
-from ..errors import FaustError
 from .interp import Interpreter
-from .runtime import check_inputs, group_traces
+from .runtime import check_inputs, group_traces, widget_hits, widget_values
 
 
 def _numba(outputs, bargraphs, num_inputs, sample_rate, keep=(), reverse_io=False):
@@ -79,22 +78,11 @@ class Program:
     @property
     def params(self) -> dict:
         """label -> current value (a label shared by several widgets: their full paths)."""
-        out = {}
-        for label, path, value in zip(self._labels, self._paths, self._values):
-            key = label if self._labels.count(label) == 1 else path
-            out[key] = value
-        return out
+        return widget_values(self._labels, self._paths, self._values)
 
     def set_param(self, label: str, value: float) -> None:
         """Set a widget by full path, or by label (every widget with that label)."""
-        hits = [j for j, p in enumerate(self._paths) if p == label]
-        if not hits:
-            hits = [j for j, lab in enumerate(self._labels)
-                    if lab == label or lab == S.strip_metadata(label)]
-        if not hits:
-            known = ", ".join(sorted(set(self._labels) | set(self._paths))) or "(none)"
-            raise FaustError(f"unknown parameter '{label}'; known parameters: {known}")
-        for j in hits:
+        for j in widget_hits(self._labels, self._paths, label):
             self._values[j] = float(value)
             self._backend.set_control(self.controls[j], float(value))
 
@@ -116,3 +104,23 @@ class Program:
         self.bargraph_traces = [np.array(t, dtype=np.float64) for t in bars]
         self.bargraphs = group_traces(self.bargraph_labels, self.bargraph_traces)
         return result
+
+
+class Wrapper:
+    """The Program API of a program object built around another one (`_inner`: its
+    widgets, labels and name); subclasses add what they compute (gradients)."""
+
+    @property
+    def params(self) -> dict:
+        return self._inner.params
+
+    def set_param(self, label: str, value: float) -> None:
+        self._inner.set_param(label, value)
+
+    @property
+    def bargraph_labels(self):
+        return self._inner.bargraph_labels
+
+    @property
+    def name(self):
+        return getattr(self._inner, "name", "")

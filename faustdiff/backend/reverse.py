@@ -53,7 +53,7 @@ from ..signals.propagate import Context, propagate
 from . import cache
 from .codegen import generate_from_signals
 from .interp import Interpreter
-from .program import Program
+from .program import Program, Wrapper
 from .runtime import check_inputs, group_traces
 
 _FORMAT = 7   # bump when the modules or the spec this file writes change
@@ -198,7 +198,7 @@ def _buffer(rows: int, n: int) -> np.ndarray:
     return np.empty((rows, n + _PAD))
 
 
-class ReverseProgram:
+class ReverseProgram(Wrapper):
     """A program with a compiled backward pass (see the module docstring)."""
 
     def __init__(self, forward, backward_, jacobian, spec: dict, factory=None):
@@ -225,26 +225,16 @@ class ReverseProgram:
         self.bargraphs: dict = {}
         self.bargraph_traces: list = []   # one per bargraph, in bargraph_labels' order
 
-    # the Program API, delegated to the forward program
+    # the Program API, delegated to the forward program (Wrapper: params, set_param,
+    # bargraph_labels, name)
     @property
-    def params(self) -> dict:
-        return self.forward.params
-
-    def set_param(self, label: str, value: float) -> None:
-        self.forward.set_param(label, value)
+    def _inner(self):
+        return self.forward
 
     def reset(self) -> None:
         self.forward.reset()
         self._block = None
         self._hist = np.zeros((self.num_outputs + self.num_tapes, self.history))
-
-    @property
-    def bargraph_labels(self):
-        return self.forward.bargraph_labels
-
-    @property
-    def name(self):
-        return getattr(self.forward, "name", "")
 
     # ------------------------------------------------------------ forward
 

@@ -28,6 +28,26 @@ def _strip_metadata(label: str) -> str:
 
 
 
+def widget_values(labels, paths, values) -> dict:
+    """`params` of a program: label -> value (a label shared by several widgets: their full
+    paths)."""
+    return {label if labels.count(label) == 1 else path: value
+            for label, path, value in zip(labels, paths, values)}
+
+
+def widget_hits(labels, paths, label: str) -> list:
+    """Indexes of the widgets `set_param(label)` sets: the one with that full path, else
+    every widget with that label (metadata ignored); an unknown one is a FaustError."""
+    hits = [j for j, p in enumerate(paths) if p == label]
+    if not hits:
+        hits = [j for j, lab in enumerate(labels)
+                if lab == label or lab == _strip_metadata(label)]
+    if not hits:
+        known = ", ".join(sorted(set(labels) | set(paths))) or "(none)"
+        raise FaustError(f"unknown parameter '{label}'; known parameters: {known}")
+    return hits
+
+
 def group_traces(labels, traces) -> dict:
     """label -> per-sample trace; a label shared by several bargraphs maps to the list of
     their traces, in order."""
@@ -134,22 +154,11 @@ class CompiledProgram:
     @property
     def params(self) -> dict:
         """label -> current value (a label shared by several widgets: their full paths)."""
-        out = {}
-        for label, path, value in zip(self._labels, self._paths, self._ctl.tolist()):
-            key = label if self._labels.count(label) == 1 else path
-            out[key] = value
-        return out
+        return widget_values(self._labels, self._paths, self._ctl.tolist())
 
     def set_param(self, label: str, value: float) -> None:
         """Set a widget by full path, or by label (every widget with that label)."""
-        hits = [j for j, p in enumerate(self._paths) if p == label]
-        if not hits:
-            hits = [j for j, lab in enumerate(self._labels)
-                    if lab == label or lab == _strip_metadata(label)]
-        if not hits:
-            known = ", ".join(sorted(set(self._labels) | set(self._paths))) or "(none)"
-            raise FaustError(f"unknown parameter '{label}'; known parameters: {known}")
-        for j in hits:
+        for j in widget_hits(self._labels, self._paths, label):
             self._ctl[j] = float(value)
 
     def set_control(self, index: int, value: float) -> None:
