@@ -307,9 +307,7 @@ def build(text: str, filename: str, sample_rate, include: Iterable = (), name: s
             raise TooLargeForNumba(
                 f"the program has {len(every)} signal nodes; above {node_limit} the Numba "
                 f"back end takes minutes to compile")
-        per_sample = {id(s) for s in S.topo_order(outs)}
-        bars = S.ui_order([s for s in every if s.op == "bargraph" and id(s) in per_sample])
-        src, _ = generate_from_signals(outs, bars, ins, int(sample_rate), name,
+        src, _ = generate_from_signals(outs, S.bargraphs(outs), ins, int(sample_rate), name,
                                        source=source_name or os.path.basename(filename),
                                        key=key)
         return src
@@ -403,8 +401,7 @@ class NumbaBackend:
     def __init__(self, outputs, bargraphs, num_inputs, sample_rate, keep=(), reverse_io=False):
         from ..signals import ir as S
         from .codegen import generate_from_signals
-        every = S.topo_order(list(outputs) + list(keep), follow_tables=True)
-        controls = S.ui_order([s for s in every if s.op == "ui"])
+        controls = S.controls(list(outputs) + list(keep))
         src, plan = generate_from_signals(outputs, bargraphs, num_inputs, sample_rate,
                                           controls=controls, keep=keep,
                                           reverse_io=reverse_io)

@@ -124,15 +124,9 @@ def _signals(box, name, wrt):
     """(outputs + partials, bargraphs, inputs, spec dict) of an evaluated program."""
     ins, _ = arity(box)
     outs = propagate(box, None, Context(name=name))
-    every = S.topo_order(outs, follow_tables=True)
-    controls = S.ui_order([s for s in every if s.op == "ui"])
-    labels, nodes = select(controls, wrt)
-    parts = partial_signals(outs, nodes)
-    allouts = list(outs) + parts
-    every = S.topo_order(allouts, follow_tables=True)
-    per_sample = {id(s) for s in S.topo_order(allouts)}
-    bars = S.ui_order([s for s in every if s.op == "bargraph" and id(s) in per_sample])
-    return allouts, bars, ins, _spec_json(labels, nodes, len(outs))
+    labels, nodes = select(S.controls(outs), wrt)
+    allouts = list(outs) + partial_signals(outs, nodes)
+    return allouts, S.bargraphs(allouts), ins, _spec_json(labels, nodes, len(outs))
 
 
 def _from_spec(inner, spec: dict, factory) -> GradProgram:

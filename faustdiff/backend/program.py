@@ -44,12 +44,9 @@ class Program:
         self.num_outputs = len(self.outputs)
         self.sample_rate = int(sample_rate)
         self.name = name
-        every = S.topo_order(self.outputs + list(keep), follow_tables=True)
-        per_sample = {id(s) for s in S.topo_order(self.outputs)}
-        # Bargraphs inside table init signals are never shown per sample: leave them out.
-        self.bargraph_nodes = S.ui_order(
-            [s for s in every if s.op == "bargraph" and id(s) in per_sample])
-        self.controls = S.ui_order([s for s in every if s.op == "ui"])
+        # (bargraphs inside table init signals are never shown per sample: left out)
+        self.bargraph_nodes = S.bargraphs(self.outputs)
+        self.controls = S.controls(self.outputs + list(keep))
         self.bargraph_labels = [S.strip_metadata(s.attrs[1]) for s in self.bargraph_nodes]
         self._paths = [S.widget_path(s, name) for s in self.controls]
         self._labels = [S.strip_metadata(s.attrs[1]) for s in self.controls]

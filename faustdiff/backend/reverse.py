@@ -82,25 +82,14 @@ def program_signals(box, signals: Sequence[str] = ()):
     `signals` replaced by audio inputs after the program's own (in that order)."""
     ins, _ = arity(box)
     outs = propagate(box, None, Context())
-    controls = _controls(outs)
+    controls = S.controls(outs)
     if signals:
         labels, nodes = select(controls, list(signals))
         mapping = {n: S.input_(ins + j) for j, group in enumerate(nodes) for n in group}
         outs = substitute(outs, mapping)
         ins += len(labels)
-        controls = _controls(outs)
+        controls = S.controls(outs)
     return outs, ins, controls
-
-
-def _controls(outs) -> list:
-    every = S.topo_order(list(outs), follow_tables=True)
-    return S.ui_order([s for s in every if s.op == "ui"])
-
-
-def _bargraphs(outs) -> list:
-    every = S.topo_order(list(outs), follow_tables=True)
-    per_sample = {id(s) for s in S.topo_order(list(outs))}
-    return S.ui_order([s for s in every if s.op == "bargraph" and id(s) in per_sample])
 
 
 def _parts(box, wrt, signals, input_grads=True):
@@ -123,7 +112,7 @@ def _parts(box, wrt, signals, input_grads=True):
     nonzero = [j for j, s in enumerate(bw.jacobian) if not S.is_const(s, 0)]
     spec["jacobian"] = nonzero   # flat indexes into (num_wrt, num_boundary)
     parts = {   # signals, bargraphs, inputs, keep, generation options
-        "forward": (list(outs) + bw.tapes, _bargraphs(outs), ins, (),
+        "forward": (list(outs) + bw.tapes, S.bargraphs(outs), ins, (),
                     {"out_offset": h}),
         "backward": (bw.d_inputs or [S.real_const(0.0)], [], bw.num_backward_inputs,
                      bw.finals, {"reverse_io": True, "in_offset": h}),

@@ -376,8 +376,7 @@ def plan(outputs: Sequence[S.Sig], bargraphs: Sequence[S.Sig] = (), num_inputs: 
     final values are read from the state after a run (`Plan.finals`)."""
     outputs, bargraphs, keep = list(outputs), list(bargraphs), list(keep)
     if controls is None:
-        every = S.topo_order(outputs + keep, follow_tables=True)
-        controls = S.ui_order([s for s in every if s.op == "ui"])
+        controls = S.controls(outputs + keep)
     planner = _Planner(int(sample_rate))
     main = planner.context(outputs, bargraphs, 0, keep)
     finals = []

@@ -767,6 +767,20 @@ def recvars(order: Iterable[Sig]) -> list[Sig]:
     return [s for s in order if s.op == "recvar"]
 
 
+def controls(outputs: Iterable[Sig]) -> list:
+    """The widgets `outputs` read (table init signals included), in Faust's UI order."""
+    return ui_order([s for s in topo_order(list(outputs), follow_tables=True) if s.op == "ui"])
+
+
+def bargraphs(outputs: Iterable[Sig]) -> list:
+    """The bargraphs shown per sample (not those inside table init signals), in Faust's UI
+    order: the bargraph columns of a program with these outputs."""
+    outputs = list(outputs)
+    per_sample = {id(s) for s in topo_order(outputs)}
+    return ui_order([s for s in topo_order(outputs, follow_tables=True)
+                     if s.op == "bargraph" and id(s) in per_sample])
+
+
 def strip_metadata(label: str) -> str:
     """A label without its `[key:value]` metadata (and the spaces around them)."""
     return re.sub(r"\s*\[[^\]]*\]\s*", " ", label).strip() if "[" in label else label
