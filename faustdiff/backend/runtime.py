@@ -17,6 +17,9 @@ from typing import Optional
 import numpy as np
 
 from ..errors import FaustError
+from .heap import keep_heap_pages
+
+keep_heap_pages()   # (see heap.py: audio-sized arrays without a page fault per step)
 
 FORMAT = 2   # layout version of generated modules (part of the cache key)
 _IREM_MESSAGE = "integer remainder by zero at run time (`%` of ints)"
