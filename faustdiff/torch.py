@@ -1,0 +1,228 @@
+"""A Faust program as a PyTorch layer (`pip install faustdiff[torch]`).
+
+    import faustdiff.torch as ft
+    layer = ft.FaustModule("synth.dsp", params=["cutoff"], signals=["gain"])
+    y = layer(x, controls)          # x (batch, channels, n), controls (batch, 1, n)
+    loss = ((y - target) ** 2).mean()
+    loss.backward()                 # layer.raw.grad, x.grad, controls.grad
+
+The program is compiled once in reverse mode (`mode="reverse"`); `forward` renders each
+batch element with the compiled forward kernel (keeping its tapes) and the autograd
+`backward` is the compiled VJP: the gradient with respect to the learnable sliders, the input
+audio and the per-sample control curves, exact (IIR recursions included). Everything is
+computed in float64 on the CPU; the outputs have the dtype of the inputs (or of the
+parameters when the program has no audio input).
+
+Learnable sliders are one `nn.Parameter`, `raw`, in the normalised [0, 1] coordinates of
+the training code (`[scale:log]` honoured: p = lo·(hi/lo)^u); values outside [0, 1] are
+clamped (zero gradient outside, as `torch.clamp`). `values()` gives them in the sliders'
+own units. State: reset before every call (`carry_state=False`, the default: each call is
+a whole example) or carried from call to call (`carry_state=True`, streaming; the gradient
+is then truncated at the call's start, see the reverse-mode block rule).
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+try:
+    import torch
+    from torch import nn
+except ImportError as e:   # pragma: no cover - exercised only without the extra
+    raise ImportError("faustdiff.torch needs PyTorch: pip install 'faustdiff[torch]'") from e
+
+from .errors import FaustError
+
+__all__ = ["FaustModule"]
+
+
+def _source(dsp: str) -> tuple:
+    """(text, filename) of a path to a .dsp file or of Faust source text."""
+    from .api import read_source
+    if "\n" not in dsp and (dsp.endswith(".dsp") or os.path.exists(dsp)):
+        return read_source(dsp), dsp
+    return dsp, "<FaustModule>"
+
+
+def _labels(params, signals) -> object:
+    if params is None:
+        return None
+    if isinstance(params, str):
+        return params
+    return [str(p) for p in params]
+
+
+class FaustModule(nn.Module):
+    """A compiled Faust program as an `nn.Module` (see the module docstring).
+
+    dsp         -- a .dsp path or Faust source text;
+    params      -- the sliders to learn: labels, "auto" (the `[diff:on]` ones) or None
+                   (every slider not in `signals`);
+    signals     -- sliders driven per sample: extra control channels of `forward`;
+    sample_rate -- Hz; include -- extra library folders; carry_state -- see above."""
+
+    def __init__(self, dsp: str, params=None, signals: Sequence[str] = (),
+                 sample_rate: float = 44100, include: Sequence[str] = (),
+                 carry_state: bool = False):
+        super().__init__()
+        from .api import compile_source
+        text, filename = _source(dsp)
+        signals = [str(s) for s in signals]
+        wrt = _labels(params, signals)
+        if wrt is None:
+            plain = compile_source(text, filename, sample_rate, include, signals=signals)
+            wrt = [lab for lab in plain.params if lab not in signals]
+        self.program = compile_source(text, filename, sample_rate, include, wrt=wrt,
+                                      mode="reverse", signals=signals)
+        self.labels = list(self.program.wrt)
+        self.signals = signals
+        self.specs = list(self.program.param_specs)
+        self.num_channels = self.program.num_inputs - len(signals)
+        self.num_outputs = self.program.num_outputs
+        self.sample_rate = sample_rate
+        self.carry_state = carry_state
+        self._pool = [self.program]
+        u0 = [float(s.to_unit(s.init)) for s in self.specs]
+        self.raw = nn.Parameter(torch.tensor(u0, dtype=torch.float64))
+
+    # ------------------------------------------------------------ parameters
+
+    def values(self) -> dict:
+        """label -> the learnable sliders' current values in their own units."""
+        u = np.clip(self.raw.detach().cpu().double().numpy(), 0.0, 1.0)
+        return {s.label: float(s.from_unit(v)) for s, v in zip(self.specs, u)}
+
+    def set_values(self, values: dict) -> None:
+        """Set learnable sliders from values in their own units (label -> value)."""
+        unknown = set(values) - set(self.labels)
+        if unknown:
+            raise FaustError(f"unknown parameter(s) {', '.join(sorted(unknown))}; "
+                             f"learnable: {', '.join(self.labels) or '(none)'}")
+        with torch.no_grad():
+            for j, s in enumerate(self.specs):
+                if s.label in values:
+                    self.raw[j] = float(s.to_unit(values[s.label]))
+
+    def reset(self) -> None:
+        """Zero the state of every batch element (with carry_state=True)."""
+        for p in self._pool:
+            p.reset()
+
+    # ------------------------------------------------------------ rendering
+
+    def _programs(self, k: int) -> list:
+        while len(self._pool) < k:
+            self._pool.append(self.program.clone())
+        return self._pool[:k]
+
+    def _shapes(self, x, controls, n: Optional[int]) -> tuple:
+        """(batch, n) from the arguments, or a FaustError naming the mismatch."""
+        c, s = self.num_channels, len(self.signals)
+        if x is not None:
+            if x.dim() != 3 or x.shape[1] != c:
+                raise FaustError(f"FaustModule: x must have shape (batch, {c}, n), "
+                                 f"got {tuple(x.shape)}")
+        elif c:
+            raise FaustError(f"FaustModule: the program has {c} input channel(s): "
+                             f"pass x of shape (batch, {c}, n)")
+        if s:
+            if controls is None:
+                raise FaustError(f"FaustModule: pass controls of shape (batch, {s}, n) "
+                                 f"for the signals {', '.join(self.signals)}")
+            if controls.dim() != 3 or controls.shape[1] != s:
+                raise FaustError(f"FaustModule: controls must have shape (batch, {s}, n), "
+                                 f"got {tuple(controls.shape)}")
+        elif controls is not None:
+            raise FaustError("FaustModule: this module has no signals= (controls given)")
+        shapes = [(t.shape[0], t.shape[2]) for t in (x, controls) if t is not None]
+        if len(set(shapes)) > 1:
+            raise FaustError(f"FaustModule: x and controls differ in batch or length: "
+                             f"{tuple(x.shape)} and {tuple(controls.shape)}")
+        if shapes:
+            b, m = shapes[0]
+            if n is not None and n != m:
+                raise FaustError(f"FaustModule: n={n} but the inputs have {m} samples")
+            return b, m
+        if n is None:
+            raise FaustError("FaustModule: a program without inputs needs n= (and batch=)")
+        return None, int(n)
+
+    def forward(self, x=None, controls=None, n: Optional[int] = None, batch: int = 1):
+        """Render: x (batch, channels, n), controls (batch, len(signals), n) -> (batch,
+        outputs, n). For a program with no inputs and no signals, pass n= (and batch=)."""
+        b, n = self._shapes(x, controls, n)
+        b = batch if b is None else b
+        if b < 1:
+            raise FaustError("FaustModule: the batch is empty")
+        for t, what in ((x, "x"), (controls, "controls")):
+            if t is not None and not torch.isfinite(t).all():
+                raise FaustError(f"FaustModule: {what} holds NaN or infinity")
+        dtype = x.dtype if x is not None else (
+            controls.dtype if controls is not None else self.raw.dtype)
+        x_ = x if x is not None else torch.zeros((b, 0, n), dtype=torch.float64)
+        c_ = controls if controls is not None else torch.zeros((b, 0, n), dtype=torch.float64)
+        y = _Render.apply(self, self.raw, x_, c_)
+        return y.to(dtype)
+
+
+def _render(module: FaustModule, prog, values, x, n: int) -> np.ndarray:
+    """One batch element: parameters set, state reset (unless carried), rendered with its
+    tapes kept for `vjp`."""
+    for lab, v in zip(module.labels, values):
+        prog.set_param(lab, v)
+    if not module.carry_state:
+        prog.reset()
+    return prog.compute(x, n)
+
+
+class _Render(torch.autograd.Function):
+    """The compiled forward (tapes kept) and, as backward, the compiled VJP of each batch
+    element."""
+
+    @staticmethod
+    def forward(ctx, module: FaustModule, raw, x, controls):
+        u = raw.detach().cpu().double().numpy()
+        uc = np.clip(u, 0.0, 1.0)
+        values = [float(s.from_unit(v)) for s, v in zip(module.specs, uc)]
+        xs = torch.cat([x.detach().cpu().double(), controls.detach().cpu().double()], 1)
+        xs = xs.numpy()
+        b, _, n = xs.shape
+        progs = module._programs(b)
+        ys = np.empty((b, module.num_outputs, n))
+        token = object()
+        for k, p in enumerate(progs):
+            ys[k] = _render(module, p, values, xs[k], n)
+            p._faust_token = token
+        # the chain factor dp/du of the normalisation (0 where u is clamped)
+        chain = np.array([float(s.dp_du(v)) for s, v in zip(module.specs, uc)])
+        chain[(u < 0.0) | (u > 1.0)] = 0.0
+        ctx.module, ctx.progs, ctx.chain = module, progs, chain
+        ctx.token, ctx.values, ctx.xs = token, values, xs
+        ctx.nx = x.shape[1]
+        ctx.meta = (raw.dtype, x.dtype, controls.dtype)
+        return torch.from_numpy(ys)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        g = grad_y.detach().cpu().double().numpy()
+        b, _, n = g.shape
+        d_raw = np.zeros(len(ctx.chain))
+        d_in = np.zeros((b, ctx.progs[0].num_inputs, n))
+        for k, p in enumerate(ctx.progs):
+            if getattr(p, "_faust_token", None) is not ctx.token:
+                # another forward ran since: render this element again (same parameters,
+                # inputs and, without carried state, the same starting state)
+                if ctx.module.carry_state:
+                    raise FaustError("FaustModule: with carry_state=True, call backward "
+                                     "before the next forward (the state has moved on)")
+                _render(ctx.module, p, ctx.values, ctx.xs[k], n)
+                p._faust_token = ctx.token
+            dp, dx = p.vjp(g[k])
+            d_raw += dp
+            d_in[k] = dx
+        raw_t, x_t, c_t = ctx.meta
+        d_in = torch.from_numpy(d_in)
+        return (None, torch.from_numpy(d_raw * ctx.chain).to(raw_t),
+                d_in[:, :ctx.nx].to(x_t), d_in[:, ctx.nx:].to(c_t))
