@@ -16,7 +16,9 @@ from conftest import EXAMPLES
 
 
 SR = 44100
-DIFF_EXAMPLES = sorted(p.name for p in EXAMPLES.glob("*.dsp") if p.name != "hello.dsp")
+# (hello.dsp renders noise; ddsp_filter.dsp is the filter examples/torch_ddsp.py trains)
+DIFF_EXAMPLES = sorted(p.name for p in EXAMPLES.glob("*.dsp")
+                       if p.name not in ("hello.dsp", "ddsp_filter.dsp"))
 
 
 def render(name: str, seconds: float, **params):
