@@ -83,7 +83,10 @@ class FaustModule(nn.Module):
         self.num_outputs = self.program.num_outputs
         self.sample_rate = sample_rate
         self.carry_state = carry_state
-        self._pool = [self.program]
+        # batch elements' programs: with dL/dx (inputs that need gradients), and without
+        # (compiled on first use: training sliders only skips the input adjoints)
+        self._pools = {True: [self.program], False: []}
+        self._compile = (text, filename, sample_rate, tuple(include), wrt, signals)
         u0 = [float(s.to_unit(s.init)) for s in self.specs]
         self.raw = nn.Parameter(torch.tensor(u0, dtype=torch.float64))
 
@@ -107,15 +110,22 @@ class FaustModule(nn.Module):
 
     def reset(self) -> None:
         """Zero the state of every batch element (with carry_state=True)."""
-        for p in self._pool:
-            p.reset()
+        for pool in self._pools.values():
+            for p in pool:
+                p.reset()
 
     # ------------------------------------------------------------ rendering
 
-    def _programs(self, k: int) -> list:
-        while len(self._pool) < k:
-            self._pool.append(self.program.clone())
-        return self._pool[:k]
+    def _programs(self, k: int, input_grads: bool = True) -> list:
+        pool = self._pools[input_grads]
+        if not pool:
+            from .api import compile_source
+            text, filename, sr, include, wrt, signals = self._compile
+            pool.append(compile_source(text, filename, sr, include, wrt=wrt, mode="reverse",
+                                       signals=signals, input_grads=False))
+        while len(pool) < k:
+            pool.append(pool[0].clone())
+        return pool[:k]
 
     def _shapes(self, x, controls, n: Optional[int]) -> tuple:
         """(batch, n) from the arguments, or a FaustError naming the mismatch."""
@@ -156,9 +166,6 @@ class FaustModule(nn.Module):
         b = batch if b is None else b
         if b < 1:
             raise FaustError("FaustModule: the batch is empty")
-        for t, what in ((x, "x"), (controls, "controls")):
-            if t is not None and not torch.isfinite(t).all():
-                raise FaustError(f"FaustModule: {what} holds NaN or infinity")
         dtype = x.dtype if x is not None else (
             controls.dtype if controls is not None else self.raw.dtype)
         x_ = x if x is not None else torch.zeros((b, 0, n), dtype=torch.float64)
@@ -186,10 +193,18 @@ class _Render(torch.autograd.Function):
         u = raw.detach().cpu().double().numpy()
         uc = np.clip(u, 0.0, 1.0)
         values = [float(s.from_unit(v)) for s, v in zip(module.specs, uc)]
-        xs = torch.cat([x.detach().cpu().double(), controls.detach().cpu().double()], 1)
-        xs = xs.numpy()
+        parts = [t.detach().cpu().double().numpy() for t in (x, controls) if t.shape[1]]
+        xs = parts[0] if len(parts) == 1 else (
+            np.concatenate(parts, 1) if parts else np.zeros((x.shape[0], 0, x.shape[2])))
+        for t, what in zip(parts, [w for w, t in (("x", x), ("controls", controls))
+                                   if t.shape[1]]):
+            # (a finite sum means finite elements, and is 3x cheaper than isfinite each)
+            if not np.isfinite(t.sum()) and not np.all(np.isfinite(t)):
+                raise FaustError(f"FaustModule: {what} holds NaN or infinity")
         b, _, n = xs.shape
-        progs = module._programs(b)
+        # (carried state lives in one set of programs: always the one with dL/dx)
+        need_dx = bool(x.requires_grad or controls.requires_grad or module.carry_state)
+        progs = module._programs(b, need_dx)
         ys = np.empty((b, module.num_outputs, n))
         token = object()
         for k, p in enumerate(progs):
@@ -200,7 +215,7 @@ class _Render(torch.autograd.Function):
         chain[(u < 0.0) | (u > 1.0)] = 0.0
         ctx.module, ctx.progs, ctx.chain = module, progs, chain
         ctx.token, ctx.values, ctx.xs = token, values, xs
-        ctx.nx = x.shape[1]
+        ctx.nx, ctx.need_dx = x.shape[1], need_dx
         ctx.meta = (raw.dtype, x.dtype, controls.dtype)
         return torch.from_numpy(ys)
 
@@ -209,7 +224,7 @@ class _Render(torch.autograd.Function):
         g = grad_y.detach().cpu().double().numpy()
         b, _, n = g.shape
         d_raw = np.zeros(len(ctx.chain))
-        d_in = np.zeros((b, ctx.progs[0].num_inputs, n))
+        d_in = np.zeros((b, ctx.progs[0].num_inputs, n)) if ctx.need_dx else None
         for k, p in enumerate(ctx.progs):
             if getattr(p, "_faust_token", None) is not ctx.token:
                 # another forward ran since: render this element again (same parameters,
@@ -221,8 +236,11 @@ class _Render(torch.autograd.Function):
                 p._faust_token = ctx.token
             dp, dx = p.vjp(g[k])
             d_raw += dp
-            d_in[k] = dx
+            if d_in is not None:
+                d_in[k] = dx
         raw_t, x_t, c_t = ctx.meta
+        d_raw = torch.from_numpy(d_raw * ctx.chain).to(raw_t)
+        if d_in is None:
+            return None, d_raw, None, None
         d_in = torch.from_numpy(d_in)
-        return (None, torch.from_numpy(d_raw * ctx.chain).to(raw_t),
-                d_in[:, :ctx.nx].to(x_t), d_in[:, ctx.nx:].to(c_t))
+        return None, d_raw, d_in[:, :ctx.nx].to(x_t), d_in[:, ctx.nx:].to(c_t)

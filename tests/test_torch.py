@@ -147,3 +147,13 @@ def test_a_dsp_file_path(tmp_path):
     m = FaustModule(str(f))
     y = m(torch.ones(1, 1, 4, dtype=torch.float64))
     torch.testing.assert_close(y, torch.full((1, 1, 4), 0.5, dtype=torch.float64))
+
+
+def test_parameter_gradients_without_input_gradients_are_the_same(layer):
+    x, c = _data(seed=4)
+    layer(x, c).pow(2).sum().backward()       # x, c require grad: the dL/dx program
+    full = layer.raw.grad.clone()
+    layer.raw.grad = None
+    layer(x.detach(), c.detach()).pow(2).sum().backward()   # sliders only: input_grads=False
+    torch.testing.assert_close(layer.raw.grad, full, rtol=1e-12, atol=0)
+    assert len(layer._pools[False]) >= 1

@@ -1,0 +1,83 @@
+"""FaustModule (faustdiff.torch) training step vs the plain forward render.
+
+    python benchmarks/bench_torch.py [--batch 16] [--seconds 1.0] [--repeat 5] [PROGRAM ...]
+
+Per program of benchmarks/dsp (every slider learnable), side by side in one run, best of
+--repeat wall-clock runs on a batch of `--batch` clips of `--seconds` of noise at 44.1 kHz:
+
+* plain    -- the compiled program's `compute` on each clip in turn (reset before each);
+* module   -- `FaustModule.forward` under torch.no_grad (the layer without autograd);
+* step     -- one training step: forward, an L2 loss, backward (the compiled VJP of every
+              clip), Adam's update; ratios are to `plain`.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import faustdiff
+from faustdiff.torch import FaustModule
+
+HERE = Path(__file__).resolve().parent
+SR = 44100
+
+
+def best(fn, repeat):
+    fn()
+    b = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        b = min(b, time.perf_counter() - t0)
+    return b
+
+
+def bench(name, batch, n, repeat):
+    path = str(HERE / "dsp" / f"{name}.dsp")
+    plain = faustdiff.compile_file(path)
+    layer = FaustModule(path)
+    x = torch.rand(batch, plain.num_inputs, n, dtype=torch.float64) * 2 - 1
+    xs = x.numpy()
+    target = torch.zeros(batch, plain.num_outputs, n, dtype=torch.float64)
+    opt = torch.optim.Adam(layer.parameters(), lr=1e-3)
+
+    def run_plain():
+        for k in range(batch):
+            plain.reset()
+            plain.compute(xs[k], n)
+
+    def run_module():
+        with torch.no_grad():
+            layer(x)
+
+    def step():
+        opt.zero_grad()
+        loss = ((layer(x) - target) ** 2).mean()
+        loss.backward()
+        opt.step()
+    return len(layer.labels), best(run_plain, repeat), best(run_module, repeat), best(step, repeat)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=1.0)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("programs", nargs="*", default=["onepole", "drive_lowpass_dc", "fir32", "peq10"])
+    a = ap.parse_args()
+    n = int(a.seconds * SR)
+    torch.set_num_threads(1)
+    print(f"batch {a.batch} x {a.seconds:g} s ({n} samples), best of {a.repeat}, wall time\n")
+    print(f"{'program':18s} {'θ':>3s} {'plain':>9s} {'module':>16s} {'training step':>18s}")
+    for name in a.programs:
+        p, t_plain, t_mod, t_step = bench(name, a.batch, n, a.repeat)
+        print(f"{name:18s} {p:3d} {t_plain * 1e3:7.2f}ms {t_mod * 1e3:8.2f}ms {t_mod / t_plain:5.2f}x "
+              f"{t_step * 1e3:9.2f}ms {t_step / t_plain:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
