@@ -151,6 +151,7 @@ def test_a_dsp_file_path(tmp_path):
 
 def test_parameter_gradients_without_input_gradients_are_the_same(layer):
     x, c = _data(seed=4)
+    layer.raw.grad = None
     layer(x, c).pow(2).sum().backward()       # x, c require grad: the dL/dx program
     full = layer.raw.grad.clone()
     layer.raw.grad = None
