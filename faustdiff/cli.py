@@ -427,9 +427,15 @@ def compile_cmd(file, output, sr, include):
               help="Add a directory to the library search path; repeatable.")
 @click.option("--plot", metavar="PNG", help="Save the loss and parameter trajectories "
               "(needs matplotlib: pip install 'faustdiff[plot]').")
+@click.option("--export", "export", metavar="LEARNED.dsp",
+              help="Write the model's source with each learned slider's default replaced by "
+                   "its learned value (compiles with the Faust compiler: faust2juce, ...).")
+@click.option("--preset", metavar="LEARNED.json",
+              help="Write the learned values and their Faust UI paths as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train_cmd(file, targets, inputs, params, loss, optimizer, steps, lr, schedule, settings,
-              scales, no_normalize, parallel, grad_mode, sr, include, plot, quiet):
+              scales, no_normalize, parallel, grad_mode, sr, include, plot, export, preset,
+              quiet):
     """Learn parameters of MODEL.dsp so that its output matches the target audio."""
     from .learn import train as T
     if steps < 0:
@@ -464,6 +470,9 @@ def train_cmd(file, targets, inputs, params, loss, optimizer, steps, lr, schedul
             raise
         raise FaustError(f"'{file}' declares no parameter ([diff:on] or df.param): name the "
                          "sliders to learn with --params LABEL,...") from None
+    if export is not None:   # a model that cannot be exported fails before training
+        from .learn.export import export_source
+        export_source(_api().read_source(file), file, {lab: 0.0 for lab in prog.wrt})
     learned = set(prog.wrt)
     init = {}
     for label, value in values:
@@ -486,6 +495,15 @@ def train_cmd(file, targets, inputs, params, loss, optimizer, steps, lr, schedul
     if plot is not None:
         result.plot(plot, title=os.path.basename(file))
         click.echo(f"  plot: {plot}")
+    if export is not None:
+        from .learn.export import write_export
+        write_export(export, _api().read_source(file), file, result.params)
+        click.echo(f"  export: {export}")
+    if preset is not None:
+        result.paths = trainer._paths()
+        result.source = (None, file)
+        result.write_preset(preset)
+        click.echo(f"  preset: {preset}")
 
 
 if __name__ == "__main__":  # python -m faustdiff.cli ...

@@ -108,6 +108,23 @@ class TrainResult:
     steps: int
     seconds: float = 0.0
     history: list = field(default_factory=list)
+    source: Optional[tuple] = None   # (text, filename) of the model, when known
+    paths: dict = field(default_factory=dict)   # label -> Faust UI path
+
+    def export(self, path: str) -> None:
+        """Write the model's source with each learned slider's default replaced by its
+        learned value (see `faustdiff.learn.export`)."""
+        from .export import write_export
+        if self.source is None:
+            raise FaustError("export: the model's source is unknown (train from a .dsp path "
+                             "or source text, not a compiled program)")
+        text, filename = self.source
+        write_export(path, text, filename, self.params)
+
+    def write_preset(self, path: str) -> None:
+        """Write {"values": {label: value}, "paths": {label: UI path}, "source": file}."""
+        from .export import write_preset
+        write_preset(path, self.params, self.paths, self.source[1] if self.source else "")
 
     def plot(self, path: str, title: str = "") -> None:
         """Save a figure: the loss (log scale) and each parameter's trajectory."""
@@ -255,6 +272,7 @@ class Trainer:
                  parallel: str = "auto", schedule=None, grad_mode: str = "auto"):
         if grad_mode not in GRAD_MODES:
             raise FaustError(f"grad_mode: one of {', '.join(GRAD_MODES)}, not {grad_mode!r}")
+        self.source = None
         if isinstance(model, (G.GradProgram, R.ReverseProgram)):
             prog = model
         else:
@@ -262,6 +280,7 @@ class Trainer:
                 isinstance(model, str) and "\n" not in model and model.endswith(".dsp"))
             filename = str(model) if text_is_path else "<string>"
             text = read_source(filename) if text_is_path else model
+            self.source = (text, filename)
             mode = choose_grad_mode(text, filename, params, grad_mode, sample_rate, include)
             if mode == "reverse":   # training needs dL/dθ only, not dL/dx
                 prog = R.compile_source(text, filename, sample_rate, include, params, backend,
@@ -433,7 +452,23 @@ class Trainer:
             bar.close(final, theta)
         return TrainResult(dict(zip(self.labels, map(float, theta))), np.array(losses),
                            {k: np.array(v) for k, v in traj.items()}, float(final), done,
-                           time.perf_counter() - start)
+                           time.perf_counter() - start, source=self.source,
+                           paths=self._paths())
+
+    def _paths(self) -> dict:
+        """label -> Faust UI path of the learned widgets (the first, for a shared label)."""
+        p = self.program
+        for _ in range(4):
+            if hasattr(p, "_paths"):
+                break
+            p = getattr(p, "_inner", None) or getattr(p, "program", None)
+        if p is None or not hasattr(p, "_paths"):
+            return {}
+        out: dict = {}
+        for lab, path in zip(p._labels, p._paths):
+            if lab in self.labels:
+                out.setdefault(lab, path)
+        return out
 
 
 GRAD_MODES = ("auto", "forward", "reverse")
