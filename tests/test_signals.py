@@ -349,3 +349,13 @@ def test_shared_recursion_is_computed_once():
     outs = [S.prim("*", x, _smoo(a)), S.prim("*", S.input_(1), _smoo(a))]
     p = plan(outs, num_inputs=2)
     assert len(p.main.recs) == 1
+
+
+def test_shared_recursion_extra_outputs_read_the_canonical_group():
+    # A ~ B where A's second output reads the recursion variable (outside the projection)
+    def box():
+        return B.Rec(B.Seq(B.Prim("+"), B.Split(W, par(W, op("*", 2)))), W)
+    x = S.input_(0)
+    ys1, ys2 = propagate(box(), [x]), propagate(box(), [x])
+    assert ys1[0] is ys2[0] and ys1[1] is ys2[1]
+    assert len(S.recvars(S.topo_order(ys1 + ys2))) == 1

@@ -110,10 +110,12 @@ class RecGroup:
     reads from outside by identity). When a live group with the same key exists, this group
     becomes an alias of it: `proj` returns the canonical group's projections, so two
     occurrences of the same recursion are the same signals (`canonical`)."""
-    __slots__ = ("uid", "types", "defs", "free", "alias", "__weakref__")
+    __slots__ = ("uid", "types", "defs", "free", "alias", "share", "__weakref__")
 
-    def __init__(self, types: Iterable[str]):
+    def __init__(self, types: Iterable[str], share: bool = True):
         self.uid = next(_UID)
+        self.share = share     # False: never an alias (groups whose RecVars the caller
+        #                        uses outside the projections: the AD passes)
         self.types = tuple(types)
         self.defs: Optional[tuple[Sig, ...]] = None
         self.free = _EMPTY     # groups whose RecVars the definitions read (self excluded)
@@ -131,7 +133,9 @@ class RecGroup:
         assert all(d.type == t for d, t in zip(defs, self.types)), "define: type mismatch"
         self.defs = defs
         self.free = _free_of(defs) - {self}
-        key = _group_key(self)
+        if not self.share:
+            return
+        key = _group_key(self)[0]
         found = _GROUPS.get(key)
         if found is None:
             _GROUPS[key] = self
@@ -142,6 +146,26 @@ class RecGroup:
     def canonical(self) -> "RecGroup":
         """The group this one shares (itself unless an equal group was defined before)."""
         return self.alias if self.alias is not None else self
+
+    def rename(self, sigs: Sequence[Sig]) -> list:
+        """`sigs` (signals that read this group's RecVars outside its projections, as the
+        extra outputs of `A ~ B` do) with this alias's recursion replaced by the canonical
+        group's, node for node (no re-simplification: the two are equal up to renaming).
+        Unchanged when not an alias, or when they reach another group's local nodes."""
+        g = self.alias
+        if g is None:
+            return list(sigs)
+        new = {id(a): b for a, b in zip(_group_key(self)[1], _group_key(g)[1])}
+        for i in range(len(self.types)):
+            new[id(self.var(i))] = g.var(i)
+        for n in post_order(sigs, lambda n: n.args, keep=lambda n: self in n.free):
+            if id(n) in new:
+                continue
+            if n.op in ("recvar", "proj"):
+                return list(sigs)      # a nested group outside the definitions: keep as is
+            new[id(n)] = _make(n.op, tuple(new.get(id(a), a) for a in n.args), n.attrs,
+                               n.type, n.interval, n.rate)
+        return [new.get(id(x), x) for x in sigs]
 
     def proj(self, i: int) -> Sig:
         g = self.canonical
@@ -191,6 +215,7 @@ def _group_key(g: "RecGroup") -> tuple:
 
     index: dict = {}
     entries: list = []
+    objs: list = []
 
     def ref(n):
         return index[id(n)] if local(n) else n
@@ -222,6 +247,7 @@ def _group_key(g: "RecGroup") -> tuple:
                 else:
                     attrs = _akey(node.attrs)
                 index[id(node)] = len(entries)
+                objs.append(node)
                 entries.append((node.op, attrs, tuple(ref(a) for a in node.args)))
                 continue
             if id(node) in index:
@@ -231,7 +257,7 @@ def _group_key(g: "RecGroup") -> tuple:
                 if id(kid) not in index and local(kid):
                     stack.append((kid, False))
     groups = tuple((h.types, tuple(ref(d) for d in h.defs)) for h in order)
-    return (tuple(entries), groups)
+    return (tuple(entries), groups), objs
 
 
 def _akey(a):
