@@ -261,3 +261,101 @@ def test_control_rate_signals_round_trip_as_data():
     g = S.RecGroup(["real"])
     g.define([S.prim("+", g.var(0), a)])
     assert S.to_data([g.proj(0)]) is None   # state is not plain data
+
+
+# ---------------------------------------------------------------- sharing recursion groups
+
+def _smoo(x, coef=0.999):
+    """y = (1 - c) * x + c * y[t-1], built as a new group each time."""
+    g = S.RecGroup(["real"])
+    g.define([S.prim("+", S.prim("*", S.real_const(1 - coef), x),
+                     S.prim("*", S.real_const(coef), g.var(0)))])
+    return g.proj(0)
+
+
+def test_identical_recursions_are_one_signal():
+    a = S.ui("hslider", "g", (), 0.5, 0, 1, 0.01)
+    y1, y2 = _smoo(a), _smoo(a)
+    assert y1 is y2
+    order = S.topo_order([S.prim("+", y1, y2)])
+    assert len(S.recvars(order)) == 1
+
+
+def test_recursions_reading_other_signals_or_constants_are_not_shared():
+    a = S.ui("hslider", "g", (), 0.5, 0, 1, 0.01)
+    b = S.ui("hslider", "h", (), 0.5, 0, 1, 0.01)
+    assert _smoo(a) is not _smoo(b)
+    assert _smoo(a) is not _smoo(a, 0.99)
+
+
+def test_propagated_recursions_are_shared():
+    box = B.Rec(op("+", 1), W)          # a counter
+    y1 = propagate(box, [])[0]
+    y2 = propagate(B.Rec(op("+", 1), W), [])[0]
+    assert y1 is y2
+    y3 = propagate(B.Rec(op("+", 2), W), [])[0]
+    assert y3 is not y1
+
+
+def _nested(x):
+    """An outer group whose definition holds an inner group reading the outer's RecVar."""
+    outer = S.RecGroup(["real"])
+    inner = S.RecGroup(["real"])
+    inner.define([S.prim("+", S.prim("*", S.real_const(0.5), inner.var(0)), outer.var(0))])
+    outer.define([S.prim("+", inner.proj(0), x)])
+    return outer.proj(0), inner
+
+
+def test_nested_recursions_are_shared():
+    x = S.input_(0)
+    (y1, i1), (y2, i2) = _nested(x), _nested(x)
+    assert i1.proj(0) is not i2.proj(0)     # each inner reads its own outer: distinct alone
+    assert y1 is y2                         # but the outer groups are equal as a whole
+    assert len(S.recvars(S.topo_order([y1, y2]))) == 2
+    assert _nested(S.input_(1))[0] is not y1
+
+
+def test_inner_recursions_reading_the_same_outer_variable_are_shared():
+    outer = S.RecGroup(["real"])
+    inners = []
+    for _ in range(2):
+        g = S.RecGroup(["real"])
+        g.define([S.prim("+", S.prim("*", S.real_const(0.5), g.var(0)), outer.var(0))])
+        inners.append(g.proj(0))
+    assert inners[0] is inners[1]
+    outer.define([S.prim("+", inners[0], inners[1])])
+
+
+def _mutual(x, c=0.5):
+    """Two mutually recursive definitions (a 2-state oscillator-like group)."""
+    g = S.RecGroup(["real", "real"])
+    g.define([S.prim("+", S.prim("*", S.real_const(c), g.var(1)), x),
+              S.prim("-", g.var(0), S.prim("*", S.real_const(c), g.var(1)))])
+    return g.proj(0), g.proj(1)
+
+
+def test_mutually_recursive_groups_are_shared():
+    x = S.input_(0)
+    assert _mutual(x) == _mutual(x)
+    assert _mutual(x)[0] is _mutual(x)[0] and _mutual(x)[1] is _mutual(x)[1]
+    assert _mutual(x, 0.25)[0] is not _mutual(x)[0]
+
+
+def test_shared_recursion_is_computed_once():
+    # the same smoother written twice: one state in the schedule, the same samples
+    from faustdiff.backend.schedule import plan
+    a = S.ui("hslider", "g", (), 0.5, 0, 1, 0.01)
+    x = S.input_(0)
+    outs = [S.prim("*", x, _smoo(a)), S.prim("*", S.input_(1), _smoo(a))]
+    p = plan(outs, num_inputs=2)
+    assert len(p.main.recs) == 1
+
+
+def test_shared_recursion_extra_outputs_read_the_canonical_group():
+    # A ~ B where A's second output reads the recursion variable (outside the projection)
+    def box():
+        return B.Rec(B.Seq(B.Prim("+"), B.Split(W, par(W, op("*", 2)))), W)
+    x = S.input_(0)
+    ys1, ys2 = propagate(box(), [x]), propagate(box(), [x])
+    assert ys1[0] is ys2[0] and ys1[1] is ys2[1]
+    assert len(S.recvars(S.topo_order(ys1 + ys2))) == 1

@@ -236,7 +236,7 @@ def jvp(outputs: Sequence[S.Sig], seeds: dict, nvars: int, mode: str = "auto",
             for i, d in enumerate(group.defs):
                 for dirn in _bits(masks.get(id(d), 0)):
                     index[(i, dirn)] = len(index)
-            hit = (S.RecGroup(["real"] * len(index)), index, group)
+            hit = (S.RecGroup(["real"] * len(index), share=False), index, group)
             tgroups[id(group)] = hit
         return hit
 
@@ -324,7 +324,7 @@ def substitute(roots: Sequence[S.Sig], mapping: dict, floor: int = 0) -> list[S.
     def new_group(group):
         hit = groups.get(id(group))
         if hit is None:
-            hit = groups[id(group)] = (S.RecGroup(group.types), group)
+            hit = groups[id(group)] = (S.RecGroup(group.types, share=False), group)
         return hit[0]
 
     def define(group):

@@ -200,7 +200,7 @@ class _Walk:
             # dL/dy can be anything: a tap (interval FULL), not an audio input's [-1, 1]
             self.give(y, S.tap(o))
         recs = [n for n in self.order if n.op == "recvar" and self.needed(n)]
-        state = S.RecGroup(["real"] * len(recs)) if recs else None
+        state = S.RecGroup(["real"] * len(recs), share=False) if recs else None
         for k, rv in enumerate(recs):   # the state's cotangent, one sample later
             group, i = rv.attrs
             self.give(group.defs[i], state.var(k))
@@ -228,7 +228,7 @@ class _Walk:
         projections (`finals`) hold the sums after a block."""
         if not boundary:
             return []
-        acc = S.RecGroup(["real"] * len(boundary))
+        acc = S.RecGroup(["real"] * len(boundary), share=False)
         acc.define([S.prim("+", acc.var(k), self.boundary_ct[id(b)])
                     for k, b in enumerate(boundary)])
         return [acc.proj(k) for k in range(len(boundary))]

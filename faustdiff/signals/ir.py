@@ -78,11 +78,13 @@ INF = math.inf
 
 class Sig:
     """One node of the signal DAG (see the module docstring). Identity is equality."""
-    __slots__ = ("op", "args", "attrs", "type", "interval", "rate", "uid", "__weakref__")
+    __slots__ = ("op", "args", "attrs", "type", "interval", "rate", "uid", "free",
+                 "__weakref__")
 
-    def __init__(self, op, args, attrs, type_, interval, rate, uid):
+    def __init__(self, op, args, attrs, type_, interval, rate, uid, free):
         self.op, self.args, self.attrs = op, args, attrs
         self.type, self.interval, self.rate, self.uid = type_, interval, rate, uid
+        self.free = free   # the RecGroups whose RecVars occur free in the node (frozenset)
 
     @property
     def name(self) -> str:
@@ -101,13 +103,23 @@ class Sig:
 class RecGroup:
     """k mutually recursive definitions: y_i[t] = defs[i] evaluated with RecVar(g, j)
     standing for y_j[t-1] (zero before t=0). Identity-hashed; `types` are fixed at creation
-    (propagate finds them by a fixpoint from int), `defs` are set once by `define`."""
-    __slots__ = ("uid", "types", "defs", "__weakref__")
+    (propagate finds them by a fixpoint from int), `defs` are set once by `define`.
 
-    def __init__(self, types: Iterable[str]):
+    Sharing: `define` computes a canonical key of the group (its definitions with its own
+    RecVars, and those of the groups nested in it, numbered de Bruijn-style; the signals it
+    reads from outside by identity). When a live group with the same key exists, this group
+    becomes an alias of it: `proj` returns the canonical group's projections, so two
+    occurrences of the same recursion are the same signals (`canonical`)."""
+    __slots__ = ("uid", "types", "defs", "free", "alias", "share", "__weakref__")
+
+    def __init__(self, types: Iterable[str], share: bool = True):
         self.uid = next(_UID)
+        self.share = share     # False: never an alias (groups whose RecVars the caller
+        #                        uses outside the projections: the AD passes)
         self.types = tuple(types)
         self.defs: Optional[tuple[Sig, ...]] = None
+        self.free = _EMPTY     # groups whose RecVars the definitions read (self excluded)
+        self.alias: Optional["RecGroup"] = None
 
     def __len__(self):
         return len(self.types)
@@ -120,10 +132,45 @@ class RecGroup:
         assert self.defs is None and len(defs) == len(self.types)
         assert all(d.type == t for d, t in zip(defs, self.types)), "define: type mismatch"
         self.defs = defs
+        self.free = _free_of(defs) - {self}
+        if not self.share:
+            return
+        key = _group_key(self)[0]
+        found = _GROUPS.get(key)
+        if found is None:
+            _GROUPS[key] = self
+        elif found is not self:
+            self.alias = found
+
+    @property
+    def canonical(self) -> "RecGroup":
+        """The group this one shares (itself unless an equal group was defined before)."""
+        return self.alias if self.alias is not None else self
+
+    def rename(self, sigs: Sequence[Sig]) -> list:
+        """`sigs` (signals that read this group's RecVars outside its projections, as the
+        extra outputs of `A ~ B` do) with this alias's recursion replaced by the canonical
+        group's, node for node (no re-simplification: the two are equal up to renaming).
+        Unchanged when not an alias, or when they reach another group's local nodes."""
+        g = self.alias
+        if g is None:
+            return list(sigs)
+        new = {id(a): b for a, b in zip(_group_key(self)[1], _group_key(g)[1])}
+        for i in range(len(self.types)):
+            new[id(self.var(i))] = g.var(i)
+        for n in post_order(sigs, lambda n: n.args, keep=lambda n: self in n.free):
+            if id(n) in new:
+                continue
+            if n.op in ("recvar", "proj"):
+                return list(sigs)      # a nested group outside the definitions: keep as is
+            new[id(n)] = _make(n.op, tuple(new.get(id(a), a) for a in n.args), n.attrs,
+                               n.type, n.interval, n.rate)
+        return [new.get(id(x), x) for x in sigs]
 
     def proj(self, i: int) -> Sig:
-        d = self.defs[i]
-        return _make("proj", (d,), (self, i), d.type, d.interval, K_SAMPLE)
+        g = self.canonical
+        d = g.defs[i]
+        return _make("proj", (d,), (g, i), d.type, d.interval, K_SAMPLE)
 
     def __repr__(self):
         return f"G{self.uid}"
@@ -132,7 +179,85 @@ class RecGroup:
 # ---------------------------------------------------------------- interning
 
 _TABLE: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
+_GROUPS: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()   # key -> RecGroup
 _UID = itertools.count()
+_EMPTY: frozenset = frozenset()
+
+
+def _free_of(args) -> frozenset:
+    f = _EMPTY
+    for a in args:
+        af = a.free
+        if af and af is not f and not af <= f:
+            f = af if not f else f | af
+    return f
+
+
+def _group_key(g: "RecGroup") -> tuple:
+    """The canonical key of a defined group: its definitions' local DAG in a deterministic
+    post-order, nodes by their position; RecVars/Projs of `g` and of the groups nested in it
+    (the groups whose definitions read, transitively, g's RecVars) by a group number in
+    order of discovery; every other node (read from outside) by identity."""
+    gnum = {g: 0}
+    order = [g]
+    memo = {g: True}
+
+    def nested(h) -> bool:
+        r = memo.get(h)
+        if r is None:
+            memo[h] = False            # (no cycles in well-formed IR; guard anyway)
+            r = h.defs is not None and any(nested(x) for x in h.free)
+            memo[h] = r
+        return r
+
+    def local(n) -> bool:
+        return bool(n.free) and any(nested(h) for h in n.free)
+
+    index: dict = {}
+    entries: list = []
+    objs: list = []
+
+    def ref(n):
+        return index[id(n)] if local(n) else n
+
+    def gref(h):
+        k = gnum.get(h)
+        if k is None:
+            k = gnum[h] = len(order)
+            order.append(h)
+            pending.extend(h.defs)
+        return k
+
+    pending = list(g.defs)
+    p = 0
+    while p < len(pending):
+        root = pending[p]
+        p += 1
+        if id(root) in index or not local(root):
+            continue
+        stack = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                if id(node) in index:
+                    continue
+                if node.op in ("recvar", "proj"):
+                    h, i = node.attrs
+                    attrs = (gref(h), i)
+                else:
+                    attrs = _akey(node.attrs)
+                index[id(node)] = len(entries)
+                objs.append(node)
+                entries.append((node.op, attrs, tuple(ref(a) for a in node.args)))
+                continue
+            if id(node) in index:
+                continue
+            stack.append((node, True))
+            for kid in reversed(node.args):
+                if id(kid) not in index and local(kid):
+                    stack.append((kid, False))
+    groups = tuple((h.types, tuple(ref(d) for d in h.defs)) for h in order)
+    return (tuple(entries), groups), objs
 
 
 def _akey(a):
@@ -150,7 +275,13 @@ def _make(op, args, attrs, type_, interval, rate) -> Sig:
     if s is None:
         if type_ == "int" and (interval[0] < INT_MIN or interval[1] > INT_MAX):
             interval = (INT_MIN, INT_MAX)   # int arithmetic wraps around
-        s = Sig(op, args, attrs, type_, interval, rate, next(_UID))
+        if op == "recvar":
+            free = frozenset((attrs[0],))
+        elif op == "proj":
+            free = attrs[0].free
+        else:
+            free = _free_of(args) if args else _EMPTY
+        s = Sig(op, args, attrs, type_, interval, rate, next(_UID), free)
         _TABLE[key] = s
     return s
 

@@ -312,7 +312,8 @@ def _rec(ctx, box, inputs, scope):
     if bi == 0:
         return ys
     group.define(S.to_type(y, t) for y, t in zip(ys, types))
-    return [group.proj(i) for i in range(bi)] + ys[bi:]
+    # A's other outputs may read the RecVars: an alias's must read the canonical group's
+    return [group.proj(i) for i in range(bi)] + group.rename(ys[bi:])
 
 
 def _route(ctx, box, inputs, scope):

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""faustdiff against the Faust compiler on real programs (issue 11's benchmark).
+
+    python benchmarks/bench_real.py [FOLDER] [--snapshot GITDIR] [--seconds S] [--timeout T]
+                                    [--lib-path DIR] [--only NAME ...]
+
+Programs: every .dsp file of FOLDER (its own folder on the library path), or by default a
+list of the Faust distribution's examples (`DEFAULT` below), extracted at run time from a
+fetched snapshot of grame-cncm/faust (a bare git directory: `--snapshot`, else
+$FAUSTDIFF_FAUST_SNAPSHOT, else /work/.mirror/grame-cncm+faust/repo) into a temporary
+folder (each example's whole folder, for its local imports); nothing of it is kept.
+Libraries: `--lib-path` (default /usr/share/faust when it exists) becomes $FAUST_LIB_PATH,
+so both compilers read the installed libraries.
+
+Per program (each in its own process, with a fresh faustdiff cache, killed after
+`--timeout` seconds):
+  ours     CPU seconds to render S seconds (44.1 kHz, blocks of 256, zero inputs) through
+           `program.compute` (best of 3);
+  faust    the same with `faust -double -a benchmarks/bench_arch.cpp` + `g++ -O3
+           -march=native` (a loop calling compute() into a buffer, best of 3);
+  ratio    ours / faust;
+  cold     our cold compile time: front end + code generation + Numba, empty cache;
+  states   our loop-carried state (recursion variables and prefixes, + delay lines)
+           against Faust's (fRec/iRec arrays, + fVec/iVec delay lines) in its C++;
+then the median and worst ratio. A program that fails is reported, not fatal.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SNAPSHOT = "/work/.mirror/grame-cncm+faust/repo"
+
+DEFAULT = [
+    "reverb/zitaRev.dsp", "reverb/freeverb.dsp", "reverb/dattorro.dsp", "reverb/greyhole.dsp",
+    "reverb/jprev.dsp",
+    "filtering/moogLadder.dsp", "filtering/diodeLadder.dsp", "filtering/vocoder.dsp",
+    "filtering/filterBank.dsp", "filtering/cryBaby.dsp", "filtering/parametricEqualizer.dsp",
+    "generator/virtualAnalog.dsp", "generator/churchOrgan.dsp", "generator/dx7.dsp",
+    "physicalModeling/karplus.dsp", "physicalModeling/churchBell.dsp",
+    "physicalModeling/flute.dsp", "physicalModeling/clarinet.dsp",
+    "dynamic/compressor.dsp", "dynamic/distortion.dsp",
+    "delayEcho/quadEcho.dsp",
+    "SAM/chorus/chorus.dsp", "SAM/flanger/flanger.dsp", "SAM/virtualAnalog/virtualAnalog.dsp",
+]
+
+SR, BLOCK = 44100, 256
+
+
+# ---------------------------------------------------------------- programs
+
+def extract(snapshot: str, rels: list, dest: Path) -> list:
+    """Copy each example's folder (tracked files) from the bare git dir into dest."""
+    git = ["git", f"--git-dir={snapshot}"]
+    listing = subprocess.run(git + ["ls-tree", "-r", "--name-only", "HEAD", "examples"],
+                             check=True, capture_output=True, text=True).stdout.split("\n")
+    out = []
+    for rel in rels:
+        folder = os.path.dirname("examples/" + rel)
+        for name in listing:
+            if os.path.dirname(name) == folder and name.endswith((".dsp", ".lib")):
+                target = dest / name
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    data = subprocess.run(git + ["show", f"HEAD:{name}"], check=True,
+                                          capture_output=True).stdout
+                    target.write_bytes(data)
+        p = dest / "examples" / rel
+        out.append((rel[:-4], p if p.exists() else None))
+    return out
+
+
+# ---------------------------------------------------------------- Faust's side
+
+def faust_side(dsp: Path, work: Path, samples: int) -> dict:
+    cpp, exe = work / (dsp.stem + ".cpp"), work / dsp.stem
+    r = subprocess.run(["faust", "-double", "-a", str(HERE / "bench_arch.cpp"),
+                        "-I", str(dsp.parent), str(dsp), "-o", str(cpp)],
+                       capture_output=True, text=True)
+    if r.returncode:
+        return {"error": "faust: " + (r.stderr.strip().splitlines() or ["failed"])[-1]}
+    r = subprocess.run(["g++", "-O3", "-march=native", "-w", str(cpp), "-o", str(exe)],
+                       capture_output=True, text=True)
+    if r.returncode:
+        return {"error": "g++ failed"}
+    out = subprocess.run([str(exe), str(samples), str(BLOCK), "3"], capture_output=True,
+                         text=True, check=True).stdout.split()
+    text = cpp.read_text()
+    recs = set(re.findall(r"\b([fi]Rec\d+)\[\d+\];", text))
+    vecs = set(re.findall(r"\b([fi]Vec\d+)\[\d+\];", text))
+    return {"time": float(out[0]), "recs": len(recs), "lines": len(vecs)}
+
+
+# ---------------------------------------------------------------- our side (child process)
+
+def our_side(dsp: Path, samples: int) -> dict:
+    cold = tempfile.mkdtemp(prefix="faustdiff-bench-real-")
+    os.environ["FAUSTDIFF_CACHE_DIR"] = cold
+    try:
+        import numpy as np  # noqa: F401
+        import numba  # noqa: F401  (its import is not compile time)
+        from faustdiff import api
+        from faustdiff.frontend.arity import arity
+        from faustdiff.signals import ir as S
+        from faustdiff.signals.propagate import Context, propagate
+        from faustdiff.backend.schedule import plan
+        from faustdiff.core.deep import deep_call
+        t0 = time.perf_counter()
+        prog = api.compile_file(str(dsp))
+        cold_s = time.perf_counter() - t0
+        box = api.evaluate_source(api.read_source(str(dsp)), str(dsp))
+
+        def count():
+            outs = propagate(box, None, Context())
+            p = plan(outs, S.bargraphs(outs), arity(box)[0], SR)
+            recs = sum(len(c.recs) + len(c.prefixes) for c in p.contexts)
+            return recs, sum(len(c.lines) for c in p.contexts)
+        recs, lines = deep_call(count)
+        best = 1e300
+        for _ in range(3):
+            prog.reset()
+            c = time.process_time()
+            for s in range(0, samples, BLOCK):
+                prog.compute(None, min(BLOCK, samples - s))
+            best = min(best, time.process_time() - c)
+        return {"time": best, "cold": cold_s, "recs": recs, "lines": lines,
+                "backend": type(prog).__name__}
+    finally:
+        shutil.rmtree(cold, ignore_errors=True)
+
+
+def run_ours(dsp: Path, samples: int, timeout: float) -> dict:
+    try:
+        r = subprocess.run([sys.executable, __file__, "--child", str(dsp), "--samples",
+                            str(samples)], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+    if r.returncode or not lines:
+        err = (r.stderr.strip().splitlines() or ["failed"])[-1]
+        return {"error": err[:120]}
+    return json.loads(lines[-1])
+
+
+# ---------------------------------------------------------------- main
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("folder", nargs="?", help="a folder of .dsp programs (default: the "
+                    "Faust distribution's examples, from the snapshot)")
+    ap.add_argument("--snapshot", default=os.environ.get("FAUSTDIFF_FAUST_SNAPSHOT", SNAPSHOT),
+                    help="bare git directory of a grame-cncm/faust snapshot")
+    ap.add_argument("--seconds", type=float, default=1.0)
+    ap.add_argument("--timeout", type=float, default=300.0, help="per program, ours")
+    ap.add_argument("--lib-path", default="/usr/share/faust" if
+                    os.path.isdir("/usr/share/faust") else None,
+                    help="installed Faust libraries (becomes $FAUST_LIB_PATH)")
+    ap.add_argument("--only", nargs="*", default=None, help="program names to keep")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--samples", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.lib_path:
+        os.environ["FAUST_LIB_PATH"] = args.lib_path
+    samples = args.samples or int(args.seconds * SR)
+    if args.child:
+        sys.path.insert(0, str(ROOT))
+        print(json.dumps(our_side(Path(args.child), samples)))
+        return 0
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-real-"))
+    try:
+        if args.folder:
+            progs = [(p.stem, p) for p in sorted(Path(args.folder).glob("*.dsp"))]
+        else:
+            if not os.path.isdir(args.snapshot):
+                print(f"bench_real: no Faust snapshot at {args.snapshot} (use --snapshot or "
+                      f"$FAUSTDIFF_FAUST_SNAPSHOT, or give a folder)", file=sys.stderr)
+                return 1
+            progs = extract(args.snapshot, DEFAULT, tmp / "src")
+        if args.only:
+            progs = [(n, p) for n, p in progs if any(o in n for o in args.only)]
+        have_faust = bool(shutil.which("faust") and shutil.which("g++"))
+        print(f"{samples} samples, blocks of {BLOCK}; libraries: "
+              f"{os.environ.get('FAUST_LIB_PATH') or 'bundled'}")
+        head = (f"{'program':40s} {'ours s':>8s} {'faust s':>8s} {'ratio':>6s} {'cold s':>7s}"
+                f" {'states ours':>12s} {'faust':>8s}  notes")
+        print(head)
+        print("-" * len(head))
+        ratios = []
+        for name, path in progs:
+            if path is None:
+                print(f"{name:40s} not in the snapshot")
+                continue
+            ours = run_ours(path, samples, args.timeout)
+            ref = faust_side(path, tmp, samples) if have_faust else {"error": "no faust"}
+            notes = []
+            if "error" in ours:
+                notes.append("ours: " + ours["error"])
+            if "error" in ref:
+                notes.append(ref["error"])
+            ratio = None
+            if "time" in ours and "time" in ref and ref["time"] > 0:
+                ratio = ours["time"] / ref["time"]
+                ratios.append(ratio)
+            if ours.get("backend") == "Program":
+                notes.append("interpreter (too large for Numba)")
+
+            def f(d, k, fmt):
+                return format(d[k], fmt) if k in d else "-"
+            st_o = f"{ours['recs']}+{ours['lines']}" if "recs" in ours else "-"
+            st_f = f"{ref['recs']}+{ref['lines']}" if "recs" in ref else "-"
+            print(f"{name:40s} {f(ours, 'time', '8.4f')} {f(ref, 'time', '8.4f'):>8s} "
+                  f"{format(ratio, '6.2f') if ratio else '-':>6s} {f(ours, 'cold', '7.1f'):>7s}"
+                  f" {st_o:>12s} {st_f:>8s}  {'; '.join(notes)}", flush=True)
+        if ratios:
+            print(f"\nmedian ratio {statistics.median(ratios):.2f}, worst {max(ratios):.2f} "
+                  f"over {len(ratios)} programs (states: recursions+delay lines)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
