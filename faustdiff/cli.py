@@ -387,6 +387,76 @@ def compile_cmd(file, output, sr, include):
 
 
 
+# ---------------------------------------------------------------------------- json
+
+def ui_description(text: str, filename: str, sr: int, include=()) -> dict:
+    """The program's interface in the shape of `faust -json`: name, filename, inputs,
+    outputs, meta (the source's global `declare`s) and the ui tree (groups, then widgets with
+    type/label/address/meta/init/min/max/step; bargraphs with min/max)."""
+    import os
+    import re
+    from .signals import ir as S
+    program = _api().compile_source(text, filename, sr, include, backend="interp")
+    base = os.path.basename(filename)
+    declares = re.findall(r'^\s*declare\s+(\w+)\s+"((?:[^"\\]|\\.)*)"\s*;', text, re.M)
+    meta = {k: v for k, v in declares}
+    name = meta.get("name") or os.path.splitext(base)[0]
+    meta.update({"filename": base, "name": name})
+    nodes = S.ui_order(list(program.controls) + list(program.bargraph_nodes))
+
+    def split(label):
+        pairs = re.findall(r"\[\s*([^:\]]*?)\s*(?::\s*([^\]]*?))?\s*\]", label)
+        return S.strip_metadata(label), [{k: v} for k, v in pairs]
+
+    # Faust wraps the UI in a vgroup named after the program unless it is one group already
+    tops = {tuple(s.attrs[2][:1]) for s in nodes}
+    wrap = not (len(tops) == 1 and tops != {()})
+    root = {"type": "vgroup", "label": name, "items": []}
+    groups = {(): root}
+    for s in nodes:
+        kind, label, path = s.attrs[0], s.attrs[1], s.attrs[2]
+        folder = root
+        for j in range(len(path)):
+            key = tuple(path[:j + 1])
+            if key not in groups:
+                gl, gm = split(path[j][1])
+                g = {"type": path[j][0], "label": gl}
+                if gm:
+                    g["meta"] = gm
+                g["items"] = []
+                groups[key] = g
+                folder["items"].append(g)
+            folder = groups[key]
+        wl, wm = split(label)
+        w = {"type": kind, "label": wl, "shortname": wl,
+             "address": S.widget_path(s, name if wrap else "")}
+        if wm:
+            w["meta"] = wm
+        if s.op == "ui" and kind not in ("button", "checkbox"):
+            w.update(init=s.attrs[3], min=s.attrs[4], max=s.attrs[5], step=s.attrs[6])
+        elif s.op == "bargraph":
+            w.update(min=s.attrs[3], max=s.attrs[4])
+        folder["items"].append(w)
+    return {"name": name, "filename": base, "inputs": program.num_inputs,
+            "outputs": program.num_outputs,
+            "meta": [{k: meta[k]} for k in sorted(meta)],
+            "ui": [root] if wrap or not nodes else root["items"]}
+
+
+@main.command("json")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--sr", type=int, default=DEFAULT_SR, show_default=True, metavar="RATE",
+              help="Sample rate in Hz.")
+@click.option("-I", "include", multiple=True, metavar="DIR",
+              help="Add a directory to the library search path; repeatable.")
+def json_cmd(file, sr, include):
+    """Print FILE.dsp's interface as JSON, in the shape of `faust -json`."""
+    import json
+    _check_sr(sr)
+    text = _api().read_source(file)
+    click.echo(json.dumps(ui_description(text, file, sr, include), indent=2))
+
+
 @main.command("train")
 @click.argument("file", metavar="MODEL.dsp", type=click.Path(dir_okay=False))
 @click.option("--target", "-t", "targets", multiple=True, required=True, metavar="FILE",
