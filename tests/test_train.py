@@ -400,3 +400,33 @@ def test_interpreter_backend_trains_too():
         assert vf == pytest.approx(vs, rel=1e-12) and np.allclose(gf, gs, rtol=1e-12)
     r = slow.fit(xs, ts, steps=5)
     assert r.losses[-1] < r.losses[0]
+
+
+class _Terminal(__import__("io").StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_on_a_terminal_is_a_tqdm_bar_with_loss_and_values():
+    pytest.importorskip("tqdm", reason="tqdm is not installed")
+    from faustdiff.learn.train import _Progress
+    out = _Terminal()
+    bar = _Progress(10, ["gain"], stream=out)
+    for step in range(1, 11):
+        bar.update(step, 0.5 / step, [0.1 * step])
+    bar.close(0.05, [1.0])
+    text = out.getvalue()
+    assert "10/10" in text and "step/s" in text and "loss=0.05" in text and "gain=1" in text
+
+
+def test_progress_in_a_log_is_plain_lines_with_rate_and_eta():
+    import io
+    from faustdiff.learn.train import _Progress
+    out = io.StringIO()
+    bar = _Progress(3, ["gain"], stream=out)
+    for step in (1, 2, 3):
+        bar.update(step, 1.0, [0.5])
+    bar.close(1.0, [0.5])
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("step 1/3 [") and "steps/s, ETA " in lines[0]
+    assert lines[-1].startswith("step 3/3 [") and lines[-1].endswith("ETA 0 s)")

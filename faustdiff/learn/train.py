@@ -532,12 +532,24 @@ def render(model, inputs=None, n: Optional[int] = None, params: Optional[dict] =
 # ---------------------------------------------------------------- progress bar
 
 class _Progress:
+    """Training progress on standard error: on a terminal, a tqdm bar (rate, ETA, the
+    current loss and values; our own one-line bar where tqdm is not installed); elsewhere
+    (logs, pipes), a line at the first and last steps and every 2 s."""
+
     def __init__(self, total: int, labels, stream=None, width: int = 24):
         self.total, self.labels, self.width = max(1, total), labels, width
         self.stream = stream or sys.stderr
         self.tty = getattr(self.stream, "isatty", lambda: False)()
         self.last = 0.0
         self.start = time.perf_counter()
+        self.bar = None
+        if self.tty:
+            try:
+                from tqdm import tqdm
+                self.bar = tqdm(total=self.total, file=self.stream, unit="step",
+                                dynamic_ncols=True, leave=True)
+            except ImportError:
+                pass
 
     def _line(self, step, loss, theta) -> str:
         frac = step / self.total
@@ -545,11 +557,20 @@ class _Progress:
         barstr = "=" * full + (">" if full < self.width else "") + " " * (self.width - full - 1)
         vals = " ".join(f"{lab}={_fmt(v)}" for lab, v in zip(self.labels, theta))
         rate = step / max(1e-9, time.perf_counter() - self.start)
+        eta = (self.total - step) / rate if rate > 0 else 0.0
         return (f"step {step:>{len(str(self.total))}}/{self.total} [{barstr[:self.width]}] "
-                f"loss {loss:.4g} {vals} ({rate:.1f} steps/s)")
+                f"loss {loss:.4g} {vals} ({rate:.1f} steps/s, ETA {eta:.0f} s)")
 
     def update(self, step, loss, theta) -> None:
         now = time.perf_counter()
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+            if now - self.last >= 0.1 or step == self.total:
+                post = {"loss": f"{loss:.4g}"}
+                post.update((lab, _fmt(v)) for lab, v in zip(self.labels, theta))
+                self.bar.set_postfix(post, refresh=True)
+                self.last = now
+            return
         if self.tty:
             if now - self.last >= 0.05 or step == self.total:
                 self.stream.write("\r\x1b[K" + self._line(step, loss, theta))
@@ -561,6 +582,9 @@ class _Progress:
             self.last = now
 
     def close(self, loss, theta) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            return
         if self.tty:
             self.stream.write("\n")
         self.stream.flush()
