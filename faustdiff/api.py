@@ -65,3 +65,21 @@ def compile_module_source(path: str, sample_rate: float = 44100, include: Iterab
     """The generated Python module of a .dsp file (what `faustdiff compile` writes)."""
     from .backend.cache import module_source
     return module_source(read_source(str(path)), str(path), int(sample_rate), tuple(include))
+
+
+def layer_source(dsp, params, signals, sample_rate: float = 44100, include: Iterable = ()):
+    """What the framework bindings (faustdiff.torch, faustdiff.jax) compile: (text,
+    filename, wrt) for `dsp` (a .dsp path or Faust source text) and `params` (labels,
+    "auto" for the [diff:on] ones, or None: every slider not driven as a signal)."""
+    import os
+    if isinstance(dsp, os.PathLike) or ("\n" not in dsp and (dsp.endswith(".dsp")
+                                                              or os.path.exists(dsp))):
+        text, filename = read_source(str(dsp)), str(dsp)
+    else:
+        text, filename = dsp, "<string>"
+    if params is None:
+        plain = compile_source(text, filename, sample_rate, include, signals=list(signals))
+        wrt = [lab for lab in plain.params if lab not in signals]
+    else:
+        wrt = params if isinstance(params, str) else [str(p) for p in params]
+    return text, filename, wrt

@@ -18,7 +18,7 @@ float32/float64 as JAX's x64 setting says, for programs without inputs).
 from __future__ import annotations
 
 import threading
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -70,15 +70,6 @@ class _Host:
         return dp * chain, dx
 
 
-def _source(dsp: str) -> tuple:
-    import os
-
-    from .api import read_source
-    if "\n" not in dsp and (dsp.endswith(".dsp") or os.path.exists(dsp)):
-        return read_source(dsp), dsp
-    return dsp, "<faust_function>"
-
-
 def faust_function(dsp: str, params=None, signals: Sequence[str] = (),
                    sample_rate: float = 44100, include: Sequence[str] = ()):
     """(fn, params0): `fn(params, x, controls=None)` renders the program (see the module
@@ -86,13 +77,9 @@ def faust_function(dsp: str, params=None, signals: Sequence[str] = (),
 
     dsp -- a .dsp path or Faust source; params -- labels, "auto" ([diff:on]) or None (every
     slider not in `signals`); signals -- sliders driven per sample by `controls`."""
-    from .api import compile_source
-    text, filename = _source(dsp)
+    from .api import compile_source, layer_source
     signals = [str(s) for s in signals]
-    wrt = params if params is None or isinstance(params, str) else [str(p) for p in params]
-    if wrt is None:
-        plain = compile_source(text, filename, sample_rate, include, signals=signals)
-        wrt = [lab for lab in plain.params if lab not in signals]
+    text, filename, wrt = layer_source(dsp, params, signals, sample_rate, include)
     program = compile_source(text, filename, sample_rate, include, wrt=wrt, mode="reverse",
                              signals=signals)
     specs = list(program.param_specs)

@@ -22,7 +22,6 @@ is then truncated at the call's start, see the reverse-mode block rule).
 """
 from __future__ import annotations
 
-import os
 from typing import Optional, Sequence
 
 import numpy as np
@@ -38,22 +37,6 @@ from .errors import FaustError
 __all__ = ["FaustModule"]
 
 
-def _source(dsp: str) -> tuple:
-    """(text, filename) of a path to a .dsp file or of Faust source text."""
-    from .api import read_source
-    if "\n" not in dsp and (dsp.endswith(".dsp") or os.path.exists(dsp)):
-        return read_source(dsp), dsp
-    return dsp, "<FaustModule>"
-
-
-def _labels(params, signals) -> object:
-    if params is None:
-        return None
-    if isinstance(params, str):
-        return params
-    return [str(p) for p in params]
-
-
 class FaustModule(nn.Module):
     """A compiled Faust program as an `nn.Module` (see the module docstring).
 
@@ -67,13 +50,9 @@ class FaustModule(nn.Module):
                  sample_rate: float = 44100, include: Sequence[str] = (),
                  carry_state: bool = False):
         super().__init__()
-        from .api import compile_source
-        text, filename = _source(dsp)
+        from .api import compile_source, layer_source
         signals = [str(s) for s in signals]
-        wrt = _labels(params, signals)
-        if wrt is None:
-            plain = compile_source(text, filename, sample_rate, include, signals=signals)
-            wrt = [lab for lab in plain.params if lab not in signals]
+        text, filename, wrt = layer_source(dsp, params, signals, sample_rate, include)
         self.program = compile_source(text, filename, sample_rate, include, wrt=wrt,
                                       mode="reverse", signals=signals)
         self.labels = list(self.program.wrt)

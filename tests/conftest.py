@@ -23,6 +23,17 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFORMANCE = ROOT / "tests" / "conformance"
 EXAMPLES = ROOT / "examples"
 
+# The program the PyTorch and JAX binding tests differentiate: a one-pole lowpass (a
+# recursion) after a tanh drive, a log-scaled cutoff, a drive and a per-sample gain.
+LAYER_PROGRAM = """
+import("stdfaust.lib");
+fc = hslider("cutoff [scale:log]", 1000, 20, 20000, 1);
+g = hslider("gain", 0.5, 0, 2, 0.01);
+q = hslider("drive", 1, 0.5, 4, 0.01);
+p = exp(-2 * ma.PI * fc / ma.SR);
+process = *(g) : *(q) : ma.tanh : *(1 - p) : + ~ *(p);
+"""
+
 
 def _package_location() -> Path:
     return Path(faustdiff.__file__).resolve().parent

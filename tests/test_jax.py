@@ -10,17 +10,11 @@ import jax.numpy as jnp  # noqa: E402
 from jax.test_util import check_grads  # noqa: E402
 
 import faustdiff  # noqa: E402
+from conftest import LAYER_PROGRAM  # noqa: E402
 from faustdiff.errors import FaustError  # noqa: E402
 from faustdiff.jax import faust_function  # noqa: E402
 
-SRC = """
-import("stdfaust.lib");
-fc = hslider("cutoff [scale:log]", 1000, 20, 20000, 1);
-g = hslider("gain", 0.5, 0, 2, 0.01);
-q = hslider("drive", 1, 0.5, 4, 0.01);
-p = exp(-2 * ma.PI * fc / ma.SR);
-process = *(g) : *(q) : ma.tanh : *(1 - p) : + ~ *(p);
-"""
+SRC = LAYER_PROGRAM
 
 
 @pytest.fixture(scope="module")

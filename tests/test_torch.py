@@ -6,18 +6,12 @@ import pytest
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install 'faustdiff[torch]')")
 
 import faustdiff  # noqa: E402
+from conftest import LAYER_PROGRAM  # noqa: E402
 from faustdiff.errors import FaustError  # noqa: E402
 from faustdiff.torch import FaustModule  # noqa: E402
 
 # a one-pole lowpass (a recursion) with a log-scaled cutoff and a per-sample gain
-SRC = """
-import("stdfaust.lib");
-fc = hslider("cutoff [scale:log]", 1000, 20, 20000, 1);
-g = hslider("gain", 0.5, 0, 2, 0.01);
-q = hslider("drive", 1, 0.5, 4, 0.01);
-p = exp(-2 * ma.PI * fc / ma.SR);
-process = *(g) : *(q) : ma.tanh : *(1 - p) : + ~ *(p);
-"""
+SRC = LAYER_PROGRAM
 
 
 @pytest.fixture(scope="module")
