@@ -13,27 +13,17 @@ Per program of benchmarks/dsp (every slider learnable), side by side in one run,
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import faustdiff
 from faustdiff.torch import FaustModule
 
+from bench_grad import _best as best   # (this folder: the benchmarks' one timer)
+
 HERE = Path(__file__).resolve().parent
 SR = 44100
-
-
-def best(fn, repeat):
-    fn()
-    b = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        b = min(b, time.perf_counter() - t0)
-    return b
 
 
 def bench(name, batch, n, repeat):

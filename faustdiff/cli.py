@@ -570,9 +570,8 @@ def train_cmd(file, targets, inputs, params, loss, optimizer, steps, lr, schedul
         write_export(export, _api().read_source(file), file, result.params)
         click.echo(f"  export: {export}")
     if preset is not None:
-        result.paths = trainer._paths()
-        result.source = (None, file)
-        result.write_preset(preset)
+        from .learn.export import write_preset
+        write_preset(preset, result.params, result.paths, file)
         click.echo(f"  preset: {preset}")
 
 

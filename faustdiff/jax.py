@@ -28,6 +28,7 @@ try:
 except ImportError as e:   # pragma: no cover - exercised only without the extra
     raise ImportError("faustdiff.jax needs JAX: pip install 'faustdiff[jax]'") from e
 
+from .ad.params import from_units
 from .errors import FaustError
 
 __all__ = ["faust_function"]
@@ -41,13 +42,9 @@ class _Host:
         self.program, self.specs = program, specs
         self.lock = threading.Lock()
 
-    def values(self, u) -> list:
-        uc = np.clip(np.asarray(u, dtype=np.float64), 0.0, 1.0)
-        return [float(s.from_unit(v)) for s, v in zip(self.specs, uc)]
-
     def _render(self, u, xs) -> np.ndarray:
         p = self.program
-        for s, v in zip(self.specs, self.values(u)):
+        for s, v in zip(self.specs, from_units(self.specs, u)[0]):
             p.set_param(s.label, v)
         p.reset()
         xs = np.asarray(xs, dtype=np.float64)
@@ -63,11 +60,7 @@ class _Host:
         with self.lock:
             self._render(u, np.asarray(xs).reshape(-1, n))
             dp, dx = self.program.vjp(np.asarray(ct, dtype=np.float64))
-        u = np.asarray(u, dtype=np.float64)
-        uc = np.clip(u, 0.0, 1.0)
-        chain = np.array([float(s.dp_du(v)) for s, v in zip(self.specs, uc)])
-        chain[(u < 0.0) | (u > 1.0)] = 0.0
-        return dp * chain, dx
+        return dp * from_units(self.specs, u)[1], dx
 
 
 def faust_function(dsp: str, params=None, signals: Sequence[str] = (),

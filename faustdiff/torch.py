@@ -32,6 +32,7 @@ try:
 except ImportError as e:   # pragma: no cover - exercised only without the extra
     raise ImportError("faustdiff.torch needs PyTorch: pip install 'faustdiff[torch]'") from e
 
+from .ad.params import from_units
 from .errors import FaustError
 
 __all__ = ["FaustModule"]
@@ -73,8 +74,8 @@ class FaustModule(nn.Module):
 
     def values(self) -> dict:
         """label -> the learnable sliders' current values in their own units."""
-        u = np.clip(self.raw.detach().cpu().double().numpy(), 0.0, 1.0)
-        return {s.label: float(s.from_unit(v)) for s, v in zip(self.specs, u)}
+        values, _ = from_units(self.specs, self.raw.detach().cpu().double().numpy())
+        return dict(zip(self.labels, values))
 
     def set_values(self, values: dict) -> None:
         """Set learnable sliders from values in their own units (label -> value)."""
@@ -169,9 +170,7 @@ class _Render(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, module: FaustModule, raw, x, controls):
-        u = raw.detach().cpu().double().numpy()
-        uc = np.clip(u, 0.0, 1.0)
-        values = [float(s.from_unit(v)) for s, v in zip(module.specs, uc)]
+        values, chain = from_units(module.specs, raw.detach().cpu().double().numpy())
         parts = [t.detach().cpu().double().numpy() for t in (x, controls) if t.shape[1]]
         xs = parts[0] if len(parts) == 1 else (
             np.concatenate(parts, 1) if parts else np.zeros((x.shape[0], 0, x.shape[2])))
@@ -189,9 +188,6 @@ class _Render(torch.autograd.Function):
         for k, p in enumerate(progs):
             ys[k] = _render(module, p, values, xs[k], n)
             p._faust_token = token
-        # the chain factor dp/du of the normalisation (0 where u is clamped)
-        chain = np.array([float(s.dp_du(v)) for s, v in zip(module.specs, uc)])
-        chain[(u < 0.0) | (u > 1.0)] = 0.0
         ctx.module, ctx.progs, ctx.chain = module, progs, chain
         ctx.token, ctx.values, ctx.xs = token, values, xs
         ctx.nx, ctx.need_dx = x.shape[1], need_dx

@@ -86,6 +86,18 @@ class ParamSpec:
         return np.full_like(np.asarray(u, dtype=np.float64), self.hi - self.lo)
 
 
+def from_units(specs, u) -> tuple:
+    """(values, chain) of normalised coordinates u (one per spec), as the framework
+    bindings use them: u clamped to [0, 1], each value `from_unit` of its clamped u, and
+    chain = dp/du there, 0 where u was outside [0, 1] (the clamp's gradient)."""
+    u = np.asarray(u, dtype=np.float64)
+    uc = np.clip(u, 0.0, 1.0)
+    values = [float(s.from_unit(v)) for s, v in zip(specs, uc)]
+    chain = np.array([float(s.dp_du(v)) for s, v in zip(specs, uc)])
+    chain[(u < 0.0) | (u > 1.0)] = 0.0
+    return values, chain
+
+
 def spec_of(node) -> ParamSpec:
     """The ParamSpec of a `ui` signal node."""
     kind, label, _groups, init, lo, hi, step = node.attrs

@@ -41,13 +41,14 @@ def _widgets(box) -> Iterator[B.UIExpr]:
             stack.extend(reversed(kids))
 
 
-def _offset(text: str, line: int, col: int) -> int:
-    """Index in `text` of a 1-based (line, col)."""
+def _line_starts(text: str) -> list:
+    """Index in `text` of each line's first character (line 1 first)."""
     starts = [0]
-    for k, ch in enumerate(text):
-        if ch == "\n":
-            starts.append(k + 1)
-    return starts[line - 1] + col - 1
+    k = text.find("\n")
+    while k >= 0:
+        starts.append(k + 1)
+        k = text.find("\n", k + 1)
+    return starts
 
 
 def _number(v: float) -> str:
@@ -81,9 +82,9 @@ def export_source(text: str, filename: str, values: dict) -> str:
     if missing:
         raise FaustError(f"{filename}: cannot export {', '.join(repr(m) for m in missing)}: "
                          "no slider with that label in this file (defined in a library?)")
-    out = text
+    out, starts = text, _line_starts(text)
     for (l0, c0, l1, c1), new in sorted(edits.items(), reverse=True):
-        a, b = _offset(text, l0, c0), _offset(text, l1, c1)
+        a, b = starts[l0 - 1] + c0 - 1, starts[l1 - 1] + c1 - 1
         out = out[:a] + new + out[b:]
     return out
 

@@ -213,49 +213,27 @@ def _group_key(g: "RecGroup") -> tuple:
     def local(n) -> bool:
         return bool(n.free) and any(nested(h) for h in n.free)
 
-    index: dict = {}
-    entries: list = []
-    objs: list = []
+    def nested_defs(n):   # reaching a nested group's RecVar/Proj walks its definitions
+        return (n.attrs[0].defs or ()) if n.op in ("recvar", "proj") else ()
+
+    # the local DAG in post-order (operands first), nested groups' definitions included
+    objs = post_order(g.defs, lambda n: n.args, nested_defs, local)
+    index = {id(n): k for k, n in enumerate(objs)}
 
     def ref(n):
         return index[id(n)] if local(n) else n
 
-    def gref(h):
-        k = gnum.get(h)
-        if k is None:
-            k = gnum[h] = len(order)
-            order.append(h)
-            pending.extend(h.defs)
-        return k
-
-    pending = list(g.defs)
-    p = 0
-    while p < len(pending):
-        root = pending[p]
-        p += 1
-        if id(root) in index or not local(root):
-            continue
-        stack = [(root, False)]
-        while stack:
-            node, done = stack.pop()
-            if done:
-                if id(node) in index:
-                    continue
-                if node.op in ("recvar", "proj"):
-                    h, i = node.attrs
-                    attrs = (gref(h), i)
-                else:
-                    attrs = _akey(node.attrs)
-                index[id(node)] = len(entries)
-                objs.append(node)
-                entries.append((node.op, attrs, tuple(ref(a) for a in node.args)))
-                continue
-            if id(node) in index:
-                continue
-            stack.append((node, True))
-            for kid in reversed(node.args):
-                if id(kid) not in index and local(kid):
-                    stack.append((kid, False))
+    entries = []
+    for node in objs:
+        if node.op in ("recvar", "proj"):
+            h, i = node.attrs
+            if h not in gnum:   # groups numbered in order of discovery
+                gnum[h] = len(order)
+                order.append(h)
+            attrs = (gnum[h], i)
+        else:
+            attrs = _akey(node.attrs)
+        entries.append((node.op, attrs, tuple(ref(a) for a in node.args)))
     groups = tuple((h.types, tuple(ref(d) for d in h.defs)) for h in order)
     return (tuple(entries), groups), objs
 
