@@ -149,7 +149,9 @@ def run_ours(dsp: Path, samples: int, timeout: float) -> dict:
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
     if r.returncode or not lines:
         err = (r.stderr.strip().splitlines() or ["failed"])[-1]
-        return {"error": err[:120]}
+        # the message without the exception's class and the temporary folder's path
+        err = re.sub(r"^[\w.]+Error: ", "", err).replace(str(dsp.parent) + "/", "")
+        return {"error": err[:160]}
     return json.loads(lines[-1])
 
 
