@@ -469,3 +469,53 @@ def test_cli_train_and_run_grad_modes(cli, tmp_path):
     assert r.stderr.strip() == ("faustdiff: error: --grad-mode reverse runs one backward pass "
                                 "per output sample: at most 4096 samples, got 5000 (forward "
                                 "mode computes the partials in one pass)")
+
+
+STEREO_GAIN = ('g = hslider("g", 0.5, 0, 1, 0.01);\n'
+               'process = _ <: *(g), (+ ~ *(g)) * g;')
+
+
+@pytest.mark.parametrize("backend", [None, "interp"])
+def test_the_cotangent_check_runs_inside_the_backward_pass(backend):
+    # the backward pass sums dL/dy: NaN or ±inf anywhere in any output row is refused,
+    # finite values whose sum overflows are not
+    rev = faustdiff.compile_source(STEREO_GAIN, "t.dsp", wrt=["g"], mode="reverse",
+                                   backend=backend)
+    rev.compute(np.ones((1, 5)))
+    for bad in ((1, 4, np.nan), (0, 0, np.inf), (1, 2, -np.inf)):
+        ct = np.zeros((2, 5))
+        ct[bad[0], bad[1]] = bad[2]
+        with pytest.raises(FaustError) as e:
+            rev.vjp(ct)
+        assert str(e.value) == "error: vjp: the cotangent holds NaN or infinity"
+    big = np.full((2, 5), 1e308)
+    dp, dx = rev.vjp(big)
+    assert dx.shape == (1, 5)
+    dp, dx = rev.vjp(np.ones((2, 5)))
+    fwd = faustdiff.compile_source(STEREO_GAIN, "t.dsp", wrt=["g"], backend=backend)
+    _, p = fwd.compute_with_grad(np.ones((1, 5)))
+    assert dp[0] == pytest.approx(p.sum(), rel=1e-12)
+
+
+def test_moving_parameters_between_blocks_recomputes_the_control_rate_jacobian():
+    src = ('f = hslider("f", 0.3, 0, 0.9, 0.01);\n'
+           'process = *(1 - f) : + ~ *(f) : *(cos(f) * 2);')
+    rev = faustdiff.compile_source(src, "t.dsp", wrt=["f"], mode="reverse")
+    fwd = faustdiff.compile_source(src, "t.dsp", wrt=["f"])
+    x = np.random.default_rng(3).uniform(-1, 1, (1, 64))
+    for value in (0.3, 0.3, 0.7, 0.3):
+        for prog in (rev, fwd):
+            prog.set_param("f", value)
+            prog.reset()
+        rev.compute(x)
+        dp, _ = rev.vjp(np.ones((1, 64)))
+        _, p = fwd.compute_with_grad(x)
+        assert dp[0] == pytest.approx(p.sum(), rel=1e-10)
+
+
+def test_without_input_gradients_d_inputs_are_read_only_zeros():
+    rev = faustdiff.compile_source(STEREO_GAIN, "t.dsp", wrt=["g"], mode="reverse",
+                                   input_grads=False)
+    rev.compute(np.ones((1, 6)))
+    _, dx = rev.vjp(np.ones((2, 6)))
+    assert dx.shape == (1, 6) and not dx.any() and not dx.flags.writeable
