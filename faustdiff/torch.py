@@ -16,7 +16,8 @@ parameters when the program has no audio input).
 Learnable sliders are one `nn.Parameter`, `raw`, in the normalised [0, 1] coordinates of
 the training code (`[scale:log]` honoured: p = lo·(hi/lo)^u); values outside [0, 1] are
 clamped (zero gradient outside, as `torch.clamp`). `values()` gives them in the sliders'
-own units. State: reset before every call (`carry_state=False`, the default: each call is
+own units. Batch elements run in parallel threads (their compiled kernels release the GIL),
+`torch.get_num_threads()` of them unless `threads=` says otherwise. State: reset before every call (`carry_state=False`, the default: each call is
 a whole example) or carried from call to call (`carry_state=True`, streaming; the gradient
 is then truncated at the call's start, see the reverse-mode block rule).
 """
@@ -33,6 +34,7 @@ except ImportError as e:   # pragma: no cover - exercised only without the extra
     raise ImportError("faustdiff.torch needs PyTorch: pip install 'faustdiff[torch]'") from e
 
 from .ad.params import from_units
+from .backend.runtime import run_each
 from .errors import FaustError
 
 __all__ = ["FaustModule"]
@@ -45,11 +47,12 @@ class FaustModule(nn.Module):
     params      -- the sliders to learn: labels, "auto" (the `[diff:on]` ones) or None
                    (every slider not in `signals`);
     signals     -- sliders driven per sample: extra control channels of `forward`;
-    sample_rate -- Hz; include -- extra library folders; carry_state -- see above."""
+    sample_rate -- Hz; include -- extra library folders; carry_state -- see above;
+    threads     -- batch elements rendered at once (None: torch.get_num_threads())."""
 
     def __init__(self, dsp: str, params=None, signals: Sequence[str] = (),
                  sample_rate: float = 44100, include: Sequence[str] = (),
-                 carry_state: bool = False):
+                 carry_state: bool = False, threads: Optional[int] = None):
         super().__init__()
         from .api import compile_source, layer_source
         signals = [str(s) for s in signals]
@@ -63,6 +66,9 @@ class FaustModule(nn.Module):
         self.num_outputs = self.program.num_outputs
         self.sample_rate = sample_rate
         self.carry_state = carry_state
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise FaustError(f"FaustModule: threads must be a positive integer, got {threads!r}")
+        self.threads = threads
         # batch elements' programs: with dL/dx (inputs that need gradients), and without
         # (compiled on first use: training sliders only skips the input adjoints)
         self._pools = {True: [self.program], False: []}
@@ -154,6 +160,12 @@ class FaustModule(nn.Module):
         return y.to(dtype)
 
 
+def _each(module: FaustModule, b: int, fn) -> None:
+    """fn(0) .. fn(b-1), the batch elements, on up to `threads` threads (each element has
+    its own program, so they share nothing but the read-only inputs)."""
+    run_each(fn, b, module.threads or torch.get_num_threads())
+
+
 def _render(module: FaustModule, prog, values, x, n: int) -> np.ndarray:
     """One batch element: parameters set, state reset (unless carried), rendered with its
     tapes kept for `vjp`."""
@@ -185,9 +197,12 @@ class _Render(torch.autograd.Function):
         progs = module._programs(b, need_dx)
         ys = np.empty((b, module.num_outputs, n))
         token = object()
-        for k, p in enumerate(progs):
+
+        def element(k: int) -> None:
+            p = progs[k]
             ys[k] = _render(module, p, values, xs[k], n)
             p._faust_token = token
+        _each(module, b, element)
         ctx.module, ctx.progs, ctx.chain = module, progs, chain
         ctx.token, ctx.values, ctx.xs = token, values, xs
         ctx.nx, ctx.need_dx = x.shape[1], need_dx
@@ -198,21 +213,25 @@ class _Render(torch.autograd.Function):
     def backward(ctx, grad_y):
         g = grad_y.detach().cpu().double().numpy()
         b, _, n = g.shape
-        d_raw = np.zeros(len(ctx.chain))
+        d_params = np.zeros((b, len(ctx.chain)))
         d_in = np.zeros((b, ctx.progs[0].num_inputs, n)) if ctx.need_dx else None
-        for k, p in enumerate(ctx.progs):
+        stale = [p for p in ctx.progs if getattr(p, "_faust_token", None) is not ctx.token]
+        if stale and ctx.module.carry_state:
+            raise FaustError("FaustModule: with carry_state=True, call backward "
+                             "before the next forward (the state has moved on)")
+
+        def element(k: int) -> None:
+            p = ctx.progs[k]
             if getattr(p, "_faust_token", None) is not ctx.token:
                 # another forward ran since: render this element again (same parameters,
-                # inputs and, without carried state, the same starting state)
-                if ctx.module.carry_state:
-                    raise FaustError("FaustModule: with carry_state=True, call backward "
-                                     "before the next forward (the state has moved on)")
+                # inputs and the same starting state)
                 _render(ctx.module, p, ctx.values, ctx.xs[k], n)
                 p._faust_token = ctx.token
-            dp, dx = p.vjp(g[k])
-            d_raw += dp
+            d_params[k], dx = p.vjp(g[k])
             if d_in is not None:
                 d_in[k] = dx
+        _each(ctx.module, b, element)
+        d_raw = d_params.sum(axis=0)   # (in element order, whatever the threads did)
         raw_t, x_t, c_t = ctx.meta
         d_raw = torch.from_numpy(d_raw * ctx.chain).to(raw_t)
         if d_in is None:

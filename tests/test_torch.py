@@ -152,3 +152,27 @@ def test_parameter_gradients_without_input_gradients_are_the_same(layer):
     layer(x.detach(), c.detach()).pow(2).sum().backward()   # sliders only: input_grads=False
     torch.testing.assert_close(layer.raw.grad, full, rtol=1e-12, atol=0)
     assert len(layer._pools[False]) >= 1
+
+
+def test_batch_elements_on_threads_equal_one_at_a_time():
+    # threads=4 renders and differentiates the 5 elements concurrently (the kernels are
+    # compiled nogil): the same outputs and gradients, bit for bit, in element order
+    x, c = _data(b=5, n=64, seed=4)
+    results = []
+    for threads in (1, 4):
+        lay = FaustModule(SRC, params=["cutoff", "drive"], signals=["gain"], threads=threads)
+        xx, cc = x.detach().clone().requires_grad_(), c.detach().clone().requires_grad_()
+        y = lay(xx, cc)
+        (y * torch.linspace(-1, 1, 64, dtype=torch.float64)).sum().backward()
+        results.append((y.detach(), lay.raw.grad.clone(), xx.grad.clone(), cc.grad.clone()))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+    prog = lay._programs(1)[0]
+    for part in (prog.forward, prog.backward):
+        assert part.KERNELS[0].targetoptions["nogil"] is True
+
+
+def test_threads_must_be_a_positive_integer():
+    with pytest.raises(FaustError) as e:
+        FaustModule(SRC, params=["cutoff"], threads=0)
+    assert str(e.value) == "error: FaustModule: threads must be a positive integer, got 0"

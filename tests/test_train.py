@@ -430,3 +430,19 @@ def test_progress_in_a_log_is_plain_lines_with_rate_and_eta():
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("step 1/3 [") and "steps/s, ETA " in lines[0]
     assert lines[-1].startswith("step 3/3 [") and lines[-1].endswith("ETA 0 s)")
+
+
+def test_reverse_mode_batches_on_threads_equal_serial():
+    # each example has its own program; on threads the loss, gradient and outputs are the
+    # serial ones, bit for bit (summed in example order)
+    rng = np.random.default_rng(7)
+    xs = [rng.uniform(-1, 1, (1, 300)) for _ in range(5)]
+    ts = [rng.uniform(-1, 1, (1, 300)) for _ in range(5)]
+    got = []
+    for parallel in ("serial", "threads"):
+        tr = train.Trainer(BIQUAD, params=["cutoff", "q"], grad_mode="reverse",
+                           parallel=parallel, loss=L.MultiResolutionSTFT((128, 64)))
+        got.append(tr.loss_and_grad([900.0, 1.3], xs, ts))
+    (v1, g1, y1), (v2, g2, y2) = got
+    assert v1 == v2 and np.array_equal(g1, g2)
+    assert all(np.array_equal(a, b) for a, b in zip(y1, y2))

@@ -41,7 +41,8 @@ from ..errors import FaustError
 from .schedule import HISTORY_LIMIT, Context, Plan, plan as make_plan
 
 from .runtime import FORMAT   # bump it when the generated module's layout changes
-JIT = 'njit(cache=True, fastmath=False, error_model="numpy")'
+# nogil: independent programs (the elements of a batch) run their kernels in parallel threads
+JIT = 'njit(cache=True, fastmath=False, error_model="numpy", nogil=True)'
 KERNEL_ARGS = "block, s0, s1, ins, outs, bars, ctl, iv, fv, di, df, hi, hf"
 
 # libm functions called directly (same implementation as C and the interpreter).

@@ -12,7 +12,9 @@ cached program.
 """
 from __future__ import annotations
 
-from typing import Optional
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -21,7 +23,7 @@ from .heap import keep_heap_pages
 
 keep_heap_pages()   # (see heap.py: audio-sized arrays without a page fault per step)
 
-FORMAT = 2   # layout version of generated modules (part of the cache key)
+FORMAT = 3   # layout version of generated modules (part of the cache key)
 _IREM_MESSAGE = "integer remainder by zero at run time (`%` of ints)"
 
 
@@ -247,3 +249,27 @@ class CompiledProgram:
         self.bargraph_traces = list(bars)
         self.bargraphs = group_traces(self.bargraph_labels, bars)
         return outs[:, self.OUT_OFFSET:] if self.OUT_OFFSET else outs
+
+
+_POOLS: dict = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def run_each(fn: Callable[[int], None], count: int, threads: int) -> None:
+    """fn(0) .. fn(count-1) on up to `threads` threads of a shared pool (the generated
+    kernels release the GIL: independent programs, such as the elements of a batch, run in
+    parallel); in turn when one thread would do. The first failure, in index order, is
+    raised once every call is done."""
+    threads = min(int(count), int(threads))
+    if threads <= 1:
+        for k in range(count):
+            fn(k)
+        return
+    with _POOLS_LOCK:
+        pool = _POOLS.get(threads)
+        if pool is None:
+            pool = _POOLS[threads] = ThreadPoolExecutor(threads, "faustdiff")
+    futures = [pool.submit(fn, k) for k in range(count)]
+    wait(futures)
+    for f in futures:
+        f.result()

@@ -40,6 +40,9 @@ releases the GIL; `"prange"` spreads them with Numba's `prange` in one call; `"s
 them in turn in one call. Measured on the 2-core development machine (busy), 16 examples of
 1 s through the one-pole lowpass, L2 loss: threads 1825 examples/s, serial 1226, prange 700
 (OpenMP's spinning threads lose to the machine's other work); see benchmarks/bench_train.py.
+In reverse mode each example has its own program (clones): unless `parallel="serial"`, the
+examples (render, loss, backward pass) run on a thread pool, their compiled kernels
+releasing the GIL, and the gradients are summed in example order.
 """
 from __future__ import annotations
 
@@ -55,6 +58,7 @@ import numpy as np
 from ..backend import grad as G
 from ..backend import reverse as R
 from ..backend.build import compile_program, parameter_labels
+from ..backend.runtime import run_each
 from ..frontend.source import read_source
 from . import losses as L
 from . import optim as O
@@ -375,17 +379,25 @@ class Trainer:
         return total / k, g / k, outs
 
     def _reverse(self, progs, xs, ts, n):
-        """loss_and_grad in reverse mode: render, dL/dy, one backward pass per example."""
-        total, g, outs = 0.0, np.zeros(len(self.labels)), []
-        for p, x, t in zip(progs, xs, ts):
-            y = p.compute(x, n)
-            v, dy = self.loss(y, t)
+        """loss_and_grad in reverse mode: render, dL/dy, one backward pass per example;
+        the examples on threads as `parallel` says (each has its own program; the kernels
+        release the GIL), summed in example order."""
+        per: list = [None] * len(ts)
+
+        def one(k: int) -> None:
+            p = progs[k]
+            y = p.compute(xs[k], n)
+            v, dy = self.loss(y, ts[k])
             dp, _ = p.vjp(dy)
+            per[k] = (v, dp, y)
+        serial = self.parallel == "serial" or not getattr(self.program, "_compiled", False)
+        run_each(one, len(ts), 1 if serial else _threads())
+        total, g = 0.0, np.zeros(len(self.labels))
+        for v, dp, _ in per:
             total += v
             g += dp
-            outs.append(y)
         k = len(ts)
-        return total / k, g / k, outs
+        return total / k, g / k, [y for _, _, y in per]
 
     # ------------------------------------------------------------ training
 
