@@ -721,3 +721,18 @@ def test_the_same_recursion_written_twice_is_one_state(tmp_path):
     a = api.compile_source(body, str(tmp_path / "a.dsp")).compute(x)
     b = api.compile_source(body, str(tmp_path / "b.dsp"), backend="interp").compute(x)
     assert np.array_equal(a, b)
+
+
+def test_silence_inputs_are_shared_and_never_written():
+    # compute(None, n) on a program with inputs renders zeros; the zero block is kept
+    # (read-only) between calls of the same length and rebuilt for another length
+    prog = faustdiff.compile_source("process = + : +(1) : + ~ *(0.5);")
+    a = prog.compute(None, 8)
+    z = prog._silence
+    b = prog.compute(None, 8)
+    assert prog._silence is z and not z.flags.writeable and not z.any()
+    prog.compute(None, 5)
+    assert prog._silence.shape == (2, 5)
+    prog.reset()
+    np.testing.assert_array_equal(prog.compute(np.zeros((2, 8))), a)
+    assert b[0, -1] == pytest.approx(2 - 0.5 ** 15, rel=1e-15)
