@@ -219,12 +219,12 @@ class CompiledProgram:
         if inputs is None and n is not None:
             if not self.num_inputs:
                 return self._none, n
-            # silence: one read-only zero block kept while n stays the same (the kernels
-            # only read their inputs; a fresh one per 256-sample call was a fifth of it)
+            # silence: one zero block kept while n stays the same (the kernels only read
+            # their inputs; a fresh one per 256-sample call was a fifth of it). Not flagged
+            # read-only: Numba would compile the kernel again for a read-only array type.
             z = self._silence
             if z is None or z.shape[1] != n:
                 z = self._silence = np.zeros((self.num_inputs, n))
-                z.flags.writeable = False
             return z, n
         return check_inputs(inputs, n, self.num_inputs)
 

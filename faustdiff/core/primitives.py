@@ -919,7 +919,8 @@ PRIMITIVES: dict[str, PrimRow] = {r.name: r for r in ROWS}
 
 # ---------------------------------------------------------------- code templates (codegen)
 # `{0}`, `{1}`... are the converted operands. int values are np.int32: wrapping operations
-# truncate through np.int32(...); helper names (f2i, irem, c_fmod, ...) are codegen's.
+# truncate through np.int32(...); helper names (f2i, sel, irem, c_fmod, ...) are codegen's.
+# Choices are `sel(c, a, b)`, one LLVM select, not Python's `a if c else b` (a branch).
 _I32 = "np.int32({})"
 _CMP = "np.int32({0} %s {1})"
 CODE = {
@@ -936,8 +937,8 @@ CODE = {
     "<<": {"int": _I32.format("{0} << ({1} & 31)")},
     ">>": {"int": _I32.format("{0} >> ({1} & 31)")},
     "attach": {"*": "{0}"},
-    "enable": {"*": "({0} if {1} != 0 else {0} * 0)"},
-    "control": {"*": "({0} if {1} != 0 else {0} * 0)"},
+    "enable": {"*": "sel({1} != 0, {0}, {0} * 0)"},
+    "control": {"*": "sel({1} != 0, {0}, {0} * 0)"},
     "int": {"*": "{0}"}, "float": {"*": "{0}"},
     "sin": {"*": "math.sin({0})"}, "cos": {"*": "math.cos({0})"},
     "tan": {"*": "math.tan({0})"}, "asin": {"*": "math.asin({0})"},
@@ -947,11 +948,11 @@ CODE = {
     "abs": {"int": _I32.format("abs(np.int64({0}))"), "real": "abs({0})"},
     "floor": {"*": "np.floor({0})"}, "ceil": {"*": "np.ceil({0})"},
     "rint": {"*": "np.rint({0})"}, "round": {"*": "c_round({0})"},
-    "min": {"*": "({1} if {1} < {0} else {0})"}, "max": {"*": "({1} if {0} < {1} else {0})"},
+    "min": {"*": "sel({1} < {0}, {1}, {0})"}, "max": {"*": "sel({0} < {1}, {1}, {0})"},
     "fmod": {"*": "c_fmod({0}, {1})"}, "remainder": {"*": "c_remainder({0}, {1})"},
     "atan2": {"*": "math.atan2({0}, {1})"},
-    "select2": {"*": "({1} if {0} == 0 else {2})"},
-    "select3": {"*": "({1} if {0} == 0 else ({2} if {0} == 1 else {3}))"},
+    "select2": {"*": "sel({0} == 0, {1}, {2})"},
+    "select3": {"*": "sel({0} == 0, {1}, sel({0} == 1, {2}, {3}))"},
     "assertbounds": {"*": "{2}"},
 }
 for _name, _code in CODE.items():
