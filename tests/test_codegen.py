@@ -738,3 +738,22 @@ def test_silence_inputs_are_shared_and_never_written():
     prog.reset()
     np.testing.assert_array_equal(prog.compute(np.zeros((2, 8))), a)
     assert b[0, -1] == pytest.approx(2 - 0.5 ** 15, rel=1e-15)
+
+
+def test_delay_and_table_clamps_only_where_the_program_does_not_bound_the_amount(tmp_path):
+    # the first delay's amount is clamped by the program itself (int max/min with
+    # constants: sure whatever the input does), so the kernel reads it as is; the second
+    # depends on the input's assumed [-1, 1] interval and keeps its clamp; both render as
+    # the interpreter does, with an input far outside [-1, 1] too
+    src = ("d1 = min(max(int(_ * 100), 0), 50);\n"
+           "d2 = int(abs(_) * 20);\n"
+           "process = _ <: (_, d1 : @), (_, d2 : @) : +;\n")
+    dsp = tmp_path / "clamps.dsp"
+    dsp.write_text(src)
+    code = faustdiff.api.compile_module_source(str(dsp), sample_rate=44100)
+    loop = code[code.index("for i in range"):]
+    assert loop.count("clip(") == 1 and "sel(" in loop
+    x = np.sin(np.arange(300) * 0.37)[None, :] * 7.0
+    compiled = faustdiff.compile_file(str(dsp))
+    interp = faustdiff.compile_file(str(dsp), backend="interp")
+    assert _same(compiled.compute(x), interp.compute(x))

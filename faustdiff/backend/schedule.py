@@ -301,7 +301,9 @@ class _Planner:
             bound = max(0, dv)
         else:
             bound = S.max_delay(d)
-            ctx.clamp[id(s)] = (True, True)
+            # clamps to [0, bound] unless the amount is sure to be in it (see sure_range)
+            lo, hi = S.sure_range(d)
+            ctx.clamp[id(s)] = (lo < 0, bound is None or hi > bound)
         line.bounds[id(s)] = bound
 
     def _layout(self, ctx: Context, line: Line) -> None:
@@ -364,7 +366,8 @@ class _Planner:
                 shared[key] = tab
         ctx.table_of[id(s)] = tab
         idxs = s.args[1:2] if not writable else (s.args[1], s.args[3])
-        ctx.clamp[id(s)] = tuple(True for _ in idxs)
+        ctx.clamp[id(s)] = tuple(not (S.sure_range(i)[0] >= 0 and S.sure_range(i)[1] < size)
+                                 for i in idxs)
 
 
 def plan(outputs: Sequence[S.Sig], bargraphs: Sequence[S.Sig] = (), num_inputs: int = 0,

@@ -689,6 +689,27 @@ def max_delay(d: Sig) -> Optional[int]:
     return max(0, int(hi + 0.5))
 
 
+def sure_range(s: Sig, depth: int = 0) -> tuple:
+    """Bounds (lo, hi) that hold for every value of the int signal `s` whatever its inputs
+    and sliders do: from constants, and int `min`/`max` with them (as a delay amount clamped
+    by the program itself is). Unlike `interval`, which assumes inputs in [-1, 1] and
+    sliders in their ranges, nothing here is an assumption. (-inf, inf) when unknown."""
+    none = (-math.inf, math.inf)
+    if depth > 64 or s.type != "int":
+        return none
+    if s.op == "const":
+        return (s.value, s.value)
+    if s.op == "prim" and s.name in ("min", "max") and all(a.type == "int" for a in s.args):
+        (alo, ahi), (blo, bhi) = (sure_range(a, depth + 1) for a in s.args)
+        if s.name == "max":
+            return (max(alo, blo), max(ahi, bhi))
+        return (min(alo, blo), min(ahi, bhi))
+    if s.op == "prim" and s.name == "select2":
+        (alo, ahi), (blo, bhi) = (sure_range(a, depth + 1) for a in s.args[1:])
+        return (min(alo, blo), max(ahi, bhi))
+    return none
+
+
 def needs_clamp(idx: Sig, size: int) -> bool:
     """Whether a table index may fall outside [0, size-1] (then Faust clamps it)."""
     lo, hi = idx.interval
