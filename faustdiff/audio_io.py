@@ -528,12 +528,16 @@ def write_audio(path: str | os.PathLike, outputs: np.ndarray, sample_rate: int,
             raise FaustError(f"cannot write '{path}': {_sf_reason(e)} "
                              f"({plural(channels, 'channel')} at {sample_rate} Hz, "
                              f"{sample_format(subtype)})") from None
-        with f:
-            _no_peak_chunk(sf, f)
-            try:
+        try:
+            with f:   # closing writes the header: it can fail too
+                _no_peak_chunk(sf, f)
                 f.write(np.ascontiguousarray(frames))
-            except Exception as e:
-                raise FaustError(f"cannot write '{path}': {_sf_reason(e)}") from None
+        except MemoryError:
+            raise
+        except Exception as e:   # soundfile asserts that every frame was written
+            reason = ("libsndfile could not write every sample (is the disk full?)"
+                      if isinstance(e, AssertionError) else _sf_reason(e))
+            raise FaustError(f"cannot write '{path}': {reason}") from None
     return AudioWritten(str(path), major, subtype, channels * n, clipped, nans)
 
 

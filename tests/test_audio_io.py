@@ -670,3 +670,34 @@ def test_an_audio_file_is_renamed_into_place_whole(tmp_path, monkeypatch):
     assert old == b"old" and len(names) == 2 and names[0].startswith(".o.flac.")
     assert os.listdir(tmp_path) == ["o.flac"]
     np.testing.assert_array_equal(audio_io.read_input(p)[0], np.full((1, 10), 0.5))
+
+
+def test_a_failed_audio_write_is_an_error_and_leaves_the_old_file(tmp_path, monkeypatch):
+    """soundfile asserts that libsndfile wrote every frame (a full disk makes it write fewer);
+    a failure while closing (the header) is a LibsndfileError."""
+    monkeypatch.chdir(tmp_path)
+    Path("o.wav").write_bytes(b"old")
+
+    def short(self, data):
+        raise AssertionError
+    monkeypatch.setattr(soundfile.SoundFile, "write", short)
+    with pytest.raises(FaustError) as e:
+        audio_io.write_output("o.wav", np.zeros((1, 4)))
+    assert str(e.value) == ("error: cannot write 'o.wav': libsndfile could not write every "
+                            "sample (is the disk full?)")
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+
+    real_close = soundfile.SoundFile.close
+
+    def failing_close(self):
+        was_open = not self.closed   # not when __del__ closes a closed file again
+        real_close(self)
+        if was_open:
+            raise soundfile.LibsndfileError(2, "Error closing: ")
+    monkeypatch.setattr(soundfile.SoundFile, "close", failing_close)
+    with pytest.raises(FaustError) as e:
+        audio_io.write_output("o.wav", np.zeros((1, 4)))
+    monkeypatch.undo()
+    assert str(e.value) == "error: cannot write 'o.wav': system error"
+    assert os.listdir(tmp_path) == ["o.wav"] and (tmp_path / "o.wav").read_bytes() == b"old"
