@@ -369,6 +369,35 @@ def check_output_path(path: str | os.PathLike, wav_bits: int | None = None) -> s
     return ext
 
 
+def check_output_rate(path: str | os.PathLike, sample_rate: int) -> None:
+    """A FaustError when `path`'s audio format cannot be written at `sample_rate` (MP3, Opus,
+    FLAC and Vorbis take some rates only): asked of libsndfile by opening a one-channel
+    writer on a temporary file, so that a long render does not end in that error."""
+    if file_kind(path) not in AUDIO_FORMATS:
+        return
+    fmt = _audio_format(path)
+    major, subtype = audio_subtype(path)
+    _check_rate(path, fmt, subtype, sample_rate)
+    sf = _soundfile("write", path)
+    fd, tmp = tempfile.mkstemp(suffix=".tmp")
+    os.close(fd)
+    try:
+        sf.SoundFile(tmp, "w", samplerate=int(sample_rate), channels=1, subtype=subtype,
+                     format=major).close()
+    except Exception as e:
+        raise FaustError(f"cannot write '{path}': {_sf_reason(e)} ({sample_rate} Hz, "
+                         f"{sample_format(subtype)})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _check_rate(path, fmt: AudioFormat, subtype: str, sample_rate: int) -> None:
+    if fmt.max_rate is not None and sample_rate > fmt.max_rate:
+        raise FaustError(f"cannot write '{path}': {sample_rate} Hz (libsndfile's "
+                         f"{sample_format(subtype)} encoder takes at most {fmt.max_rate} Hz)")
+
+
 def audio_subtype(path: str | os.PathLike, bits: int = 32, channels: int = 1) -> tuple[str, str]:
     """(libsndfile major format, subtype) that `write_audio` uses for `path`: 32/64-bit
     float (`bits`) where the format holds floats, else its widest integer PCM, else its
@@ -487,9 +516,7 @@ def write_audio(path: str | os.PathLike, outputs: np.ndarray, sample_rate: int,
     if channels > fmt.max_channels:
         raise FaustError(f"cannot write '{path}': {channels} channels "
                          f"({_a(fmt.name)} file holds at most {fmt.max_channels})")
-    if fmt.max_rate is not None and sample_rate > fmt.max_rate:
-        raise FaustError(f"cannot write '{path}': {sample_rate} Hz (libsndfile's "
-                         f"{sample_format(subtype)} encoder takes at most {fmt.max_rate} Hz)")
+    _check_rate(path, fmt, subtype, sample_rate)
     width = {"FLOAT": 4, "DOUBLE": 8}.get(subtype) or _PCM_BITS.get(subtype, 0) // 8
     data_size = channels * n * width
     if fmt.riff32 and data_size > _RIFF_LIMIT:

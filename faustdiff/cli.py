@@ -231,6 +231,8 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
             click.echo(f"faustdiff: warning: '{input_}' is at {file_sr} Hz, rendering at "
                        f"{sr} Hz (no resampling)", err=True)
     sr = sr or DEFAULT_SR
+    if output is not None:   # MP3, Opus, ... take some rates only: fail before rendering
+        audio_io.check_output_rate(output, sr)
 
     more = {"backend": backend} if backend else {}
     if grad is not None:

@@ -361,6 +361,27 @@ def test_flac_output_warns_of_clipped_samples(cli, fake, dsp):
     np.testing.assert_array_equal(audio_io.read_audio("o.flac")[0], [[-1, 0, 0, 0]])
 
 
+def test_an_output_rate_the_format_refuses_fails_before_compiling(cli, fake, dsp):
+    import soundfile
+    if not {"MP3", "OGG"} <= set(soundfile.available_formats()) \
+            or "OPUS" not in soundfile.available_subtypes("OGG"):
+        pytest.skip(f"the installed libsndfile ({soundfile.__libsndfile_version__}) writes "
+                    f"no MP3 or no Opus")
+    dsp("// fake: inputs=1 outputs=1", "p.dsp")
+    assert err(cli, "run", "p.dsp", "--sr", "96000", "-o", "o.mp3") == (
+        "faustdiff: error: cannot write 'o.mp3': MPEG-1/2/2.5 only supports sample rates of "
+        "8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, and 48000 (96000 Hz, MPEG "
+        "Layer III)\n")
+    assert err(cli, "run", "p.dsp", "--sr", "250000", "-o", "o.ogg") == (
+        "faustdiff: error: cannot write 'o.ogg': 250000 Hz (libsndfile's Vorbis encoder takes "
+        "at most 200000 Hz)\n")
+    audio_io.write_audio("in.wav", np.zeros((1, 4)), 44100)
+    assert err(cli, "run", "p.dsp", "--input", "in.wav", "-o", "o.opus") == (
+        "faustdiff: error: cannot write 'o.opus': Opus only supports sample rates of 8000, "
+        "12000, 16000, 24000, and 48000 (44100 Hz, Opus)\n")
+    assert fake.calls == [] and sorted(os.listdir(".")) == ["in.wav", "p.dsp"]
+
+
 def test_wav_bits_for_a_format_without_floats(cli, fake, dsp):
     dsp("// fake: inputs=1 outputs=1", "p.dsp")
     assert err(cli, "run", "p.dsp", "--wav-bits", "64", "-o", "o.flac") == (
