@@ -1,8 +1,8 @@
-"""Signals in and out of a render: input generators and the CSV, WAV and NumPy file formats.
+"""Signals in and out of a render: input generators, CSV and NumPy files, audio files.
 
 Every signal block here is a float64 array of shape ``(channels, n)``, the layout of
 `Program.compute`'s inputs and outputs. Problems with the user's files are `FaustError`s
-(with a ``file:line:col`` span where one makes sense), never tracebacks.
+naming the file (with a ``file:line:col`` span where one makes sense), never tracebacks.
 
 Input generators (the same signal on every input):
   impulse  1 then 0s
@@ -12,21 +12,23 @@ Input generators (the same signal on every input):
   noise    Faust's ``no.noise``: the int32 LCG ``+(12345) ~ *(1103515245)`` times 1/2147483647
   sine     ``sin(2*pi*440*t/SR)``
 
-Input files (chosen by extension):
-  .csv  one row per sample, one column per input, comma-separated; the first row is a header
-        (and is skipped) when one of its cells is not a number; blank lines and lines starting
-        with ``#`` are skipped
-  .wav  PCM 8/16/24/32-bit integer or 32/64-bit IEEE float, plain or WAVE_FORMAT_EXTENSIBLE,
-        one channel per input; integers are scaled to [-1, 1) by 2**(bits-1) (8-bit is
-        unsigned, offset 128)
-  .npy  a 2-D array of shape (inputs, n), the layout of the .npy output (so one program's
-        output file can feed another); a 1-D array is one input
-
-Output files:
-  .csv  header ``out0,...,outK-1`` then one column per bargraph (named by its label); values
-        printed with 17 significant digits (``%.17g``, exact round trip of a double)
-  .wav  32-bit (default) or 64-bit IEEE float, one channel per output
-  .npy  float64 array of shape (outputs, n)
+Files, chosen by extension:
+  .csv  input: one row per sample, one column per input, comma-separated; the first row is
+        a header (and is skipped) when one of its cells is not a number; blank lines and
+        lines starting with ``#`` are skipped. Output: header ``out0,...,outK-1`` then one
+        column per bargraph (named by its label); values printed with 17 significant digits
+        (``%.17g``, exact round trip of a double)
+  .npy  input: a 2-D array of shape (inputs, n), the layout of the .npy output (so one
+        program's output file can feed another), a 1-D array is one input. Output: float64,
+        shape (outputs, n)
+  audio (`AUDIO_FORMATS`: .wav .w64 .rf64 .aiff .aif .aifc .caf .au .snd .flac .ogg .oga
+        .opus .mp3) through libsndfile (the `soundfile` package), one channel per input or
+        output, with the file's sample rate. Input: whatever libsndfile decodes, integers
+        scaled to [-1, 1) by 2**(bits-1) (8-bit unsigned: offset 128). Output: 32-bit
+        (default) or 64-bit IEEE float where the format holds floats; FLAC as 24-bit integer
+        PCM; .ogg/.oga Vorbis, .opus Opus, .mp3 MPEG Layer III; integer and lossy outputs
+        are clipped to [-1, 1] and `AudioWritten` counts what was clipped. What the
+        installed libsndfile supports is asked at run time (`soundfile.available_formats`).
 Every output is written to a temporary file in the destination's folder and then renamed, so
 a reader never sees a half-written file.
 """
@@ -36,8 +38,9 @@ import contextlib
 import csv
 import math
 import os
-import struct
+import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator, Sequence
 
@@ -46,8 +49,6 @@ import numpy as np
 from .errors import FaustError, Span
 
 INPUT_KINDS = ("impulse", "zeros", "osc", "noise", "sine")
-INPUT_EXTENSIONS = (".csv", ".wav", ".npy")
-OUTPUT_EXTENSIONS = (".csv", ".wav", ".npy")
 WAV_FLOAT_BITS = (32, 64)
 
 OSC_FREQ = 440.0
@@ -120,24 +121,24 @@ def file_kind(path: str | os.PathLike) -> str:
 def read_input(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
     """Reads an input file: ``(signals (channels, n) float64, sample rate or None)``.
 
-    The sample rate is known for WAV files only."""
+    The sample rate is known for audio files (read through libsndfile) only."""
     ext = file_kind(path)
     if ext not in INPUT_EXTENSIONS:
         raise FaustError(f"cannot read '{path}': unsupported input format "
-                         f"'{ext or '(no extension)'}' (use a .csv, .wav or .npy file)")
+                         f"'{ext or '(no extension)'}' ({USE_A_FILE})")
     try:
         if ext == ".csv":
             return read_csv(path), None
-        if ext == ".wav":
-            return read_wav(path)
-        return read_npy(path), None
+        if ext == ".npy":
+            return read_npy(path), None
+        return read_audio(path)
     except OSError as e:
         raise FaustError(f"cannot read '{path}': {e.strerror or e}") from None
 
 
 def channel_unit(path: str | os.PathLike) -> str:
     """What a channel of an input file is called, for messages."""
-    return {".csv": "column", ".wav": "channel", ".npy": "row"}.get(file_kind(path), "channel")
+    return {".csv": "column", ".npy": "row"}.get(file_kind(path), "channel")
 
 
 def read_csv(path: str | os.PathLike) -> np.ndarray:
@@ -200,75 +201,122 @@ def read_npy(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float64)
 
 
-_PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+# ---------------------------------------------------------------------------- audio files
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """An audio file type, chosen by extension, read and written through libsndfile."""
+    name: str            # in messages: "WAV", "FLAC", ...
+    major: str           # libsndfile's major format (soundfile's `format=`)
+    write: str           # "float": 32/64-bit IEEE float (--wav-bits); "pcm": the widest
+                         # integer PCM the format takes; else the lossy codec's subtype
+    max_channels: int = 1024          # libsndfile's SF_MAX_CHANNELS, or the format's limit
+    riff32: bool = False              # 32-bit chunk sizes: at most 4 GiB of samples
+    max_rate: int | None = None       # above it libsndfile's encoder fails (or crashes)
 
 
-def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Reads a RIFF/WAVE file (PCM or IEEE float, plain or extensible)."""
-    data = Path(path).read_bytes()
+_WAV = AudioFormat("WAV", "WAV", "float", riff32=True)
+_AIFF = AudioFormat("AIFF", "AIFF", "float", riff32=True)
+_AU = AudioFormat("AU", "AU", "float", riff32=True)
+AUDIO_FORMATS: dict[str, AudioFormat] = {
+    ".wav": _WAV,
+    ".w64": AudioFormat("Wave64", "W64", "float"),
+    ".rf64": AudioFormat("RF64", "RF64", "float"),
+    ".aiff": _AIFF, ".aif": _AIFF, ".aifc": _AIFF,
+    ".caf": AudioFormat("CAF", "CAF", "float"),
+    ".au": _AU, ".snd": _AU,
+    ".flac": AudioFormat("FLAC", "FLAC", "pcm", max_channels=8),
+    # libvorbis crashes the process (through libsndfile 1.2.2) above 255 channels or
+    # 200 kHz: both are refused before libsndfile is called
+    ".ogg": AudioFormat("Ogg", "OGG", "VORBIS", max_channels=255, max_rate=200000),
+    ".oga": AudioFormat("Ogg", "OGG", "VORBIS", max_channels=255, max_rate=200000),
+    ".opus": AudioFormat("Opus", "OGG", "OPUS", max_channels=255),
+    ".mp3": AudioFormat("MP3", "MP3", "MPEG_LAYER_III", max_channels=2),
+}
+AUDIO_EXTENSIONS = tuple(AUDIO_FORMATS)
+INPUT_EXTENSIONS = (".csv", ".npy") + AUDIO_EXTENSIONS
+OUTPUT_EXTENSIONS = INPUT_EXTENSIONS
+USE_A_FILE = "use a .csv or .npy file, or an audio file: " + " ".join(AUDIO_EXTENSIONS)
+_FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG_LAYER_I",
+                             "MPEG_LAYER_II", "MPEG_LAYER_III"})
+_PCM_BITS = {"PCM_32": 32, "PCM_24": 24, "PCM_16": 16, "PCM_S8": 8, "PCM_U8": 8}
+_CODEC_NAMES = {"VORBIS": "Vorbis", "OPUS": "Opus", "MPEG_LAYER_III": "MPEG Layer III"}
 
-    def bad(why: str) -> FaustError:
-        return FaustError(f"'{path}' is not a readable WAV file: {why}")
 
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise bad("no RIFF/WAVE header")
-    fmt = None
-    samples = None
-    pos = 12
-    while pos + 8 <= len(data):
-        cid, size = data[pos:pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
-        body = data[pos + 8:pos + 8 + size]
-        if cid == b"fmt ":
-            if len(body) < 16:
-                raise bad("'fmt ' chunk too short")
-            tag, channels, rate, _, align, bits = struct.unpack_from("<HHIIHH", body)
-            if tag == _EXTENSIBLE:
-                if len(body) < 40:
-                    raise bad("extensible 'fmt ' chunk too short")
-                tag = struct.unpack_from("<H", body, 24)[0]
-            fmt = (tag, channels, rate, align, bits)
-        elif cid == b"data":
-            samples = body  # a short (truncated) last chunk is read as far as it goes
-            if fmt is not None:
-                break
-        pos += 8 + size + (size & 1)
-    if fmt is None:
-        raise bad("no 'fmt ' chunk")
-    if samples is None:
-        raise bad("no 'data' chunk")
-    tag, channels, rate, align, bits = fmt
-    if channels == 0:
-        raise bad("0 channels")
-    kinds = {(_PCM, 8): "u1", (_PCM, 16): "<i2", (_PCM, 24): "i3", (_PCM, 32): "<i4",
-             (_FLOAT, 32): "<f4", (_FLOAT, 64): "<f8"}
-    dtype = kinds.get((tag, bits))
-    if dtype is None:
-        what = {_PCM: f"{bits}-bit PCM", _FLOAT: f"{bits}-bit float"}.get(tag, f"format tag {tag:#x}")
-        raise bad(f"unsupported sample format ({what}; "
-                  f"supported: 8/16/24/32-bit PCM, 32/64-bit float)")
-    width = bits // 8
-    if align != channels * width:
-        raise bad(f"block align {align} does not match {channels} channels of {bits} bits")
-    frames = len(samples) // align
-    raw = samples[:frames * align]
-    if dtype == "i3":
-        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
-        ints = (b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16))
-        values = ((ints ^ 0x800000) - 0x800000).astype(np.float64) / 8388608.0
-    else:
-        values = np.frombuffer(raw, dtype=dtype).astype(np.float64)
-        if dtype == "u1":
-            values = (values - 128.0) / 128.0
-        elif tag == _PCM:
-            values /= float(2 ** (bits - 1))
-    return values.reshape(frames, channels).T.copy(), rate
+def _soundfile(doing: str, path):
+    """The soundfile module, or a FaustError when it (or libsndfile) is missing."""
+    try:
+        import soundfile
+    except (ImportError, OSError) as e:
+        raise FaustError(f"cannot {doing} '{path}': audio files need the soundfile package "
+                         f"and its libsndfile (pip install soundfile): {e}") from None
+    return soundfile
+
+
+def _a(name: str) -> str:
+    """The format's name with its article: a WAV, an AIFF, an MP3 (em-pee-three), an RF64."""
+    return ("an " if name[0] in "AEIOUMR" else "a ") + name
+
+
+def _audio_format(path) -> AudioFormat:
+    return AUDIO_FORMATS[file_kind(path)]
+
+
+def _sf_reason(e: Exception) -> str:
+    """libsndfile's reason for a failure, as the tail of one of our messages."""
+    text = (getattr(e, "error_string", None) or str(e)).strip()
+    text = re.sub(r"^Error\s*:\s*", "", text)
+    text = re.sub(r"^Error in [^.]* file\.\s*", "", text).rstrip(".")
+    if text.startswith("File does not exist or is not a regular file"):
+        # what libsndfile says when its MP3 decoder finds no frame in an existing file
+        text = "libsndfile cannot decode it"
+    if text[:1].isupper() and not text[1:2].isupper() \
+            and text.split(" ")[0] not in ("Opus", "Vorbis", "Ogg"):
+        text = text[0].lower() + text[1:]
+    return text or "libsndfile gives no reason"
+
+
+def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Reads an audio file through libsndfile: ``(signals (channels, n) float64, rate)``.
+
+    Integer samples (PCM, and the codecs libsndfile decodes to integers: u-law, ADPCM,
+    ...) are read as 32-bit integers (libsndfile puts a b-bit sample in the top b bits) and
+    divided by 2**31, i.e. scaled by 2**(b-1) exactly (8-bit unsigned: offset 128); float
+    files and the lossy codecs (Vorbis, Opus, MP3) are read as doubles. A WAV, AIFF or AU
+    file whose data stops short of its header's length is read as far as it goes."""
+    fmt = _audio_format(path)
+    sf = _soundfile("read", path)
+    if fmt.major not in sf.available_formats():
+        raise FaustError(f"cannot read '{path}': the installed libsndfile "
+                         f"({sf.__libsndfile_version__}) does not support {fmt.name} files")
+    with open(path, "rb"):   # an OSError (no such file, a folder, ...) names the problem
+        pass
+    what = f"'{path}' is not a readable {fmt.name} file"
+    try:
+        f = sf.SoundFile(str(path))
+    except Exception as e:   # LibsndfileError, or soundfile's own checks
+        raise FaustError(f"{what}: {_sf_reason(e)}") from None
+    try:
+        with f:
+            rate, subtype = f.samplerate, f.subtype
+            if subtype in _FLOAT_SUBTYPES:
+                frames = f.read(dtype="float64", always_2d=True)
+            else:
+                frames = f.read(dtype="int32", always_2d=True) * (1.0 / 2147483648.0)
+    except MemoryError:
+        raise
+    except Exception as e:
+        raise FaustError(f"{what}: {_sf_reason(e)} (while decoding its samples: the file "
+                         f"may be damaged or truncated)") from None
+    return np.ascontiguousarray(frames.T, dtype=np.float64), int(rate)
 
 
 # ---------------------------------------------------------------------------- output files
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb", **kw) -> Iterator[IO]:
-    """Opens a temporary file beside `path`, yields it, then renames it to `path`.
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """Yields the name of a new temporary file beside `path`; renames it to `path` after
+    the block (its data synced to disk first, its mode a normal file's).
 
     On any exception the temporary file is removed and `path` is left as it was; an OSError
     (disk full, no such folder, ...) becomes a FaustError naming `path`."""
@@ -276,10 +324,13 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", **kw) -> Iterator[IO
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, mode, **kw) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        os.close(fd)
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; give it a normal file's mode
@@ -293,28 +344,133 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", **kw) -> Iterator[IO
         raise
 
 
-def check_output_path(path: str | os.PathLike) -> str:
-    """The output format of `path` ('.csv', '.wav' or '.npy'), or a FaustError."""
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb", **kw) -> Iterator[IO]:
+    """Opens a temporary file beside `path`, yields it, then renames it to `path` (see
+    `atomic_path`: never a half-written `path`, OSErrors as FaustErrors)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, mode, **kw) as f:
+            yield f
+
+
+def check_output_path(path: str | os.PathLike, wav_bits: int | None = None) -> str:
+    """The output format (extension) of `path`, or a FaustError: an unknown extension, an
+    audio format the installed libsndfile cannot write, or `wav_bits` (given explicitly)
+    for a format that holds no floats."""
     ext = file_kind(path)
     if ext not in OUTPUT_EXTENSIONS:
         what = f"unsupported output format '{ext}'" if ext else "no file extension"
-        raise FaustError(f"cannot write '{path}': {what} (use a .csv, .wav or .npy file)")
+        raise FaustError(f"cannot write '{path}': {what} ({USE_A_FILE})")
+    if ext in AUDIO_FORMATS:
+        major, subtype = audio_subtype(path, wav_bits or 32)
+        if wav_bits is not None and subtype not in ("FLOAT", "DOUBLE"):
+            raise FaustError(f"--wav-bits {wav_bits}: '{path}' is written as "
+                             f"{sample_format(subtype)}, not floats (drop --wav-bits)")
     return ext
+
+
+def check_output_rate(path: str | os.PathLike, sample_rate: int) -> None:
+    """A FaustError when `path`'s audio format cannot be written at `sample_rate` (MP3, Opus,
+    FLAC and Vorbis take some rates only): asked of libsndfile by opening a one-channel
+    writer on a temporary file, so that a long render does not end in that error."""
+    if file_kind(path) not in AUDIO_FORMATS:
+        return
+    fmt = _audio_format(path)
+    major, subtype = audio_subtype(path)
+    _check_rate(path, fmt, subtype, sample_rate)
+    sf = _soundfile("write", path)
+    fd, tmp = tempfile.mkstemp(suffix=".tmp")
+    os.close(fd)
+    try:
+        sf.SoundFile(tmp, "w", samplerate=int(sample_rate), channels=1, subtype=subtype,
+                     format=major).close()
+    except Exception as e:
+        raise FaustError(f"cannot write '{path}': {_sf_reason(e)} ({sample_rate} Hz, "
+                         f"{sample_format(subtype)})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _check_rate(path, fmt: AudioFormat, subtype: str, sample_rate: int) -> None:
+    if fmt.max_rate is not None and sample_rate > fmt.max_rate:
+        raise FaustError(f"cannot write '{path}': {sample_rate} Hz (libsndfile's "
+                         f"{sample_format(subtype)} encoder takes at most {fmt.max_rate} Hz)")
+
+
+def audio_subtype(path: str | os.PathLike, bits: int = 32, channels: int = 1) -> tuple[str, str]:
+    """(libsndfile major format, subtype) that `write_audio` uses for `path`: 32/64-bit
+    float (`bits`) where the format holds floats, else its widest integer PCM, else its
+    codec; WAV above 2 channels is WAVE_FORMAT_EXTENSIBLE. A FaustError when the installed
+    libsndfile cannot write it."""
+    if bits not in WAV_FLOAT_BITS:
+        raise FaustError(f"cannot write {bits}-bit float samples (use 32 or 64)")
+    fmt = _audio_format(path)
+    sf = _soundfile("write", path)
+    major = "WAVEX" if fmt is _WAV and channels > 2 else fmt.major
+    subtypes = sf.available_subtypes(major) if major in sf.available_formats() else {}
+    if fmt.write == "float":
+        choice = ["FLOAT" if bits == 32 else "DOUBLE"]
+    elif fmt.write == "pcm":
+        choice = list(_PCM_BITS)
+    else:
+        choice = [fmt.write]
+    for subtype in choice:
+        if subtype in subtypes and sf.check_format(major, subtype):
+            return major, subtype
+    raise FaustError(f"cannot write '{path}': the installed libsndfile "
+                     f"({sf.__libsndfile_version__}) cannot write {fmt.name} files"
+                     + (f" as {sample_format(choice[0])}" if subtypes else ""))
+
+
+def sample_format(subtype: str) -> str:
+    """How a libsndfile subtype's samples are described in messages and help."""
+    if subtype in ("FLOAT", "DOUBLE"):
+        return f"{32 if subtype == 'FLOAT' else 64}-bit float"
+    if subtype in _PCM_BITS:
+        return f"{_PCM_BITS[subtype]}-bit integer PCM"
+    return _CODEC_NAMES.get(subtype, subtype)
+
+
+@dataclass(frozen=True)
+class AudioWritten:
+    """What `write_audio` did: the file's format and how many samples it could not hold."""
+    path: str
+    major: str
+    subtype: str
+    samples: int          # channels x frames written
+    clipped: int = 0      # samples outside the format's range, clipped to it
+    nans: int = 0         # NaN samples, written as 0 (integer PCM and lossy codecs)
+
+    def warning(self) -> str | None:
+        """One line for the user when samples were changed, else None."""
+        if not (self.clipped or self.nans):
+            return None
+        parts = []
+        if self.clipped:
+            lo_hi = "[-1, 1]" if self.subtype not in _PCM_BITS else "[-1, 1)"
+            parts.append(f"{self.clipped} of {self.samples} samples were outside {lo_hi} "
+                         f"and were clipped")
+        if self.nans:
+            parts.append(f"{plural(self.nans, 'NaN sample')} written as 0")
+        return f"'{self.path}' holds {sample_format(self.subtype)}: " + "; ".join(parts)
 
 
 def write_output(path: str | os.PathLike, outputs: np.ndarray,
                  bargraphs: Sequence[tuple[str, np.ndarray]] = (), sample_rate: int = 44100,
-                 wav_bits: int = 32) -> None:
-    """Writes `outputs` (num_outputs, n) and, in CSV only, the bargraph traces."""
+                 wav_bits: int = 32) -> AudioWritten | None:
+    """Writes `outputs` (num_outputs, n) and, in CSV only, the bargraph traces. For an
+    audio file, returns what `write_audio` did (its `warning()` tells of clipped samples)."""
     ext = check_output_path(path)
     outputs = np.asarray(outputs, dtype=np.float64)
     if ext == ".csv":
         write_csv(path, outputs, bargraphs)
-    elif ext == ".wav":
-        write_wav(path, outputs, sample_rate, wav_bits)
-    else:
+    elif ext == ".npy":
         with atomic_write(path) as f:
             np.save(f, outputs)
+    else:
+        return write_audio(path, outputs, sample_rate, wav_bits)
+    return None
 
 
 def write_csv(path: str | os.PathLike, outputs: np.ndarray,
@@ -340,33 +496,81 @@ def _csv_field(text: str) -> str:
     return text
 
 
-_FLOAT_GUID = bytes.fromhex("0300000000001000800000aa00389b71")
+_RIFF_LIMIT = 0xFFFFFFFF - 4096   # 32-bit chunk sizes, less room for the header chunks
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050
 
 
-def write_wav(path: str | os.PathLike, outputs: np.ndarray, sample_rate: int,
-              bits: int = 32) -> None:
-    """IEEE float WAV, one channel per output (WAVE_FORMAT_EXTENSIBLE above 2 channels)."""
-    if bits not in WAV_FLOAT_BITS:
-        raise FaustError(f"cannot write {bits}-bit float WAV (use 32 or 64)")
+def write_audio(path: str | os.PathLike, outputs: np.ndarray, sample_rate: int,
+                bits: int = 32) -> AudioWritten:
+    """Writes `outputs` (channels, n), one channel per output, at `sample_rate`, in the format
+    of `path`'s extension (`audio_subtype`). Float formats keep every value (NaN, inf, and
+    beyond +-1); integer PCM is ``rint(x * 2**(b-1))`` clipped to b bits, the lossy codecs
+    get x clipped to [-1, 1]; NaN becomes 0 in both. The returned `AudioWritten` counts them."""
+    fmt = _audio_format(path)
+    outputs = np.asarray(outputs, dtype=np.float64)
     channels, n = outputs.shape
+    major, subtype = audio_subtype(path, bits, channels)
     if channels == 0:
         raise FaustError(f"cannot write '{path}': the program has no outputs "
-                         f"(a WAV file needs at least one channel)")
-    width = bits // 8
+                         f"(an audio file needs at least one channel)")
+    if channels > fmt.max_channels:
+        raise FaustError(f"cannot write '{path}': {channels} channels "
+                         f"({_a(fmt.name)} file holds at most {fmt.max_channels})")
+    _check_rate(path, fmt, subtype, sample_rate)
+    width = {"FLOAT": 4, "DOUBLE": 8}.get(subtype) or _PCM_BITS.get(subtype, 0) // 8
     data_size = channels * n * width
-    if data_size + 80 > 0xFFFFFFFF:
+    if fmt.riff32 and data_size > _RIFF_LIMIT:
         raise FaustError(f"cannot write '{path}': {data_size} bytes of samples do not fit in "
-                         f"a WAV file (4 GiB at most); use .npy")
-    align = channels * width
-    head = struct.pack("<HIIHH", channels, int(sample_rate), int(sample_rate) * align, align, bits)
-    if channels > 2:
-        fmt = struct.pack("<H", _EXTENSIBLE) + head + struct.pack("<HHI", 22, bits, 0) + _FLOAT_GUID
+                         f"{_a(fmt.name)} file "
+                         f"(4 GiB at most); use .w64, .rf64, .caf or .npy")
+    clipped = nans = 0
+    if subtype == "FLOAT":
+        frames = outputs.T.astype(np.float32)
+    elif subtype == "DOUBLE":
+        frames = outputs.T
     else:
-        fmt = struct.pack("<H", _FLOAT) + head + struct.pack("<H", 0)
-    chunks = (b"fmt " + struct.pack("<I", len(fmt)) + fmt
-              + b"fact" + struct.pack("<II", 4, n)
-              + b"data" + struct.pack("<I", data_size))
-    frames = np.ascontiguousarray(outputs.T, dtype="<f4" if bits == 32 else "<f8")
-    with atomic_write(path) as f:
-        f.write(b"RIFF" + struct.pack("<I", 4 + len(chunks) + data_size) + b"WAVE" + chunks)
-        f.write(frames.tobytes())
+        if subtype in _PCM_BITS:
+            b = _PCM_BITS[subtype]
+            lo, hi = -2.0 ** (b - 1), 2.0 ** (b - 1) - 1
+            with np.errstate(invalid="ignore", over="ignore"):
+                x = np.rint(outputs * 2.0 ** (b - 1))
+        else:
+            lo, hi = -1.0, 1.0
+            x = outputs.copy()
+        nan = np.isnan(x)
+        nans = int(np.count_nonzero(nan))
+        clipped = int(np.count_nonzero(x < lo) + np.count_nonzero(x > hi))
+        np.clip(x, lo, hi, out=x)
+        x[nan] = 0.0
+        if subtype in _PCM_BITS:   # libsndfile takes the top b bits of a 32-bit integer
+            frames = (x.T.astype(np.int64) << (32 - b)).astype(np.int32)
+        else:
+            frames = x.T
+    sf = _soundfile("write", path)
+    with atomic_path(path) as tmp:
+        try:
+            f = sf.SoundFile(tmp, "w", samplerate=int(sample_rate), channels=channels,
+                             subtype=subtype, format=major)
+        except Exception as e:
+            raise FaustError(f"cannot write '{path}': {_sf_reason(e)} "
+                             f"({plural(channels, 'channel')} at {sample_rate} Hz, "
+                             f"{sample_format(subtype)})") from None
+        try:
+            with f:   # closing writes the header: it can fail too
+                _no_peak_chunk(sf, f)
+                f.write(np.ascontiguousarray(frames))
+        except MemoryError:
+            raise
+        except Exception as e:   # soundfile asserts that every frame was written
+            reason = ("libsndfile could not write every sample (is the disk full?)"
+                      if isinstance(e, AssertionError) else _sf_reason(e))
+            raise FaustError(f"cannot write '{path}': {reason}") from None
+    return AudioWritten(str(path), major, subtype, channels * n, clipped, nans)
+
+
+def _no_peak_chunk(sf, f) -> None:
+    """No PEAK chunk in float WAV/AIFF files: it holds the time of writing, so the same
+    render would give different files. (sf_command is not public in soundfile: without it,
+    the file just has a PEAK chunk.)"""
+    with contextlib.suppress(Exception):
+        sf._snd.sf_command(f._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)

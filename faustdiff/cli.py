@@ -153,12 +153,13 @@ def _module_source(file: str, sr: int, include: tuple[str, ...]) -> str:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--input", "-i", "input_", metavar="KIND|FILE",
               help="Input signal: impulse, zeros, osc, noise or sine (on every input), or a "
-                   ".csv/.wav/.npy file. Default: impulse when the program has inputs.")
+                   ".csv or .npy file or an audio file (.wav .flac .aiff .ogg .mp3 ..., read "
+                   "by libsndfile). Default: impulse when the program has inputs.")
 @click.option("--samples", "-n", type=int, metavar="N",
               help=f"Samples to render. Default: the input file's length, else {DEFAULT_SAMPLES}. "
                    "A shorter input file is followed by zeros.")
 @click.option("--sr", type=int, metavar="RATE",
-              help=f"Sample rate in Hz. Default: the input WAV's rate, else {DEFAULT_SR}.")
+              help=f"Sample rate in Hz. Default: the input audio file's rate, else {DEFAULT_SR}.")
 @click.option("--set", "settings", multiple=True, metavar="LABEL=VALUE",
               help="Set a control (slider, nentry, button, checkbox) before rendering; repeatable.")
 @click.option("--bundled-libs", is_flag=True, expose_value=False, callback=_force_bundled_libs,
@@ -168,10 +169,16 @@ def _module_source(file: str, sr: int, include: tuple[str, ...]) -> str:
 @click.option("-I", "include", multiple=True, metavar="DIR",
               help="Add a directory to the library search path; repeatable.")
 @click.option("-o", "--output", metavar="OUT",
-              help="Write the outputs to OUT: .csv (outputs then bargraphs), .wav (float) or "
-                   ".npy (outputs, n). Default: print a summary.")
-@click.option("--wav-bits", type=click.Choice(["32", "64"]), default="32", show_default=True,
-              help="Sample format of a .wav output (IEEE float).")
+              help="Write the outputs to OUT, by extension: .csv (outputs then bargraphs), "
+                   ".npy (float64, outputs x n), or audio through libsndfile: .wav .w64 .rf64 "
+                   ".aiff .aif .aifc .caf .au .snd (IEEE float, see --wav-bits), .flac (24-bit "
+                   "integer PCM), .ogg/.oga (Vorbis), .opus (Opus), .mp3 (MPEG Layer III). "
+                   "FLAC and the lossy formats clip samples to [-1, 1] and warn how many. "
+                   "Default: print a summary.")
+@click.option("--wav-bits", type=click.Choice(["32", "64"]), default=None,
+              help="Float size of an audio output that holds floats (.wav .w64 .rf64 .aiff "
+                   ".aif .aifc .caf .au .snd): 32 (the default) or 64. An error for .flac, "
+                   ".ogg, .oga, .opus and .mp3, which hold no floats.")
 @click.option("--emit", is_flag=True,
               help="Print the generated Python code instead of rendering.")
 @click.option("--backend", type=click.Choice(["numba", "interp"]), default=None,
@@ -204,7 +211,7 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
         _check_sr(sr)
     values = _parse_settings(settings)
     if output is not None:
-        audio_io.check_output_path(output)
+        audio_io.check_output_path(output, None if wav_bits is None else int(wav_bits))
     if emit:
         click.echo(_module_source(file, sr or DEFAULT_SR, include), nl=False)
         return
@@ -214,7 +221,8 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
     if input_ is not None and input_ not in audio_io.INPUT_KINDS:
         if audio_io.file_kind(input_) not in audio_io.INPUT_EXTENSIONS:
             raise FaustError(f"unknown --input '{input_}': expected one of "
-                             f"{', '.join(audio_io.INPUT_KINDS)}, or a .csv, .wav or .npy file")
+                             f"{', '.join(audio_io.INPUT_KINDS)}, or a file "
+                             f"({audio_io.USE_A_FILE})")
         kind = None
         data, file_sr = audio_io.read_input(input_)
         if file_sr is not None and sr is None:
@@ -223,6 +231,8 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
             click.echo(f"faustdiff: warning: '{input_}' is at {file_sr} Hz, rendering at "
                        f"{sr} Hz (no resampling)", err=True)
     sr = sr or DEFAULT_SR
+    if output is not None:   # MP3, Opus, ... take some rates only: fail before rendering
+        audio_io.check_output_rate(output, sr)
 
     more = {"backend": backend} if backend else {}
     if grad is not None:
@@ -281,7 +291,9 @@ def run(file, input_, samples, sr, settings, include, output, wav_bits, emit, ba
         problem = finite.check(program, *primal, inputs if ins else None,
                                lambda: _interp_program(file, sr, include, values), partials)
     if output is not None:
-        audio_io.write_output(output, outputs, bargraphs, sr, int(wav_bits))
+        written = audio_io.write_output(output, outputs, bargraphs, sr, int(wav_bits or 32))
+        if written is not None and written.warning():
+            click.echo(f"faustdiff: warning: {written.warning()}", err=True)
     else:
         source = kind if data is None else f"'{input_}'"
         _summary(file, program, outputs, bargraphs, n, sr, source if ins else None, include)
@@ -460,7 +472,8 @@ def json_cmd(file, sr, include):
 @main.command("train")
 @click.argument("file", metavar="MODEL.dsp", type=click.Path(dir_okay=False))
 @click.option("--target", "-t", "targets", multiple=True, required=True, metavar="FILE",
-              help="Target audio (.wav, .csv or .npy), one channel per output; repeat for a "
+              help="Target audio (an audio file, .wav .flac .aiff .ogg .mp3 ..., or a .csv "
+                   "or .npy file), one channel per output; repeat for a "
                    "batch of examples.")
 @click.option("--input", "-i", "inputs", multiple=True, metavar="FILE",
               help="Input audio, one channel per input; one per --target, or one shared.")
@@ -488,7 +501,7 @@ def json_cmd(file, sr, include):
               help="How gradients are computed: forward mode (one tangent per parameter), "
                    "reverse mode (one backward pass), or auto (forward for 1-2 parameters).")
 @click.option("--sr", type=int, metavar="RATE",
-              help=f"Sample rate in Hz. Default: the target WAV's rate, else {DEFAULT_SR}.")
+              help=f"Sample rate in Hz. Default: the target audio file's rate, else {DEFAULT_SR}.")
 @click.option("--bundled-libs", is_flag=True, expose_value=False, callback=_force_bundled_libs,
               help="Use the bundled libraries even where Faust's are installed (by default "
                    "import(\"stdfaust.lib\") reads an installed Faust's, as the compiler "

@@ -147,7 +147,7 @@ def test_npy_input(cli, fake, dsp):
 def test_wav_input_gives_its_sample_rate_unless_sr_is_given(cli, fake, dsp):
     dsp("// fake: inputs=2 outputs=1", "p.dsp")
     data = np.array([[0.5, -0.25, 0.125], [1.0, 0.0, -1.0]])
-    audio_io.write_wav("in.wav", data, 48000, 64)
+    audio_io.write_audio("in.wav", data, 48000, 64)
     r = cli("run", "p.dsp", "--input", "in.wav", "-o", "o.npy")
     assert (r.exit_code, r.stderr) == (0, "")
     assert fake.calls[-1] == ("p.dsp", 48000, ())
@@ -174,13 +174,13 @@ def test_csv_output_has_outputs_then_bargraphs_with_17_digits(cli, fake, dsp):
 def test_wav_output_float32_and_float64(cli, fake, dsp):
     dsp("// fake: inputs=1 outputs=3 params=gain:0.1", "p.dsp")
     assert cli("run", "p.dsp", "-n", "4", "--sr", "8000", "-o", "o.wav").exit_code == 0
-    data, sr = audio_io.read_wav("o.wav")
+    data, sr = audio_io.read_audio("o.wav")
     expected = np.array([[0.1, 0, 0, 0], [1.1, 1, 1, 1], [2.1, 2, 2, 2]])
     assert sr == 8000
     np.testing.assert_array_equal(data, expected.astype(np.float32))
     assert Path("o.wav").read_bytes()[34:36] == b"\x20\x00"  # bits per sample
     assert cli("run", "p.dsp", "-n", "4", "--wav-bits", "64", "-o", "o.wav").exit_code == 0
-    data, sr = audio_io.read_wav("o.wav")
+    data, sr = audio_io.read_audio("o.wav")
     assert sr == 44100
     np.testing.assert_array_equal(data, expected)
 
@@ -263,13 +263,16 @@ def test_wrong_column_count(cli, fake, dsp):
     dsp("// fake: inputs=1", "p.dsp")
     write_csv("in.csv", [[1, 2]])
     np.save("in.npy", np.zeros((3, 4)))
-    audio_io.write_wav("in.wav", np.zeros((2, 4)), 44100)
+    audio_io.write_audio("in.wav", np.zeros((2, 4)), 44100)
+    audio_io.write_audio("in.flac", np.zeros((3, 4)), 44100)
     assert err(cli, "run", "p.dsp", "--input", "in.csv") == (
         "faustdiff: error: 'in.csv' has 2 columns, but 'p.dsp' has 1 input\n")
     assert err(cli, "run", "p.dsp", "--input", "in.npy") == (
         "faustdiff: error: 'in.npy' has 3 rows, but 'p.dsp' has 1 input\n")
     assert err(cli, "run", "p.dsp", "--input", "in.wav") == (
         "faustdiff: error: 'in.wav' has 2 channels, but 'p.dsp' has 1 input\n")
+    assert err(cli, "run", "p.dsp", "--input", "in.flac") == (
+        "faustdiff: error: 'in.flac' has 3 channels, but 'p.dsp' has 1 input\n")
     dsp("// fake: inputs=0", "gen.dsp")
     assert err(cli, "run", "gen.dsp", "--input", "in.csv") == (
         "faustdiff: error: 'in.csv' has 2 columns, but 'gen.dsp' has 0 inputs\n")
@@ -286,7 +289,11 @@ def test_malformed_input_files(cli, fake, dsp):
     assert err(cli, "run", "p.dsp", "--input", "empty.csv") == "faustdiff: error: 'empty.csv' has no rows\n"
     Path("bad.wav").write_bytes(b"not a wav file")
     assert err(cli, "run", "p.dsp", "--input", "bad.wav") == (
-        "faustdiff: error: 'bad.wav' is not a readable WAV file: no RIFF/WAVE header\n")
+        "faustdiff: error: 'bad.wav' is not a readable WAV file: format not recognised\n")
+    Path("bad.ogg").write_bytes(b"OggS" + bytes(60))
+    assert err(cli, "run", "p.dsp", "--input", "bad.ogg") == (
+        "faustdiff: error: 'bad.ogg' is not a readable Ogg file: file contains data in an "
+        "unimplemented format\n")
     Path("bad.npy").write_bytes(b"\x93NUMPY garbage")
     msg = err(cli, "run", "p.dsp", "--input", "bad.npy")
     assert msg.startswith("faustdiff: error: 'bad.npy' is not a valid .npy file (") and msg.count("\n") == 1
@@ -300,17 +307,19 @@ def test_unknown_input_kind(cli, fake, dsp):
     dsp("// fake: inputs=1", "p.dsp")
     assert err(cli, "run", "p.dsp", "--input", "square") == (
         "faustdiff: error: unknown --input 'square': expected one of impulse, zeros, osc, "
-        "noise, sine, or a .csv, .wav or .npy file\n")
+        "noise, sine, or a file (use a .csv or .npy file, or an audio file: .wav .w64 .rf64 "
+        ".aiff .aif .aifc .caf .au .snd .flac .ogg .oga .opus .mp3)\n")
 
 
 @pytest.mark.parametrize("out, why", [
-    ("o.mp3", "unsupported output format '.mp3'"),
+    ("o.txt", "unsupported output format '.txt'"),
     ("out", "no file extension"),
 ])
 def test_bad_output_extension(cli, fake, dsp, out, why):
     dsp("// fake: inputs=1", "p.dsp")
     assert err(cli, "run", "p.dsp", "-o", out) == (
-        f"faustdiff: error: cannot write '{out}': {why} (use a .csv, .wav or .npy file)\n")
+        f"faustdiff: error: cannot write '{out}': {why} (use a .csv or .npy file, or an audio "
+        f"file: .wav .w64 .rf64 .aiff .aif .aifc .caf .au .snd .flac .ogg .oga .opus .mp3)\n")
     assert fake.calls == []
 
 
@@ -320,12 +329,68 @@ def test_output_in_a_missing_folder(cli, fake, dsp):
         "faustdiff: error: cannot write 'nowhere/o.csv': No such file or directory\n")
 
 
-def test_wav_output_needs_an_output(cli, fake, dsp):
+def test_audio_output_needs_an_output(cli, fake, dsp):
     dsp("// fake: inputs=1 outputs=0", "p.dsp")
-    assert err(cli, "run", "p.dsp", "-n", "1", "-o", "o.wav") == (
-        "faustdiff: error: cannot write 'o.wav': the program has no outputs "
-        "(a WAV file needs at least one channel)\n")
-    assert not Path("o.wav").exists()
+    for name in ("o.wav", "o.flac"):
+        assert err(cli, "run", "p.dsp", "-n", "1", "-o", name) == (
+            f"faustdiff: error: cannot write '{name}': the program has no outputs "
+            "(an audio file needs at least one channel)\n")
+        assert not Path(name).exists()
+
+
+def test_flac_output_warns_of_clipped_samples(cli, fake, dsp):
+    """out_k = gain * impulse + k: [0.1, 0, 0, 0] and [1.1, 1, 1, 1] (1 is past the largest
+    24-bit sample, 1 - 2**-23)."""
+    dsp("// fake: inputs=1 outputs=2 params=gain:0.1", "p.dsp")
+    r = cli("run", "p.dsp", "-n", "4", "-o", "o.flac")
+    assert (r.exit_code, r.stdout) == (0, "")
+    assert r.stderr == ("faustdiff: warning: 'o.flac' holds 24-bit integer PCM: 4 of 8 samples "
+                        "were outside [-1, 1) and were clipped\n")
+    data, sr = audio_io.read_audio("o.flac")
+    assert sr == 44100
+    np.testing.assert_array_equal(data, [[round(0.1 * 2 ** 23) / 2 ** 23, 0, 0, 0],
+                                         [1 - 2 ** -23] * 4])
+    dsp("// fake: inputs=1 outputs=1 params=gain:-3", "q.dsp")
+    r = cli("run", "q.dsp", "-n", "4", "-o", "o.flac")
+    assert (r.exit_code, r.stderr) == (0, "faustdiff: warning: 'o.flac' holds 24-bit integer "
+                                          "PCM: 1 of 4 samples were outside [-1, 1) and were "
+                                          "clipped\n")
+    np.testing.assert_array_equal(audio_io.read_audio("o.flac")[0], [[-1, 0, 0, 0]])
+    r = cli("run", "q.dsp", "-n", "4", "--set", "gain=-1", "-o", "o.flac")
+    assert (r.exit_code, r.stderr) == (0, "")   # -1 is a 24-bit sample
+    np.testing.assert_array_equal(audio_io.read_audio("o.flac")[0], [[-1, 0, 0, 0]])
+
+
+def test_an_output_rate_the_format_refuses_fails_before_compiling(cli, fake, dsp):
+    import soundfile
+    if not {"MP3", "OGG"} <= set(soundfile.available_formats()) \
+            or "OPUS" not in soundfile.available_subtypes("OGG"):
+        pytest.skip(f"the installed libsndfile ({soundfile.__libsndfile_version__}) writes "
+                    f"no MP3 or no Opus")
+    dsp("// fake: inputs=1 outputs=1", "p.dsp")
+    assert err(cli, "run", "p.dsp", "--sr", "96000", "-o", "o.mp3") == (
+        "faustdiff: error: cannot write 'o.mp3': MPEG-1/2/2.5 only supports sample rates of "
+        "8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, and 48000 (96000 Hz, MPEG "
+        "Layer III)\n")
+    assert err(cli, "run", "p.dsp", "--sr", "250000", "-o", "o.ogg") == (
+        "faustdiff: error: cannot write 'o.ogg': 250000 Hz (libsndfile's Vorbis encoder takes "
+        "at most 200000 Hz)\n")
+    audio_io.write_audio("in.wav", np.zeros((1, 4)), 44100)
+    assert err(cli, "run", "p.dsp", "--input", "in.wav", "-o", "o.opus") == (
+        "faustdiff: error: cannot write 'o.opus': Opus only supports sample rates of 8000, "
+        "12000, 16000, 24000, and 48000 (44100 Hz, Opus)\n")
+    assert fake.calls == [] and sorted(os.listdir(".")) == ["in.wav", "p.dsp"]
+
+
+def test_wav_bits_for_a_format_without_floats(cli, fake, dsp):
+    dsp("// fake: inputs=1 outputs=1", "p.dsp")
+    assert err(cli, "run", "p.dsp", "--wav-bits", "64", "-o", "o.flac") == (
+        "faustdiff: error: --wav-bits 64: 'o.flac' is written as 24-bit integer PCM, not floats "
+        "(drop --wav-bits)\n")
+    assert fake.calls == []   # before compiling
+    r = cli("run", "p.dsp", "-n", "2", "--wav-bits", "64", "-o", "o.aiff")
+    assert (r.exit_code, r.stderr) == (0, "")
+    assert audio_io.read_audio("o.aiff")[0].dtype == np.float64
 
 
 def test_negative_samples_and_bad_sr(cli, fake, dsp):

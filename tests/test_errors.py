@@ -373,7 +373,9 @@ def test_bad_input_files(tmp_path):
         "text.csv": (b"a,b\n1,x\n", "text.csv:2:3: error: 'x' is not a number"),
         "empty.csv": (b"", "faustdiff: error: 'empty.csv' has no rows"),
         "bad.wav": (b"RIFFxxxxWAVE", "faustdiff: error: 'bad.wav' is not a readable WAV file: "
-                                     "no 'fmt ' chunk"),
+                                     "no 'data' chunk marker"),
+        "bad.flac": (b"fLaC", "faustdiff: error: 'bad.flac' is not a readable FLAC file: "
+                              "format not recognised"),
         "bad.npy": (b"garbage\n", "faustdiff: error: 'bad.npy' is not a valid .npy file (it "
                                   "does not start with the .npy signature)"),
     }

@@ -1,8 +1,10 @@
 """Learned parameters back to Faust: `--export learned.dsp` (the source with learned
 defaults) and `--preset learned.json`."""
 import json
+import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,6 +95,32 @@ def test_the_real_compiler_reads_the_learned_default(trained):
             yield from items(it.get("items", []))
     (slider,) = [it for it in items(ui) if it.get("label") == "cutoff"]
     assert float(slider["init"]) == pytest.approx(learned, rel=1e-6)
+
+
+FAUST_REF = Path(__file__).resolve().parents[2] / "shared" / "tools" / "faust-ref"
+
+
+@pytest.mark.skipif(not (shutil.which("faust") and shutil.which("g++") and FAUST_REF.exists()),
+                    reason="needs Debian's faust, g++ and shared/tools/faust-ref beside the "
+                           "repository (to build the exported file with the real compiler)")
+def test_the_real_compiler_renders_the_exported_file_as_the_trained_model(trained):
+    """The file `train --export` wrote, compiled by Faust 2.54.9 (-double, with its own
+    libraries) and rendered on the training input, equals the trained model's render."""
+    d, x = trained
+    learned = json.loads((d / "learned.json").read_text())["values"]["cutoff"]
+    n = x.shape[1]
+    (d / "x.csv").write_text("".join("%.17g\n" % v for v in x[0]))
+    out = subprocess.run([str(FAUST_REF), str(d / "learned.dsp"), str(n), str(d / "x.csv")],
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, "FAUST_REF_CACHE": str(d / "faust-ref-cache")}).stdout
+    lines = out.splitlines()
+    assert lines[0] == "out0" and len(lines) == n + 1
+    ref = np.array([float(v) for v in lines[1:]])
+    model = faustdiff.compile_file(str(d / "model.dsp"))
+    model.set_param("cutoff", learned)
+    got = model.compute(x, n)[0]
+    assert np.max(np.abs(got)) > 0.1                    # a real signal, not silence
+    np.testing.assert_allclose(ref, got, rtol=0, atol=1e-9)
 
 
 def test_trainer_result_export(tmp_path):

@@ -140,16 +140,17 @@ def test_run_grad_writes_partial_columns(cli, tmp_path):
 
 
 def test_train_command(cli, tmp_path):
-    from faustdiff.audio_io import write_wav
+    from faustdiff.audio_io import read_audio, write_audio
     from faustdiff.learn.train import render
     path = tmp_path / "gd.dsp"
     path.write_text('process = _ * hslider("gain", 0.1, 0, 1, .001) '
                     '+ hslider("dc [diff:on]", 0, -1, 1, .001);')
     x = np.random.default_rng(2).uniform(-1, 1, (1, 512))
-    write_wav(tmp_path / "in.wav", x, 44100, 64)
-    write_wav(tmp_path / "t.wav", render(str(path), x, params={"gain": 0.5, "dc": -0.3}),
-              44100, 64)
-    r = cli("train", path, "--input", tmp_path / "in.wav", "--target", tmp_path / "t.wav",
+    write_audio(tmp_path / "in.flac", x, 44100)           # 24-bit PCM: read back for the target
+    x = read_audio(tmp_path / "in.flac")[0]
+    write_audio(tmp_path / "t.aiff", render(str(path), x, params={"gain": 0.5, "dc": -0.3}),
+                44100, 64)
+    r = cli("train", path, "--input", tmp_path / "in.flac", "--target", tmp_path / "t.aiff",
             "--params", "gain,dc", "--loss", "mse", "--optimizer", "adam", "--steps", "200",
             "--lr", "0.05")
     assert r.exit_code == 0, r
@@ -157,8 +158,8 @@ def test_train_command(cli, tmp_path):
     assert abs(float(learned["gain"]) - 0.5) < 1e-4 and abs(float(learned["dc"]) + 0.3) < 1e-4
     assert "step 200/200" in r.stderr and "loss" in r.stderr
     # default --params auto: the [diff:on] slider only; --set starts it elsewhere
-    r = cli("train", path, "-i", tmp_path / "in.wav", "-t", tmp_path / "t.wav", "-q",
+    r = cli("train", path, "-i", tmp_path / "in.flac", "-t", tmp_path / "t.aiff", "-q",
             "--steps", "5", "--set", "dc=0.2", "--set", "gain=0.5")
     assert r.exit_code == 0 and "dc = " in r.stdout and "gain" not in r.stdout.split("\n", 2)[2]
-    r = cli("train", path, "-t", tmp_path / "t.wav", "--params", "gain")
+    r = cli("train", path, "-t", tmp_path / "t.aiff", "--params", "gain")
     assert r.exit_code == 1 and "give inputs" in r.stderr

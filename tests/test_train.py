@@ -199,10 +199,10 @@ def test_batch_modes_agree_and_average():
 
 
 def test_wav_files_and_raw_units(tmp_path):
-    from faustdiff.audio_io import write_wav
+    from faustdiff.audio_io import write_audio
     x = RNG.uniform(-0.5, 0.5, (1, 1024))
-    write_wav(tmp_path / "in.wav", x, 44100, 64)
-    write_wav(tmp_path / "target.wav", 0.5 * x - 0.3, 44100, 64)
+    write_audio(tmp_path / "in.wav", x, 44100, 64)
+    write_audio(tmp_path / "target.wav", 0.5 * x - 0.3, 44100, 64)
     r = train.fit(GAIN_DC, str(tmp_path / "in.wav"), str(tmp_path / "target.wav"),
                   params=["gain", "dc"], loss="mse", optimizer="sgd", lr=0.5, steps=300,
                   normalize=False)
