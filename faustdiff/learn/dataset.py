@@ -75,7 +75,7 @@ def _bad(path, reason: str) -> _Bad:
     return _Bad(f"dataset: '{path}': {reason}")
 
 
-def _read(path: str, role: str, channels: Optional[int], unit: str) -> tuple:
+def _read(path: str) -> tuple:
     """(array, rate) of one file of a pair, or _Bad."""
     if not os.path.exists(path):
         raise _bad(path, "no such file")
@@ -85,9 +85,6 @@ def _read(path: str, role: str, channels: Optional[int], unit: str) -> tuple:
         where = f" (line {e.span.line}, column {e.span.col})" if e.span else ""
         text = e.message if f"'{path}'" in e.message else f"'{path}': {e.message}"
         raise _Bad(f"dataset: {text}{where}") from None
-    if channels is not None and arr.shape[0] != channels:
-        raise _bad(path, f"{plural(arr.shape[0], 'channel')}, the program has "
-                         f"{plural(channels, unit)}")
     if arr.shape[1] == 0:
         raise _bad(path, "no samples")
     finite = np.isfinite(arr)
@@ -103,8 +100,9 @@ class Dataset:
     """Input/target pairs from a folder or a CSV manifest (see the module docstring).
 
     source   -- a folder of `NAME.in.EXT`/`NAME.target.EXT` files, or a `.csv` manifest
-    program  -- a Trainer or a program: its input and output counts (else `inputs=`,
-                `outputs=`; else taken from the first pair's files)
+    program  -- a Trainer or a program: its input and output counts (else `inputs=` and
+                `outputs=`; else they are checked by `require(inputs, outputs)`, which
+                `Trainer.fit` calls)
     sr       -- the sample rate every WAV file must have (default: the first WAV's)
     segment  -- segment length in seconds (default: the shortest pair)
     val      -- fraction of the pairs held out for validation
@@ -117,7 +115,9 @@ class Dataset:
                  outputs: Optional[int] = None, sr: Optional[int] = None,
                  segment: Optional[float] = None, val: float = 0.0, batch: int = 8,
                  seed: int = 0, skip_bad: bool = False):
-        prog = getattr(program, "program", program) if program is not None else None
+        prog = program
+        if prog is not None and hasattr(prog, "labels") and hasattr(prog, "program"):
+            prog = prog.program          # a Trainer: its (gradient) program
         if prog is not None:
             inputs, outputs = prog.num_inputs, prog.num_outputs
         if not (0.0 <= float(val) < 1.0):
@@ -128,47 +128,85 @@ class Dataset:
             raise FaustError(f"segment must be a positive number of seconds, got {segment}")
         self.source = str(source)
         self.inputs, self.outputs = inputs, outputs
+        # with both counts known, every pair is checked as it is read; else by `require`
+        self._checked = inputs is not None and outputs is not None
         self.val_fraction, self.batch, self.seed = float(val), int(batch), int(seed)
         self.skip_bad = bool(skip_bad)
         self.skipped: list = []          # (path, message) of the pairs left out
         self.sample_rate: Optional[int] = int(sr) if sr else None
         self._rate_from: Optional[str] = None
+        self._segment_seconds = None if segment is None else float(segment)
         rows = self._listing(self.source)
         self.pairs: list[Pair] = []
         for name, ip, tp, w in rows:
             try:
                 self.pairs.append(self._load(name, ip, tp, w))
             except _Bad as e:
-                if not self.skip_bad:
-                    raise FaustError(str(e)) from None
-                msg = str(e)
-                self.skipped.append(msg)
-                warnings.warn(f"skipping a pair: {msg}", stacklevel=2)
+                self._refuse(str(e))
         if not self.pairs:
             raise FaustError(f"dataset '{self.source}': no usable pair"
                              + (f" ({len(self.skipped)} skipped)" if self.skipped else ""))
+        self._finish()
+
+    def _refuse(self, msg: str) -> None:
+        """A bad pair: a FaustError, or (skip_bad) a warning and a line of `skipped`."""
+        if not self.skip_bad:
+            raise FaustError(msg)
+        self.skipped.append(msg)
+        warnings.warn(f"skipping a pair: {msg}", stacklevel=3)
+
+    def _finish(self) -> None:
+        """The segment length (samples), pairs shorter than it, the split."""
         rate = self.sample_rate or 44100
-        shortest = min(p.n for p in self.pairs)
-        if segment is None:
-            self.segment = shortest
+        if self._segment_seconds is None:
+            self.segment = min(p.n for p in self.pairs)
         else:
-            self.segment = max(1, int(round(float(segment) * rate)))
+            self.segment = max(1, int(round(self._segment_seconds * rate)))
             keep = []
             for p in self.pairs:
                 if p.n >= self.segment:
                     keep.append(p)
-                    continue
-                msg = (f"dataset: '{p.target_path}': {p.n} samples, shorter than the segment "
-                       f"({self.segment} samples)")
-                if not self.skip_bad:
-                    raise FaustError(msg)
-                self.skipped.append(msg)
-                warnings.warn(f"skipping a pair: {msg}", stacklevel=2)
+                else:
+                    self._refuse(f"dataset: '{p.target_path}': {p.n} samples, shorter than "
+                                 f"the segment ({self.segment} samples)")
             if not keep:
                 raise FaustError(f"dataset '{self.source}': no pair as long as the segment "
                                  f"({self.segment} samples)")
             self.pairs = keep
         self._split()
+
+    def require(self, inputs: int, outputs: int) -> None:
+        """Check every pair against a program's input and output counts (the files named in
+        the messages; skip_bad: left out); a no-op when the counts were given already."""
+        if self.inputs == inputs and self.outputs == outputs and self._checked:
+            return
+        self.inputs, self.outputs = int(inputs), int(outputs)
+        keep = []
+        for p in self.pairs:
+            try:
+                self._check(p)
+                keep.append(p)
+            except _Bad as e:
+                self._refuse(str(e))
+        if not keep:
+            raise FaustError(f"dataset '{self.source}': no usable pair"
+                             + (f" ({len(self.skipped)} skipped)" if self.skipped else ""))
+        self._checked = True
+        if len(keep) != len(self.pairs):
+            self.pairs = keep
+            self._finish()
+
+    def _check(self, p: Pair) -> None:
+        if self.inputs == 0 and p.input_path is not None:
+            raise _bad(p.input_path, "an input file, but the program has no inputs")
+        if p.input_path is None and self.inputs:
+            raise _bad(p.target_path, f"no input file beside it (the program has "
+                                      f"{plural(self.inputs, 'input')})")
+        for path, arr, unit, want in ((p.target_path, p.t, "output", self.outputs),
+                                      (p.input_path, p.x, "input", self.inputs)):
+            if arr is not None and arr.shape[0] != want:
+                raise _bad(path, f"{plural(arr.shape[0], 'channel')}, the program has "
+                                 f"{plural(want, unit)}")
 
     # ------------------------------------------------------------ listing and loading
 
@@ -249,24 +287,18 @@ class Dataset:
     def _load(self, name, ip, tp, w) -> Pair:
         if tp is None:
             raise _bad(ip, f"no target file {name}.target.wav/.csv/.npy beside it")
-        if self.inputs == 0 and ip is not None:
-            raise _bad(ip, "an input file, but the program has no inputs")
-        if ip is None and self.inputs:
-            raise _bad(tp, f"no input file beside it (the program has "
-                           f"{plural(self.inputs, 'input')})")
-        t, rt = _read(tp, "target", self.outputs, "output")
+        t, rt = _read(tp)
         x = None
         if ip is not None:
-            x, ri = _read(ip, "input", self.inputs, "input")
+            x, ri = _read(ip)
             self._rate(ip, ri)
         self._rate(tp, rt)
-        if self.outputs is None:
-            self.outputs = t.shape[0]
-        if self.inputs is None:
-            self.inputs = 0 if x is None else x.shape[0]
         n = t.shape[1] if x is None else min(t.shape[1], x.shape[1])
-        return Pair(name, ip, tp, float(w), None if x is None else x[:, :n].copy(),
-                    t[:, :n].copy())
+        p = Pair(name, ip, tp, float(w), None if x is None else x[:, :n].copy(),
+                 t[:, :n].copy())
+        if self._checked:
+            self._check(p)
+        return p
 
     # ------------------------------------------------------------ split and batches
 

@@ -519,10 +519,7 @@ class Trainer:
         (`history`: one dict per epoch; `final_loss`: the validation loss at the returned
         parameters, or the training loss without a validation split)."""
         prog = self.program
-        if dataset.inputs != prog.num_inputs or dataset.outputs != prog.num_outputs:
-            raise FaustError(f"dataset '{dataset.source}': pairs of "
-                             f"{dataset.inputs} input / {dataset.outputs} output channel(s), "
-                             f"the program has {prog.num_inputs} / {prog.num_outputs}")
+        dataset.require(prog.num_inputs, prog.num_outputs)
         rate = getattr(prog, "sample_rate", None)
         if dataset.sample_rate and rate and int(rate) != int(dataset.sample_rate):
             raise FaustError(f"dataset '{dataset.source}': {dataset.sample_rate} Hz files, the "
@@ -654,6 +651,7 @@ class Trainer:
         its segments; the validation split is ignored), each from the same starting values
         with a fresh optimiser. Returns one dict per pair: `file`, each label, `loss` (at
         the learned values), `steps`."""
+        dataset.require(self.program.num_inputs, self.program.num_outputs)
         theta0 = self.theta.copy()
         rows = []
         for pair in dataset.pairs:
