@@ -284,3 +284,87 @@ def test_per_file_fits_and_table(per_file_dir, prog, tmp_path):
     with pytest.raises(FaustError):
         write_table(tmp_path / "t.txt", rows, ["gain", "dc"])
     assert not (tmp_path / "t.txt").exists()
+
+
+# ---------------------------------------------------------------- the command line
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "gain_dc.dsp"
+    path.write_text(GAIN_DC.replace('"gain"', '"gain [diff:on]"')
+                    .replace('"dc"', '"dc [diff:on]"') + "\n")
+    return str(path)
+
+
+def test_cli_dataset_training(cli, model, pairs_dir, tmp_path):
+    r = cli("train", model, "--dataset", pairs_dir, "--val", "0.2", "--batch", "2",
+            "--segment", "0.025", "--epochs", "25", "--lr", "0.03", "--seed", "1",
+            "--checkpoint", tmp_path / "ck", "--preset", tmp_path / "p.json")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.startswith(f"{model}: dataset {pairs_dir}: 5 training, 1 validation "
+                               "pair(s), segments of 200 samples at 8000 Hz, batch 2, loss l2, "
+                               "adam, forward mode, 25 epoch(s), 150 steps in ")
+    assert "epoch 25/25: train " in r.stderr
+    values = json.loads((tmp_path / "p.json").read_text())["values"]
+    assert abs(values["gain"] - 0.6) < 1e-3 and abs(values["dc"] - 0.2) < 1e-3
+    ck = json.loads((tmp_path / "ck" / "checkpoint.json").read_text())
+    assert ck["epoch"] == 25 and ck["step"] == 150
+
+
+@pytest.mark.parametrize("table", ["t.csv", "t.json"])
+def test_cli_per_file_table(cli, model, per_file_dir, tmp_path, table):
+    out = tmp_path / table
+    r = cli("train", model, "--dataset", per_file_dir, "--per-file", "--results", out,
+            "--steps", "250", "--lr", "0.05", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.endswith(f"  results: {out}\n")
+    if table.endswith(".json"):
+        rows = json.loads(out.read_text())
+    else:
+        lines = out.read_text().splitlines()
+        assert lines[0] == "file,dc,gain,loss,steps"     # the program's order of [diff:on]
+        rows = [dict(zip(lines[0].split(","), line.split(","))) for line in lines[1:]]
+    assert [r["file"] for r in rows] == ["ex0.target.wav", "ex1.target.wav", "ex2.target.wav"]
+    for row, hidden in zip(rows, PER_FILE):
+        assert abs(float(row["gain"]) - hidden["gain"]) < 1e-3
+        assert abs(float(row["dc"]) - hidden["dc"]) < 1e-3
+        assert int(row["steps"]) == 250
+
+
+def test_cli_skip_bad_warns_by_name(cli, model, prog, tmp_path):
+    ip, tp = bad_case("nan", str(tmp_path / "d"), prog)
+    args = ["train", model, "--dataset", tmp_path / "d", "--epochs", "1", "-q"]
+    r = cli(*args)
+    assert (r.exit_code, r.stdout) == (1, "")
+    assert r.stderr == f"faustdiff: error: {BAD['nan'](ip, tp)}\n"
+    r = cli(*args, "--skip-bad")
+    assert r.exit_code == 0, r.stderr
+    assert r.stderr == f"faustdiff: warning: skipped: {BAD['nan'](ip, tp)}\n"
+    assert ": 2 training, 0 validation pair(s)" in r.stdout
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--target", "x.wav"], "--dataset takes the pairs from DIR_OR_MANIFEST: drop --target"),
+    (["--per-file"], "--per-file needs --results TABLE.csv|TABLE.json"),
+    (["--per-file", "--results", "t.txt"],
+     "cannot write 't.txt': the results table needs a .csv or .json file name"),
+    (["--per-file", "--results", "t.csv", "--epochs", "3"],
+     "--per-file fits every pair whole for --steps steps: drop --epochs"),
+    (["--results", "t.csv"], "--results is the table of --per-file: add --per-file"),
+    (["--steps", "5"], "--steps: training over --dataset takes one step per mini-batch; "
+                       "give --epochs N (or add --per-file)"),
+    (["--resume"], "--resume needs --checkpoint DIR"),
+    (["--patience", "2"], "--patience stops on the validation loss: add --val F"),
+])
+def test_cli_bad_combinations(cli, model, pairs_dir, extra, message):
+    r = cli("train", model, "--dataset", pairs_dir, *extra)
+    assert (r.exit_code, r.stdout, r.stderr) == (1, "", f"faustdiff: error: {message}\n")
+
+
+def test_cli_dataset_options_need_a_dataset(cli, model):
+    r = cli("train", model, "--target", "t.wav", "--epochs", "3", "--val", "0.1")
+    assert (r.exit_code, r.stderr) == (1, "faustdiff: error: --val/--epochs: only with "
+                                          "--dataset DIR_OR_MANIFEST\n")
+    r = cli("train", model)
+    assert (r.exit_code, r.stderr) == (1, "faustdiff: error: train: give --target FILE (or "
+                                          "--dataset DIR_OR_MANIFEST)\n")

@@ -339,13 +339,19 @@ class Dataset:
 
 # ---------------------------------------------------------------- per-file tables
 
-def write_table(path, rows: list, labels: list) -> None:
-    """Write the per-file results (dicts with `file`, each label, `loss`, `steps`) as CSV or
-    JSON (by the extension), atomically: the whole table or nothing."""
+def check_table_path(path) -> str:
+    """The extension of a results table's path ('.csv' or '.json'), or a FaustError."""
     ext = Path(path).suffix.lower()
     if ext not in (".csv", ".json"):
         raise FaustError(f"cannot write '{path}': the results table needs a .csv or .json "
                          "file name")
+    return ext
+
+
+def write_table(path, rows: list, labels: list) -> None:
+    """Write the per-file results (dicts with `file`, each label, `loss`, `steps`) as CSV or
+    JSON (by the extension), atomically: the whole table or nothing."""
+    ext = check_table_path(path)
     cols = ["file", *labels, "loss", "steps"]
     if ext == ".json":
         with atomic_write(path, "w", encoding="utf-8") as f:
