@@ -368,3 +368,26 @@ def test_cli_dataset_options_need_a_dataset(cli, model):
     r = cli("train", model)
     assert (r.exit_code, r.stderr) == (1, "faustdiff: error: train: give --target FILE (or "
                                           "--dataset DIR_OR_MANIFEST)\n")
+
+
+# ---------------------------------------------------------------- the README's example
+
+def test_readme_dataset_example(cli, tmp_path, monkeypatch, capsys):
+    """The Python block after `<!-- dataset-example -->` and the two commands after it."""
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    part = readme[readme.index("<!-- dataset-example -->"):]
+    code = part[part.index("```python\n") + 10:part.index("\n```\n")]
+    commands = [line.split()[1:] for line in part.splitlines()
+                if line.startswith("    faustdiff train ")][:2]
+    assert len(commands) == 2 and "--per-file" in commands[1]
+    monkeypatch.chdir(tmp_path)
+    env: dict = {}
+    exec(compile(code, "README.md", "exec"), env)
+    r = env["r"]
+    assert abs(r.params["gain"] - 0.6) < 1e-3 and abs(r.params["dc"] - 0.2) < 1e-3
+    for args in commands:
+        res = cli(*args, "-q")
+        assert res.exit_code == 0, res.stderr
+    rows = (tmp_path / "presets.csv").read_text().splitlines()
+    assert rows[0] == "file,dc,gain,loss,steps" and len(rows) == 7
+    assert all(abs(float(row.split(",")[2]) - 0.6) < 1e-3 for row in rows[1:])
