@@ -115,9 +115,8 @@ class Dataset:
                  outputs: Optional[int] = None, sr: Optional[int] = None,
                  segment: Optional[float] = None, val: float = 0.0, batch: int = 8,
                  seed: int = 0, skip_bad: bool = False):
-        prog = program
-        if prog is not None and hasattr(prog, "labels") and hasattr(prog, "program"):
-            prog = prog.program          # a Trainer: its (gradient) program
+        from .train import Trainer
+        prog = program.program if isinstance(program, Trainer) else program
         if prog is not None:
             inputs, outputs = prog.num_inputs, prog.num_outputs
         if not (0.0 <= float(val) < 1.0):
