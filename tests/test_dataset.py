@@ -418,3 +418,21 @@ def test_reverse_mode_dataset_fit_matches_forward(pairs_dir, prog):
     b = trainer(rev, lr=0.03).fit(ds, epochs=4)
     assert b.params == pytest.approx(a.params, rel=1e-9)
     assert np.allclose(a.losses, b.losses, rtol=1e-9)
+
+
+def test_cli_resume_equals_an_uninterrupted_run(cli, model, pairs_dir, tmp_path):
+    base = ["train", model, "--dataset", pairs_dir, "--val", "0.2", "--batch", "2",
+            "--segment", "0.025", "--lr", "0.03", "-q"]
+    r = cli(*base, "--epochs", "4", "--preset", tmp_path / "whole.json")
+    assert r.exit_code == 0, r.stderr
+    r = cli(*base, "--epochs", "2", "--checkpoint", tmp_path / "ck")
+    assert r.exit_code == 0, r.stderr
+    r = cli(*base, "--epochs", "4", "--checkpoint", tmp_path / "ck", "--resume",
+            "--preset", tmp_path / "resumed.json")
+    assert r.exit_code == 0, r.stderr
+    whole = json.loads((tmp_path / "whole.json").read_text())["values"]
+    assert json.loads((tmp_path / "resumed.json").read_text())["values"] == whole
+    r = cli(*base, "--epochs", "4", "--checkpoint", tmp_path / "none", "--resume")
+    assert not (tmp_path / "none").exists()
+    assert (r.exit_code, r.stderr) == (1, f"faustdiff: error: resume: no checkpoint "
+                                          f"'{tmp_path / 'none' / 'checkpoint.json'}'\n")

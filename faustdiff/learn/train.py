@@ -541,7 +541,6 @@ class Trainer:
                  "best": None, "best_u": None, "bad": 0, "stopped": False}
         path = None
         if checkpoint is not None:
-            os.makedirs(checkpoint, exist_ok=True)
             path = os.path.join(str(checkpoint), "checkpoint.json")
         if resume:
             if path is None:
@@ -561,6 +560,12 @@ class Trainer:
             self.optimizer.load_state_dict(ck["optimizer"])
             rng.bit_generator.state = ck["rng"]
             state = ck["state"]
+        if path is not None:
+            try:
+                os.makedirs(str(checkpoint), exist_ok=True)
+            except OSError as e:
+                raise FaustError(f"cannot make the checkpoint folder '{checkpoint}': "
+                                 f"{e.strerror or e}") from None
         lr0 = self.optimizer.lr
         bar = _Progress(total_steps, self.labels) if progress else None
         start = time.perf_counter()
