@@ -234,6 +234,9 @@ def test_target_only_dataset(dc_prog, tmp_path):
     ds = Dataset(str(tmp_path), program=dc_prog, batch=3)
     r = Trainer(dc_prog, optimizer="adam", lr=0.02).fit(ds, epochs=200)
     assert abs(r.params["dc"] - 0.4) < 1e-3
+    man = tmp_path / "m.csv"
+    man.write_text("input,target\n,s0.target.wav\n,s1.target.wav\n")
+    assert [p.x for p in Dataset(str(man), program=dc_prog).pairs] == [None, None]
     np.save(tmp_path / "s0.in.npy", np.zeros((1, 300)))
     with pytest.raises(FaustError) as e:
         Dataset(str(tmp_path), program=dc_prog)
