@@ -216,6 +216,9 @@ def test_fit_dataset_recovers_hidden_parameters(pairs_dir, prog):
     assert len(r.history) == 25 and r.history[-1]["val_loss"] < 1e-5
     assert r.steps == 25 * 6 and len(r.losses) == r.steps
     assert lines[0].startswith("epoch 1/25: train ") and ", validation " in lines[0]
+    assert lines[0].endswith(" segments/s)") and r.history[0]["examples_per_s"] > 0
+    from faustdiff.learn import Dataset as D, Trainer as T
+    assert (D, T) == (Dataset, Trainer)
 
 
 def test_early_stopping_returns_the_best_epoch(pairs_dir, prog):

@@ -576,7 +576,9 @@ class Trainer:
                     break
                 t0 = time.perf_counter()
                 tl = tw = 0.0
+                seen = 0
                 for b in dataset.batches(rng):
+                    seen += len(b)
                     step = state["step"]
                     theta = self.from_coords(u)
                     w = np.array([s[2] for s in b])
@@ -600,9 +602,10 @@ class Trainer:
                     self.optimizer.lr = lr0
                     state["step"] = step + 1
                 theta = self.from_coords(u)
+                secs = time.perf_counter() - t0
                 rec = {"epoch": epoch + 1, "steps": state["step"],
                        "train_loss": tl / tw if tw else float("nan"), "val_loss": None,
-                       "seconds": time.perf_counter() - t0}
+                       "seconds": secs, "examples_per_s": seen / secs if secs > 0 else 0.0}
                 if val_segs:
                     vl = self._dataset_loss(theta, val_segs, dataset.batch)
                     rec["val_loss"] = vl
@@ -617,7 +620,7 @@ class Trainer:
                 if log is not None:
                     vtxt = "" if rec["val_loss"] is None else f", validation {rec['val_loss']:.6g}"
                     log(f"epoch {epoch + 1}/{epochs}: train {rec['train_loss']:.6g}{vtxt} "
-                        f"({rec['seconds']:.2f} s)")
+                        f"({rec['seconds']:.2f} s, {rec['examples_per_s']:.0f} segments/s)")
                 if path is not None:
                     self._write_checkpoint(path, sign, u, rng, state)
         finally:
