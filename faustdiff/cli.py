@@ -471,7 +471,7 @@ def json_cmd(file, sr, include):
 
 @main.command("train")
 @click.argument("file", metavar="MODEL.dsp", type=click.Path(dir_okay=False))
-@click.option("--target", "-t", "targets", multiple=True, required=True, metavar="FILE",
+@click.option("--target", "-t", "targets", multiple=True, metavar="FILE",
               help="Target audio (an audio file, .wav .flac .aiff .ogg .mp3 ..., or a .csv "
                    "or .npy file), one channel per output; repeat for a "
                    "batch of examples.")
@@ -483,7 +483,32 @@ def json_cmd(file, sr, include):
               type=click.Choice(["l1", "mae", "l2", "mse", "esr", "huber", "mrstft"]))
 @click.option("--optimizer", default="adam", show_default=True,
               type=click.Choice(["sgd", "momentum", "rmsprop", "adam"]))
-@click.option("--steps", default=300, show_default=True, type=int, help="Optimiser steps.")
+@click.option("--steps", type=int, help="Optimiser steps (also of each --per-file fit). "
+              "Default: 300.")
+@click.option("--dataset", metavar="DIR_OR_MANIFEST", help="Train over a dataset: a folder "
+              "of NAME.in.wav/NAME.target.wav pairs (.csv/.npy too; NAME.target.* only for a "
+              "program without inputs) or a CSV manifest input,target[,weight].")
+@click.option("--batch", type=int, metavar="N", help="Segments per mini-batch (--dataset; "
+              "default 8).")
+@click.option("--val", type=float, metavar="F", help="Fraction of the pairs held out for "
+              "validation (--dataset; default 0).")
+@click.option("--epochs", type=int, metavar="N", help="Passes over the training segments "
+              "(--dataset; default 10).")
+@click.option("--patience", type=int, metavar="N", help="Stop after N epochs without a "
+              "better validation loss; keep the best epoch's values (needs --val).")
+@click.option("--segment", type=float, metavar="SECONDS", help="Segment length (--dataset; "
+              "default: the shortest pair).")
+@click.option("--checkpoint", metavar="DIR", help="Write DIR/checkpoint.json after every "
+              "epoch (parameters, optimiser state, epoch, step, RNG state).")
+@click.option("--resume", is_flag=True, help="Continue from --checkpoint DIR.")
+@click.option("--seed", type=int, help="Seed of the validation split and the shuffling "
+              "(--dataset; default 0).")
+@click.option("--skip-bad", is_flag=True, help="Leave bad pairs of the dataset out, with a "
+              "warning naming the file, instead of refusing the dataset.")
+@click.option("--per-file", is_flag=True, help="Fit the parameters separately for every pair "
+              "of --dataset (from the same start), --steps steps each.")
+@click.option("--results", metavar="TABLE.csv|TABLE.json", help="The --per-file table: a row "
+              "per file (file, each parameter, loss, steps).")
 @click.option("--lr", type=float, help="Learning rate (normalised units). Default: the "
               "optimiser's (adam/rmsprop 0.001, sgd/momentum 0.01).")
 @click.option("--schedule", default="constant", show_default=True, metavar="S",
@@ -516,11 +541,18 @@ def json_cmd(file, sr, include):
 @click.option("--preset", metavar="LEARNED.json",
               help="Write the learned values and their Faust UI paths as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train_cmd(file, targets, inputs, params, loss, optimizer, steps, lr, schedule, settings,
-              scales, no_normalize, parallel, grad_mode, sr, include, plot, export, preset,
-              quiet):
-    """Learn parameters of MODEL.dsp so that its output matches the target audio."""
+def train_cmd(file, targets, inputs, params, loss, optimizer, steps, dataset, batch, val,
+              epochs, patience, segment, checkpoint, resume, seed, skip_bad, per_file, results,
+              lr, schedule, settings, scales, no_normalize, parallel, grad_mode, sr, include,
+              plot, export, preset, quiet):
+    """Learn parameters of MODEL.dsp so that its output matches the target audio (--target,
+    or every pair of --dataset)."""
     from .learn import train as T
+    _check_train_options(targets, inputs, steps, dataset, batch, val, epochs, patience,
+                         segment, checkpoint, resume, seed, skip_bad, per_file, results, plot,
+                         export, preset)
+    if steps is None:
+        steps = 300
     if steps < 0:
         raise FaustError(f"--steps must be 0 or more, got {steps}")
     if sr is not None:
@@ -538,9 +570,15 @@ def train_cmd(file, targets, inputs, params, loss, optimizer, steps, lr, schedul
         except ImportError:
             raise FaustError("--plot needs matplotlib: pip install 'faustdiff[plot]' "
                              "(or pip install matplotlib)") from None
-    data_t, file_sr = T._batch(list(targets), "target", None)
-    data_i = T._batch(list(inputs), "input", None)[0] if inputs else None
-    sr = sr or file_sr or DEFAULT_SR
+    ds = None
+    if dataset is not None:
+        ds = _open_dataset(dataset, sr, segment, val, batch, seed, skip_bad, quiet)
+        data_t = data_i = None
+        sr = sr or ds.sample_rate or DEFAULT_SR
+    else:
+        data_t, file_sr = T._batch(list(targets), "target", None)
+        data_i = T._batch(list(inputs), "input", None)[0] if inputs else None
+        sr = sr or file_sr or DEFAULT_SR
     try:
         api = _api()
         mode = T.choose_grad_mode(api.read_source(file), file, params, grad_mode, sr,
@@ -566,13 +604,34 @@ def train_cmd(file, targets, inputs, params, loss, optimizer, steps, lr, schedul
     trainer = T.Trainer(prog, loss=loss, optimizer=optimizer, lr=lr, init=init,
                         scales=scale_map, normalize=not no_normalize, parallel=parallel,
                         schedule=None if schedule == "constant" else schedule)
+    if ds is not None:
+        _require_dataset(ds, prog, quiet)
+    if per_file:
+        _per_file(file, trainer, ds, steps, results, sr, loss, optimizer, quiet)
+        return
     with np.errstate(all="ignore"):
-        result = trainer.fit(data_i, data_t, steps=steps, progress=not quiet)
-    click.echo(f"{file}: {len(data_t)} example(s), {data_t[0].shape[1]} samples at {sr} Hz, "
-               f"loss {loss}, {optimizer}, {trainer.grad_mode} mode, {result.steps} steps in "
-               f"{result.seconds:.2f} s")
-    click.echo(f"  loss: {result.losses[0] if len(result.losses) else result.final_loss:.6g}"
-               f" -> {result.final_loss:.6g}")
+        if ds is not None:
+            log = None if quiet else (lambda line: click.echo(line, err=True))
+            result = trainer.fit(ds, epochs=10 if epochs is None else epochs,
+                                 patience=patience, checkpoint=checkpoint, resume=resume,
+                                 progress=not quiet, log=log)
+        else:
+            result = trainer.fit(data_i, data_t, steps=steps, progress=not quiet)
+    if ds is not None:
+        click.echo(f"{file}: dataset {dataset}: {len(ds.train)} training, {len(ds.val)} "
+                   f"validation pair(s), segments of {ds.segment} samples at {sr} Hz, batch "
+                   f"{ds.batch}, loss {loss}, {optimizer}, {trainer.grad_mode} mode, "
+                   f"{len(result.history)} epoch(s), {result.steps} steps in "
+                   f"{result.seconds:.2f} s")
+        what = "validation loss" if ds.val else "training loss"
+        click.echo(f"  {what}: {result.final_loss:.6g}")
+    else:
+        click.echo(f"{file}: {len(data_t)} example(s), {data_t[0].shape[1]} samples at {sr} "
+                   f"Hz, loss {loss}, {optimizer}, {trainer.grad_mode} mode, {result.steps} "
+                   f"steps in {result.seconds:.2f} s")
+        click.echo(f"  loss: "
+                   f"{result.losses[0] if len(result.losses) else result.final_loss:.6g}"
+                   f" -> {result.final_loss:.6g}")
     for label, value in result.params.items():
         click.echo(f"  {label} = {value:.9g}")
     if plot is not None:
@@ -586,6 +645,90 @@ def train_cmd(file, targets, inputs, params, loss, optimizer, steps, lr, schedul
         from .learn.export import write_preset
         write_preset(preset, result.params, result.paths, file)
         click.echo(f"  preset: {preset}")
+
+
+def _check_train_options(targets, inputs, steps, dataset, batch, val, epochs, patience,
+                         segment, checkpoint, resume, seed, skip_bad, per_file, results, plot,
+                         export, preset) -> None:
+    """The combinations of `train`'s options that make no sense: one-line errors."""
+    given = {"--batch": batch is not None, "--val": val is not None,
+             "--epochs": epochs is not None, "--patience": patience is not None,
+             "--segment": segment is not None, "--checkpoint": checkpoint is not None,
+             "--resume": resume, "--seed": seed is not None, "--skip-bad": skip_bad,
+             "--per-file": per_file, "--results": results is not None}
+    if dataset is None:
+        if not targets:
+            raise FaustError("train: give --target FILE (or --dataset DIR_OR_MANIFEST)")
+        used = [k for k, v in given.items() if v]
+        if used:
+            raise FaustError(f"{'/'.join(used)}: only with --dataset DIR_OR_MANIFEST")
+        return
+    if targets or inputs:
+        raise FaustError("--dataset takes the pairs from DIR_OR_MANIFEST: drop "
+                         f"{'--target' if targets else '--input'}")
+    if per_file:
+        if results is None:
+            raise FaustError("--per-file needs --results TABLE.csv|TABLE.json")
+        from .learn.dataset import check_table_path
+        check_table_path(results)
+        drop = [k for k in ("--batch", "--val", "--epochs", "--patience", "--segment",
+                            "--checkpoint", "--resume") if given[k]]
+        drop += [k for k, v in (("--plot", plot), ("--export", export), ("--preset", preset))
+                 if v is not None]
+        if drop:
+            raise FaustError(f"--per-file fits every pair whole for --steps steps: drop "
+                             f"{'/'.join(drop)}")
+        return
+    if results is not None:
+        raise FaustError("--results is the table of --per-file: add --per-file")
+    if steps is not None:
+        raise FaustError("--steps: training over --dataset takes one step per mini-batch; "
+                         "give --epochs N (or add --per-file)")
+    if resume and checkpoint is None:
+        raise FaustError("--resume needs --checkpoint DIR")
+    if patience is not None and not val:
+        raise FaustError("--patience stops on the validation loss: add --val F")
+    if epochs is not None and epochs < 0:
+        raise FaustError(f"--epochs must be 0 or more, got {epochs}")
+
+
+def _open_dataset(source, sr, segment, val, batch, seed, skip_bad, quiet):
+    """The Dataset of --dataset, its skipped pairs reported on standard error."""
+    import warnings
+    from .learn.dataset import Dataset
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = Dataset(source, sr=sr, segment=segment, val=0.0 if val is None else val,
+                     batch=8 if batch is None else batch, seed=0 if seed is None else seed,
+                     skip_bad=skip_bad)
+    for msg in ds.skipped:
+        click.echo(f"faustdiff: warning: skipped: {msg}", err=True)
+    return ds
+
+
+def _require_dataset(ds, prog, quiet) -> None:
+    import warnings
+    before = len(ds.skipped)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.require(prog.num_inputs, prog.num_outputs)
+    for msg in ds.skipped[before:]:
+        click.echo(f"faustdiff: warning: skipped: {msg}", err=True)
+
+
+def _per_file(file, trainer, ds, steps, results, sr, loss, optimizer, quiet) -> None:
+    """--per-file: one fit per pair, the table written whole at the end."""
+    import time
+    from .learn.dataset import write_table
+    start = time.perf_counter()
+    log = None if quiet else (lambda line: click.echo(line, err=True))
+    with np.errstate(all="ignore"):
+        rows = trainer.fit_each(ds, steps=steps, log=log)
+    write_table(results, rows, trainer.labels)
+    click.echo(f"{file}: dataset {ds.source}: {len(rows)} pair(s) fitted separately at {sr} "
+               f"Hz, loss {loss}, {optimizer}, {trainer.grad_mode} mode, {steps} steps each, "
+               f"in {time.perf_counter() - start:.2f} s")
+    click.echo(f"  results: {results}")
 
 
 if __name__ == "__main__":  # python -m faustdiff.cli ...

@@ -2,7 +2,8 @@
 
 An optimiser turns a gradient g (a float array, one entry per parameter) into a step:
 `opt.step(params, grad) -> new params` (arrays; `params` is not modified). Its state (moments,
-step count) lives in the object; `reset()` forgets it.
+step count) lives in the object; `reset()` forgets it, `state_dict()` returns it as JSON-able
+values and `load_state_dict(d)` restores it (checkpoints of `Trainer.fit(dataset, ...)`).
 
 | name | update (t = 1, 2, …) |
 |---|---|
@@ -30,6 +31,27 @@ class Optimizer:
     def reset(self) -> None:
         self.t = 0
 
+    _STATE: tuple = ()   # names of the array attributes of the state (None until the first step)
+
+    def state_dict(self) -> dict:
+        """The optimiser's state as plain JSON-able values (floats round-trip exactly through
+        `json`): name, lr, step count and the moment arrays."""
+        d = {"name": self.name, "lr": self.lr, "t": self.t}
+        for a in self._STATE:
+            v = getattr(self, a)
+            d[a] = None if v is None else [float(x) for x in np.asarray(v).ravel()]
+        return d
+
+    def load_state_dict(self, d: dict) -> None:
+        """Restore what `state_dict` returned (of an optimiser of the same kind)."""
+        if d.get("name") != self.name:
+            raise ValueError(f"optimizer state of '{d.get('name')}', not of '{self.name}'")
+        self.lr = float(d["lr"])
+        self.t = int(d["t"])
+        for a in self._STATE:
+            v = d.get(a)
+            setattr(self, a, None if v is None else np.array(v, dtype=np.float64))
+
     def step(self, params, grad) -> np.ndarray:
         params = np.asarray(params, dtype=np.float64)
         grad = np.asarray(grad, dtype=np.float64)
@@ -55,6 +77,7 @@ class SGD(Optimizer):
 
 class Momentum(Optimizer):
     name = "momentum"
+    _STATE = ("v",)
 
     def __init__(self, lr=None, momentum: float = 0.9, nesterov: bool = False):
         super().__init__(lr)
@@ -79,6 +102,7 @@ class Momentum(Optimizer):
 class RMSProp(Optimizer):
     name = "rmsprop"
     default_lr = 0.001
+    _STATE = ("s",)
 
     def __init__(self, lr=None, rho: float = 0.9, eps: float = 1e-8):
         super().__init__(lr)
@@ -102,6 +126,7 @@ class RMSProp(Optimizer):
 class Adam(Optimizer):
     name = "adam"
     default_lr = 0.001
+    _STATE = ("m", "v")
 
     def __init__(self, lr=None, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         super().__init__(lr)

@@ -346,9 +346,10 @@ class Trainer:
             self._pool.append(self.program.clone())
         return self._pool[:k]
 
-    def loss_and_grad(self, theta, inputs, target):
+    def loss_and_grad(self, theta, inputs, target, weights=None):
         """(mean loss, dL/dθ in the parameters' own units, outputs of each example) at θ.
-        inputs/target: lists of (channels, n) arrays (see `fit` for the accepted forms)."""
+        inputs/target: lists of (channels, n) arrays (see `fit` for the accepted forms);
+        weights: one per example (the mean is then Σ w_b L_b / Σ w_b)."""
         xs, ts = inputs, target
         n = ts[0].shape[1]
         progs = self._programs(len(ts))
@@ -359,8 +360,9 @@ class Trainer:
         xs = [None if x is None else x[:, :n] for x in xs]
         if len(xs) == 1 and len(ts) > 1:
             xs = xs * len(ts)
+        w = np.ones(len(ts)) if weights is None else np.asarray(weights, dtype=np.float64)
         if self.grad_mode == "reverse":
-            return self._reverse(progs, xs, ts, n)
+            return self._reverse(progs, xs, ts, n, w)
         results = run_batch(progs, xs, n, self.parallel)
 
         def one(k):
@@ -371,14 +373,14 @@ class Trainer:
         per = [one(k) for k in range(len(ts))]
         total = 0.0
         g = np.zeros(len(self.labels))
-        for v, gk in per:
-            total += v
-            g += gk
+        for wk, (v, gk) in zip(w, per):
+            total += wk * v
+            g += wk * gk
         outs = [y for y, _ in results]
-        k = len(ts)
+        k = float(w.sum())
         return total / k, g / k, outs
 
-    def _reverse(self, progs, xs, ts, n):
+    def _reverse(self, progs, xs, ts, n, w):
         """loss_and_grad in reverse mode: render, dL/dy, one backward pass per example;
         the examples on threads as `parallel` says (each has its own program; the kernels
         release the GIL), summed in example order."""
@@ -393,10 +395,10 @@ class Trainer:
         serial = self.parallel == "serial" or not getattr(self.program, "_compiled", False)
         run_each(one, len(ts), 1 if serial else _threads())
         total, g = 0.0, np.zeros(len(self.labels))
-        for v, dp, _ in per:
-            total += v
-            g += dp
-        k = len(ts)
+        for wk, (v, dp, _) in zip(w, per):
+            total += wk * v
+            g += wk * dp
+        k = float(w.sum())
         return total / k, g / k, [y for _, _, y in per]
 
     # ------------------------------------------------------------ training
@@ -418,15 +420,30 @@ class Trainer:
         ts = [t[:, :n] for t in ts]
         return xs, ts
 
-    def fit(self, inputs, target, steps: int = 100, callback: Optional[Callable] = None,
-            progress=False, tol: Optional[float] = None) -> TrainResult:
+    def fit(self, inputs, target=None, steps: int = 100, callback: Optional[Callable] = None,
+            progress=False, tol: Optional[float] = None, *, epochs: int = 10,
+            patience: Optional[int] = None, checkpoint=None, resume: bool = False,
+            log: Optional[Callable] = None) -> TrainResult:
         """Run `steps` optimiser steps from the current values; returns a TrainResult.
 
         inputs/target: one example (an array (channels, n), (n,) for one channel, or a
         signal file: WAV, CSV, NPY), or a batch (a (B, channels, n) array or a list); one
         input with several targets is shared. `callback(step, loss, params_dict)` is called
         after each evaluation; returning True stops. `progress`: draw a progress bar on
-        standard error. `tol`: stop once the loss is <= tol."""
+        standard error. `tol`: stop once the loss is <= tol.
+
+        `fit(dataset, epochs=..., patience=..., checkpoint=DIR, resume=...)` with a
+        `faustdiff.learn.dataset.Dataset` trains over its mini-batches instead (`steps` and
+        `tol` are then ignored; `log` receives one line per epoch): see `fit_dataset`."""
+        from .dataset import Dataset
+        if isinstance(inputs, Dataset):
+            if target is not None:
+                raise FaustError("fit(dataset): the dataset holds the targets")
+            return self.fit_dataset(inputs, epochs=epochs, patience=patience,
+                                    checkpoint=checkpoint, resume=resume, callback=callback,
+                                    progress=progress, log=log)
+        if target is None:
+            raise FaustError("fit: give a target (or a Dataset)")
         xs, ts = self._data(inputs, target)
         u = self.to_coords(self.theta)
         losses: list = []
@@ -466,6 +483,196 @@ class Trainer:
                            {k: np.array(v) for k, v in traj.items()}, float(final), done,
                            time.perf_counter() - start, source=self.source,
                            paths=self._paths())
+
+    # ------------------------------------------------------------ datasets
+
+    def _dataset_loss(self, theta, segs, batch: int) -> float:
+        """The weighted mean loss over segments, evaluated `batch` at a time."""
+        total = wsum = 0.0
+        for j in range(0, len(segs), batch):
+            part = segs[j:j + batch]
+            w = np.array([s[2] for s in part])
+            v, _, _ = self.loss_and_grad(theta, [s[0] for s in part], [s[1] for s in part],
+                                         w)
+            total += v * float(w.sum())
+            wsum += float(w.sum())
+        return total / wsum
+
+    def fit_dataset(self, dataset, epochs: int = 10, patience: Optional[int] = None,
+                    checkpoint=None, resume: bool = False, callback: Optional[Callable] = None,
+                    progress=False, log=None) -> TrainResult:
+        """Train over a Dataset: every epoch, one optimiser step per shuffled mini-batch of
+        training segments (weighted mean loss of the batch), then the loss over the
+        validation segments (when the dataset holds some out) at the new values.
+
+        patience   -- stop once the validation loss has not improved (strictly) for this
+                      many epochs; the parameters returned are then those of the best
+                      validation epoch (without a validation split, the last ones)
+        checkpoint -- a folder: after every epoch `checkpoint.json` there holds the
+                      parameters, the optimiser state, epoch and step, the shuffling RNG's
+                      state and the history so far (written atomically)
+        resume     -- continue from the checkpoint: the run ends with exactly the parameters
+                      of an uninterrupted run of the same epochs
+        log        -- a function called with one line per epoch (train/validation loss)
+
+        The learning-rate schedule runs over epochs × batches steps. Returns a TrainResult
+        (`history`: one dict per epoch; `final_loss`: the validation loss at the returned
+        parameters, or the training loss without a validation split)."""
+        prog = self.program
+        dataset.require(prog.num_inputs, prog.num_outputs)
+        rate = getattr(prog, "sample_rate", None)
+        if dataset.sample_rate and rate and int(rate) != int(dataset.sample_rate):
+            raise FaustError(f"dataset '{dataset.source}': {dataset.sample_rate} Hz files, the "
+                             f"program is compiled at {int(rate)} Hz")
+        if int(epochs) < 0:
+            raise FaustError(f"epochs must be 0 or more, got {epochs}")
+        if patience is not None and (int(patience) < 1 or not dataset.val):
+            raise FaustError("patience needs a validation split (val > 0) and a patience of "
+                             "1 or more")
+        val_segs = dataset.segments(dataset.val)
+        rng = np.random.default_rng([dataset.seed, 1])
+        nb = len(dataset.batches(np.random.default_rng(0)))
+        total_steps = int(epochs) * nb
+        sign = {"labels": self.labels, "train": [p.name for p in dataset.train],
+                "val": [p.name for p in dataset.val], "segment": dataset.segment,
+                "batch": dataset.batch, "seed": dataset.seed}
+        u = self.to_coords(self.theta)
+        state = {"epoch": 0, "step": 0, "losses": [], "traj": [], "history": [],
+                 "best": None, "best_u": None, "bad": 0, "stopped": False}
+        path = None
+        if checkpoint is not None:
+            path = os.path.join(str(checkpoint), "checkpoint.json")
+        if resume:
+            if path is None:
+                raise FaustError("resume needs a checkpoint folder")
+            if not os.path.exists(path):
+                raise FaustError(f"resume: no checkpoint '{path}'")
+            import json
+            try:
+                with open(path, encoding="utf-8") as f:
+                    ck = json.load(f)
+            except (OSError, ValueError) as e:
+                raise FaustError(f"resume: cannot read '{path}': {e}") from None
+            if ck.get("signature") != sign:
+                raise FaustError(f"resume: '{path}' is a checkpoint of another run (other "
+                                 "parameters, pairs, segment, batch or seed)")
+            u = np.array(ck["u"], dtype=np.float64)
+            self.optimizer.load_state_dict(ck["optimizer"])
+            rng.bit_generator.state = ck["rng"]
+            state = ck["state"]
+        if path is not None:
+            try:
+                os.makedirs(str(checkpoint), exist_ok=True)
+            except OSError as e:
+                raise FaustError(f"cannot make the checkpoint folder '{checkpoint}': "
+                                 f"{e.strerror or e}") from None
+        lr0 = self.optimizer.lr
+        bar = _Progress(total_steps, self.labels) if progress else None
+        start = time.perf_counter()
+        losses, traj = state["losses"], state["traj"]
+        try:
+            for epoch in range(state["epoch"], int(epochs)):
+                if state["stopped"]:
+                    break
+                t0 = time.perf_counter()
+                tl = tw = 0.0
+                seen = 0
+                for b in dataset.batches(rng):
+                    seen += len(b)
+                    step = state["step"]
+                    theta = self.from_coords(u)
+                    w = np.array([s[2] for s in b])
+                    value, g, _ = self.loss_and_grad(theta, [s[0] for s in b],
+                                                     [s[1] for s in b], w)
+                    losses.append(value)
+                    traj.append([float(v) for v in theta])
+                    if bar:
+                        bar.update(min(step + 1, bar.total), value, theta)
+                    if not math.isfinite(value):
+                        raise FaustError(f"the loss is not finite at step {step} "
+                                         f"({dict(zip(self.labels, theta))})")
+                    if callback is not None and callback(step, value,
+                                                         dict(zip(self.labels, theta))):
+                        state["stopped"] = True
+                        break
+                    tl += value * float(w.sum())
+                    tw += float(w.sum())
+                    self.optimizer.lr = lr0 * self.schedule(step, total_steps)
+                    u = self._clip(self.optimizer.step(u, g * self._chain(u)))
+                    self.optimizer.lr = lr0
+                    state["step"] = step + 1
+                theta = self.from_coords(u)
+                secs = time.perf_counter() - t0
+                rec = {"epoch": epoch + 1, "steps": state["step"],
+                       "train_loss": tl / tw if tw else float("nan"), "val_loss": None,
+                       "seconds": secs, "examples_per_s": seen / secs if secs > 0 else 0.0}
+                if val_segs:
+                    vl = self._dataset_loss(theta, val_segs, dataset.batch)
+                    rec["val_loss"] = vl
+                    if state["best"] is None or vl < state["best"]:
+                        state["best"], state["best_u"], state["bad"] = vl, list(map(float, u)), 0
+                    else:
+                        state["bad"] += 1
+                        if patience is not None and state["bad"] >= int(patience):
+                            state["stopped"] = True
+                state["history"].append(rec)
+                state["epoch"] = epoch + 1
+                if log is not None:
+                    vtxt = "" if rec["val_loss"] is None else f", validation {rec['val_loss']:.6g}"
+                    log(f"epoch {epoch + 1}/{epochs}: train {rec['train_loss']:.6g}{vtxt} "
+                        f"({rec['seconds']:.2f} s, {rec['examples_per_s']:.0f} segments/s)")
+                if path is not None:
+                    self._write_checkpoint(path, sign, u, rng, state)
+        finally:
+            self.optimizer.lr = lr0
+        if state["best_u"] is not None and patience is not None:
+            u = np.array(state["best_u"])
+        theta = self.from_coords(u)
+        self.theta = theta
+        if val_segs:
+            final = self._dataset_loss(theta, val_segs, dataset.batch)
+        else:
+            final = self._dataset_loss(theta, dataset.segments(dataset.train), dataset.batch)
+        if bar:
+            bar.close(final, theta)
+        tr = np.array(traj + [list(map(float, theta))]).reshape(-1, len(self.labels))
+        res = TrainResult(dict(zip(self.labels, map(float, theta))), np.array(losses),
+                          {lab: tr[:, i] for i, lab in enumerate(self.labels)}, float(final),
+                          state["step"], time.perf_counter() - start, list(state["history"]),
+                          source=self.source, paths=self._paths())
+        return res
+
+    def _write_checkpoint(self, path, sign, u, rng, state) -> None:
+        import json
+        from ..audio_io import atomic_write
+        data = {"version": 1, "signature": sign, "epoch": state["epoch"],
+                "step": state["step"], "params": dict(zip(self.labels,
+                                                          map(float, self.from_coords(u)))),
+                "u": [float(v) for v in u], "optimizer": self.optimizer.state_dict(),
+                "rng": rng.bit_generator.state, "state": state}
+        with atomic_write(path, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+
+    def fit_each(self, dataset, steps: int = 100, tol: Optional[float] = None,
+                 progress=False, log=None) -> list:
+        """Fit the parameters separately for every pair of the dataset (the whole pair, not
+        its segments; the validation split is ignored), each from the same starting values
+        with a fresh optimiser. Returns one dict per pair: `file`, each label, `loss` (at
+        the learned values), `steps`."""
+        dataset.require(self.program.num_inputs, self.program.num_outputs)
+        theta0 = self.theta.copy()
+        rows = []
+        for pair in dataset.pairs:
+            self.theta = theta0.copy()
+            self.optimizer.reset()
+            r = self.fit(pair.x, pair.t, steps=steps, tol=tol, progress=progress)
+            row = {"file": pair.name, **r.params, "loss": r.final_loss, "steps": r.steps}
+            rows.append(row)
+            if log is not None:
+                vals = " ".join(f"{k}={_fmt(v)}" for k, v in r.params.items())
+                log(f"{pair.name}: loss {r.final_loss:.6g}, {vals}")
+        self.theta = theta0
+        return rows
 
     def _paths(self) -> dict:
         """label -> Faust UI path of the learned widgets (the first, for a shared label)."""
