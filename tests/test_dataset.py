@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 
-from faustdiff.audio_io import write_wav
+from faustdiff.audio_io import write_audio as write_wav
 from faustdiff.backend import grad as G
 from faustdiff.errors import FaustError
 from faustdiff.learn.dataset import Dataset, write_table
@@ -161,8 +161,8 @@ BAD = {
     "rate": lambda ip, tp: (f"dataset: '{tp}': sample rate 16000 Hz, the dataset's is 8000 Hz "
                             f"(the rate of '{os.path.dirname(tp)}/ex0.in.wav')"),
     "nan": lambda ip, tp: f"dataset: '{tp}': NaN sample (channel 1, sample 17)",
-    "unreadable": lambda ip, tp: (f"dataset: '{tp}' is not a readable WAV file: no RIFF/WAVE "
-                                  "header"),
+    "unreadable": lambda ip, tp: (f"dataset: '{tp}' is not a readable WAV file: format not "
+                                  "recognised"),
     "no-input": lambda ip, tp: (f"dataset: '{tp}': no input file beside it (the program has "
                                 "1 input)"),
 }
@@ -217,8 +217,6 @@ def test_fit_dataset_recovers_hidden_parameters(pairs_dir, prog):
     assert r.steps == 25 * 6 and len(r.losses) == r.steps
     assert lines[0].startswith("epoch 1/25: train ") and ", validation " in lines[0]
     assert lines[0].endswith(" segments/s)") and r.history[0]["examples_per_s"] > 0
-    from faustdiff.learn import Dataset as D, Trainer as T
-    assert (D, T) == (Dataset, Trainer)
 
 
 def test_early_stopping_returns_the_best_epoch(pairs_dir, prog):

@@ -115,8 +115,8 @@ class Dataset:
                  outputs: Optional[int] = None, sr: Optional[int] = None,
                  segment: Optional[float] = None, val: float = 0.0, batch: int = 8,
                  seed: int = 0, skip_bad: bool = False):
-        from .train import Trainer
-        prog = program.program if isinstance(program, Trainer) else program
+        # a Trainer (told by its fit_dataset: importing train here would be a cycle) or a program
+        prog = program.program if hasattr(program, "fit_dataset") else program
         if prog is not None:
             inputs, outputs = prog.num_inputs, prog.num_outputs
         if not (0.0 <= float(val) < 1.0):
