@@ -2,7 +2,7 @@
 
     from faustdiff.learn.train import Trainer
     tr = Trainer("model.dsp", params=["cutoff", "q"], loss="mrstft", optimizer="adam", lr=0.05)
-    result = tr.fit(inputs, target, steps=300)       # arrays, WAV paths, or batches of them
+    result = tr.fit(inputs, target, steps=300)       # arrays, audio/CSV/NPY paths, or batches
     result.params        # {"cutoff": 1234.5, "q": 0.71}
     result.losses        # loss before each step
     result.trajectory    # {"cutoff": array of values before each step (and the last)}
@@ -427,7 +427,7 @@ class Trainer:
         """Run `steps` optimiser steps from the current values; returns a TrainResult.
 
         inputs/target: one example (an array (channels, n), (n,) for one channel, or a
-        signal file: WAV, CSV, NPY), or a batch (a (B, channels, n) array or a list); one
+        signal file: any audio format libsndfile reads, CSV, NPY), or a batch (a (B, channels, n) array or a list); one
         input with several targets is shared. `callback(step, loss, params_dict)` is called
         after each evaluation; returning True stops. `progress`: draw a progress bar on
         standard error. `tol`: stop once the loss is <= tol.
