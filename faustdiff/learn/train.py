@@ -427,8 +427,8 @@ class Trainer:
         """Run `steps` optimiser steps from the current values; returns a TrainResult.
 
         inputs/target: one example (an array (channels, n), (n,) for one channel, or a
-        signal file: any audio format libsndfile reads, CSV, NPY), or a batch (a (B, channels, n) array or a list); one
-        input with several targets is shared. `callback(step, loss, params_dict)` is called
+        signal file: any audio format libsndfile reads, CSV, NPY), or a batch (a
+        (B, channels, n) array or a list); one input with several targets is shared. `callback(step, loss, params_dict)` is called
         after each evaluation; returning True stops. `progress`: draw a progress bar on
         standard error. `tol`: stop once the loss is <= tol.
 
