@@ -517,7 +517,15 @@ def _j_pow(x, dx, y, A):
 
 
 def _j_enable(x, dx, y, A):
-    return None if dx[0] is None else A.p(y.name, dx[0], x[1])
+    # enable(u, v) is control(u * v, v != 0): the product rule, under the same condition
+    du = A.mul(dx[0], x[1]) if dx[0] is not None else None
+    dv = A.mul(x[0], dx[1]) if dx[1] is not None else None
+    t = A.add(du, dv)
+    return None if t is None else A.p("control", t, x[1])
+
+
+def _j_control(x, dx, y, A):
+    return None if dx[0] is None else A.p("control", dx[0], x[1])
 
 
 def _j_delay(x, dx, y, A):
@@ -687,7 +695,7 @@ def _v_pow(x, ct, y, A):
 
 
 def _v_enable(x, ct, y, A):
-    return A.p("enable", ct, x[1]), None
+    return A.p("enable", ct, x[1]), A.p("control", A.p("*", ct, x[0]), x[1])
 
 
 def _v_control(x, ct, y, A):
@@ -831,13 +839,15 @@ ROWS = [
     PrimRow("@", 2, True, jvp=_j_delay, seed_jvp=_j_delay_seed, vjp=_v_delay),
     # d: attach(u, v)' = u'
     PrimRow("attach", 2, True, ty="first", fimpl=_first, interval=_iv_first, jvp=_j_first, vjp=_v_first),
-    # enable/control: x when y != 0, else 0 (Faust also skips computing x; values agree)
-    # d: enable(u, v)' = enable(u', v)
+    # enable/control: signals.ir makes enable(x, y) control(x * y, y != 0); control(x, c)
+    # computes x only while c != 0 (signals.conditions: a held value otherwise). The fimpl
+    # (x when y != 0, else 0) only serves signals built without propagation.
+    # d: enable(u, v)' = control(u' v + u v', v)
     PrimRow("enable", 2, True, ty="first", fimpl=_enable,
             interval=lambda a, b: iv_union(a, (0, 0)), jvp=_j_enable, vjp=_v_enable),
     # d: control(u, v)' = control(u', v)
     PrimRow("control", 2, True, ty="first", fimpl=_enable,
-            interval=lambda a, b: iv_union(a, (0, 0)), jvp=_j_enable, vjp=_v_control),
+            interval=lambda a, b: iv_union(a, (0, 0)), jvp=_j_control, vjp=_v_control),
     # d: prefix(a, u)' = prefix(a', u')
     PrimRow("prefix", 2, jvp=_j_prefix, vjp=_v_prefix),
     # d: (u')' = u'[n-1]

@@ -25,6 +25,7 @@ from typing import Optional
 from ..frontend import boxes as B
 from ..frontend.boxshow import show
 from . import ir as S
+from . import conditions
 from ..frontend.arity import arity
 from ..core.deep import deep_call
 from ..errors import FaustError
@@ -84,7 +85,8 @@ def propagate(box: B.Box, inputs: Optional[list] = None, ctx: Optional[Context] 
         raise ValueError(f"propagate: box has {ins} inputs, {len(inputs)} signals given")
     if ctx.main_file is None and box.span is not None:
         ctx.main_file = box.span.file
-    return deep_call(_prop, ctx, box, list(inputs), ctx.root)
+    outs = deep_call(_prop, ctx, box, list(inputs), ctx.root)
+    return deep_call(conditions.apply, outs)   # control/enable: conditional computation
 
 
 # ---------------------------------------------------------------- deep recursion guard
