@@ -427,7 +427,12 @@ def _control(x: Sig, y: Sig) -> Sig:
         y = prim("!=", y, real_const(0.0))
     if y.op == "const":
         return x if y.value != 0 else zero(x.type)
+    global CONTROLS_MADE
+    CONTROLS_MADE += 1
     return _raw_prim("control", (x, y))
+
+
+CONTROLS_MADE = 0   # control nodes asked for so far (propagate skips conditions.apply if none)
 
 
 def _result_type(name, *args):

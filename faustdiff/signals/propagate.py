@@ -85,7 +85,10 @@ def propagate(box: B.Box, inputs: Optional[list] = None, ctx: Optional[Context] 
         raise ValueError(f"propagate: box has {ins} inputs, {len(inputs)} signals given")
     if ctx.main_file is None and box.span is not None:
         ctx.main_file = box.span.file
+    made = S.CONTROLS_MADE
     outs = deep_call(_prop, ctx, box, list(inputs), ctx.root)
+    if S.CONTROLS_MADE == made:
+        return outs
     return deep_call(conditions.apply, outs)   # control/enable: conditional computation
 
 
