@@ -77,6 +77,13 @@ CASES = {
          [2.75, 10, 18, 0, 40, -0.27516333805159693],
          [2.75, 10, 19, 0, 42, 0.9887046181866692], [2.75, 10, 20, 0, 44, 0.9887046181866692],
          [3, -11.5, 21, 0, 46, 0.9887046181866692], [3, -11.5, 22, 0, 48, 0.40808206181339196]]),
+    # A waveform's size is a compile-time constant: `w : _/2, !` counts iterations (the
+    # compiler's example physicalModeling/faust-stk/piano1: ba.bpf over a waveform's points).
+    "waveform_size_is_a_constant": (
+        "w = waveform{1.5, 2, 3, 4, 5, 6}; n = w : _/2, !;"
+        "process = (0.5 : seq(i, n, +(1))), par(i, (w : _, !), i), (w : !, _);",
+        [[3.5, 0, 1, 2, 3, 4, 5, 1.5], [3.5, 0, 1, 2, 3, 4, 5, 2],
+         [3.5, 0, 1, 2, 3, 4, 5, 3]]),
 }
 
 

@@ -871,13 +871,18 @@ def const_outputs(box: Box) -> Optional[list]:
     if leaves is not None:
         return leaves
     try:
-        return cprop(box, [])
+        vals = cprop(box, [])
     except _NotConst:
         return None
+    return None if any(v is _VAR for v in vals) else vals
 
 
 class _NotConst(Exception):
     pass
+
+
+# a value cprop carries without knowing it (a waveform's content): only a cut may take it
+_VAR = Cut()
 
 
 def cprop(box: Box, ins: list, slots: Optional[dict] = None) -> list:
@@ -893,6 +898,14 @@ def cprop(box: Box, ins: list, slots: Optional[dict] = None) -> list:
         if len(ins) != 1:
             raise _NotConst
         return ins
+    if isinstance(box, Waveform):
+        # its size is a constant (Faust: `waveform{...} : _, !` is a number), its content not
+        if ins:
+            raise _NotConst
+        return [Int(len(box.values)), _VAR]
+    if any(x is _VAR for x in ins) and not isinstance(box, (Cut, Seq, Par, Split, Group,
+                                                             Symbolic, Route)):
+        raise _NotConst
     if isinstance(box, Cut):
         if len(ins) != 1:
             raise _NotConst
@@ -940,6 +953,8 @@ def cprop(box: Box, ins: list, slots: Optional[dict] = None) -> list:
         if nb == 0:
             raise _NotConst
         sums = []
+        if any(x is _VAR for x in mid):
+            raise _NotConst
         for k in range(nb):
             acc = None
             for x in mid[k::nb]:
@@ -955,6 +970,8 @@ def cprop(box: Box, ins: list, slots: Optional[dict] = None) -> list:
             if 1 <= s <= box.ins and 1 <= d <= box.outs:
                 x = ins[s - 1]
                 o = outs[d - 1]
+                if o is not None and (o is _VAR or x is _VAR):
+                    raise _NotConst
                 outs[d - 1] = x if o is None else fold_box(
                     "+", [o.value, x.value], isinstance(o, Int) and isinstance(x, Int))
         return [o if o is not None else Int(0) for o in outs]
@@ -987,7 +1004,7 @@ def simplify(box: Box) -> Box:
                 return box
             except FaustError:
                 return box
-            if vals:
+            if vals and not any(v is _VAR for v in vals):
                 return par_of([type(v)(v.value, span=box.span) for v in vals], box.span)
     return box
 
