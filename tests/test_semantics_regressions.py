@@ -84,6 +84,12 @@ CASES = {
         "process = (0.5 : seq(i, n, +(1))), par(i, (w : _, !), i), (w : !, _);",
         [[3.5, 0, 1, 2, 3, 4, 5, 1.5], [3.5, 0, 1, 2, 3, 4, 5, 2],
          [3.5, 0, 1, 2, 3, 4, 5, 3]]),
+    # Intervals of pow with a positive base and of shifts of non-negative ints bound a delay
+    # (the compiler's pass test 20180211-bug: @(pow(2.0, nentry)), @(1 << int(nentry))).
+    "pow_and_shift_intervals_bound_delays": (
+        'x = nentry("n", 2, 1, 4, 1);'
+        "process = (+(1) ~ _) <: @(pow(2.0, x)), @(1 << int(x)), @(8 >> int(x)), @(2 ^ x);",
+        [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 2, 0], [1, 1, 3, 1], [2, 2, 4, 2]]),
 }
 
 

@@ -359,6 +359,34 @@ def _iv_sub(a, b):
     return _iv(a[0] - b[1], a[1] - b[0])
 
 
+def _iv_pow(a, b):
+    """A positive base: pow is monotone in each operand, so the box's corners bound it (the
+    compiler's pass test 20180211-bug: a delay of pow(2, nentry) is bounded)."""
+    if not a[0] > 0 or not all(map(math.isfinite, a + b)):
+        return FULL
+    try:
+        ps = [math.pow(x, y) for x in a for y in b]
+    except OverflowError:
+        return FULL
+    # (floor: an int pow is the truncated value)
+    return FULL if any(p != p for p in ps) else (math.floor(min(ps)), max(ps))
+
+
+def _iv_shl(a, b):
+    """a << b of non-negative ints, when no bit reaches the sign (else unbounded)."""
+    if a[0] < 0 or b[0] < 0 or b[1] > 30 or not math.isfinite(a[1]):
+        return FULL
+    hi = int(a[1]) << int(b[1])
+    return FULL if hi > 2**31 - 1 else (int(a[0]) << int(b[0]), hi)
+
+
+def _iv_shr(a, b):
+    """a >> b of non-negative ints (arithmetic shift: a value between the extremes)."""
+    if a[0] < 0 or b[0] < 0 or b[1] > 31 or not math.isfinite(a[1]):
+        return FULL
+    return (int(a[0]) >> int(b[1]), int(a[1]) >> int(b[0]))
+
+
 def _iv_mul(a, b):
     ps = [x * y for x in a for y in b]
     if any(p != p for p in ps):
@@ -799,10 +827,10 @@ ROWS = [
     PrimRow("%", 2, True, _mod, interval=_iv_mod, **_a(irem, c_fmod), jvp=_j_fmod, vjp=_v_fmod),
     # `^`/`pow` with a constant exponent is rewritten by signals.prim (x*x*x, sqrt, ...)
     # d: (u^v)' = v u^(v-1) u' + u^v ln(u) v' (a zero v' drops the ln term)
-    PrimRow("^", 2, True, _pow, interval=_iv_full,
+    PrimRow("^", 2, True, _pow, interval=_iv_pow,
             **_a(lambda a, b: f2i(c_pow(float(a), float(b))), c_pow), jvp=_j_pow, vjp=_v_pow),
     # d: as ^
-    PrimRow("pow", 2, True, _pow, interval=_iv_full,
+    PrimRow("pow", 2, True, _pow, interval=_iv_pow,
             **_a(lambda a, b: f2i(c_pow(float(a), float(b))), c_pow), jvp=_j_pow, vjp=_v_pow),
     # d: comparisons are piecewise constant: 0
     PrimRow("<", 2, True, _cmp(lambda a, b: a < b), interval=_iv_const(0, 1),
@@ -832,9 +860,9 @@ ROWS = [
     PrimRow("xor", 2, True, _bit(lambda a, b: a ^ b), ty="bit", iimpl=lambda a, b: a ^ b,
             interval=_iv_full, jvp=_j_zero, vjp=_v_zero),
     # d: 0
-    PrimRow("<<", 2, True, _shl, ty="bit", iimpl=_ishl, interval=_iv_full, jvp=_j_zero, vjp=_v_zero),
+    PrimRow("<<", 2, True, _shl, ty="bit", iimpl=_ishl, interval=_iv_shl, jvp=_j_zero, vjp=_v_zero),
     # d: 0
-    PrimRow(">>", 2, True, _shr, ty="bit", iimpl=_ishr, interval=_iv_full, jvp=_j_zero, vjp=_v_zero),
+    PrimRow(">>", 2, True, _shr, ty="bit", iimpl=_ishr, interval=_iv_shr, jvp=_j_zero, vjp=_v_zero),
     # d: (u@d)' = u'@d (int(d) is piecewise constant); seed: u'@d - d'(y - y[n-1])
     PrimRow("@", 2, True, jvp=_j_delay, seed_jvp=_j_delay_seed, vjp=_v_delay),
     # d: attach(u, v)' = u'
