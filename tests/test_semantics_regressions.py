@@ -90,6 +90,13 @@ CASES = {
         'x = nentry("n", 2, 1, 4, 1);'
         "process = (+(1) ~ _) <: @(pow(2.0, x)), @(1 << int(x)), @(8 >> int(x)), @(2 ^ x);",
         [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 2, 0], [1, 1, 3, 1], [2, 2, 4, 2]]),
+    # A function inside a composition stays a function: matched by a pattern, it is applied
+    # to numbers later (faustlibraries' wdmodels tests: wd.buildtree(vsrc : (node : ...)));
+    # Faust 2.54.9 (faust-ref) renders 36 and the leaf as a box.
+    "functions_kept_in_compositions": (
+        "src(0) = 10; src(1) = 20; leaf(i) = i + 1;"
+        "tree((A : B)) = A(0) + A(1) + B(5), (B : _); process = 0.5 : tree(src : leaf);",
+        [[36, 1.5], [36, 1.5]]),
 }
 
 
@@ -145,3 +152,12 @@ def test_labels_naming_groups():
     prog.set_param("k", 1)
     assert prog.compute(None, 2).tolist() == [[3, 3]]
     assert prog.bargraph_traces[0].tolist() == [3, 3]
+
+
+def test_a_function_used_as_a_box_that_cannot_be_still_fails_where_it_is_used():
+    """Without an application the rules of src meet the slot: the same error as before."""
+    src = "src(0) = 10; src(1) = 20; leaf(i) = i + 1;\nprocess = src : leaf;\n"
+    with pytest.raises(faustdiff.FaustError) as err:
+        faustdiff.compile_source(src, "fn.dsp", backend="interp")
+    assert str(err.value) == ("fn.dsp:2:11: error: pattern matching failed: no rule of 'src' "
+                              "matches argument list (slot0)")

@@ -26,7 +26,7 @@ from typing import Optional, Union
 from . import boxes as B
 from .boxshow import show
 from .boxes import (Box, Int, Real, Wire, Cut, Prim, Seq, Par, Split, Merge, Rec, Route, Waveform,
-                    UI, Bargraph, Group, Slot, Symbolic, FFun, FConst, FVar)
+                    UI, Bargraph, Group, Slot, Symbolic, Failed, FFun, FConst, FVar)
 from ..errors import FaustError, FaustEvalError, Span
 from .builtins import BUILTINS, Builtin
 from ..core.primitives import PRIMITIVES, fold as _fold_number
@@ -490,6 +490,8 @@ class Evaluator:
                     fn = fn.fn(self, list(fn.args), site)
             elif isinstance(fn, EnvValue):
                 raise FaustEvalError("an environment cannot be applied to arguments", site.span)
+            elif isinstance(fn, Symbolic) and fn.fn is not None:
+                fn = fn.fn   # a function kept in a composition: apply the function itself
             else:
                 return self.apply_box(fn, args, site)
         return fn
@@ -595,8 +597,14 @@ class Evaluator:
             return v
         if isinstance(v, (Closure, CaseFn)):
             slot = Slot(next(self.slot_ids))
-            body = self.apply(v, [slot], B.Ident(getattr(v, "name", "?"), span=span))
-            return Symbolic(slot, self.to_box(body, span), span=span)
+            try:
+                body = self.to_box(
+                    self.apply(v, [slot], B.Ident(getattr(v, "name", "?"), span=span)), span)
+            except FaustEvalError as e:
+                if "pattern matching failed" not in str(e):
+                    raise
+                body = Failed(e, span=span)   # raised if used as a box, not if applied
+            return Symbolic(slot, body, fn=v, span=span)
         if isinstance(v, Builtin):
             raise FaustEvalError(f"the builtin '{v.name}' needs {v.nparams} arguments", span)
         raise FaustEvalError("an environment cannot be used as a block diagram", span)

@@ -386,6 +386,10 @@ def _symbolic(ctx, box, inputs, scope):
     return _prop(ctx, box.body, inputs[1:], child)
 
 
+def _failed(ctx, box, inputs, scope):
+    raise box.error
+
+
 def _ffun(ctx, box, inputs, scope):
     rtype = "int" if box.rtype == "int" else "real"
     try:
@@ -437,7 +441,7 @@ _RULES = {
     B.Int: _num, B.Real: _num, B.Wire: _wire, B.Cut: _cut, B.Prim: _prim, B.Seq: _seq,
     B.Par: _par, B.Split: _split, B.Merge: _merge, B.Rec: _rec, B.Route: _route,
     B.Waveform: _waveform, B.UI: _ui, B.Bargraph: _bargraph, B.Group: _group,
-    B.Slot: _slot, B.Symbolic: _symbolic, B.FFun: _ffun, B.FConst: _fconst, B.FVar: _fvar,
+    B.Slot: _slot, B.Symbolic: _symbolic, B.Failed: _failed, B.FFun: _ffun, B.FConst: _fconst, B.FVar: _fvar,
     B.Dual: _dual,
 }
 
