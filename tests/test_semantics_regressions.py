@@ -54,6 +54,49 @@ CASES = {
         "process = select2(0, 2147483647, 0.5) + 1, select3(1, 0.5, 2147483647, 0.5) + 1,"
         "select2(0@0, 2147483647, 0.5) + 1;",
         [[2147483648, 2147483648, 2147483648]]),
+    # control/enable compute only while the condition holds (Faust 2.54.9): a recursion keeps
+    # its state, a computed value is held, a copy delay line shifts only then (its registers
+    # are read live), a ring buffer (@(17): 32 slots) is written only then; a signal also
+    # needed outside the control is computed always (the compiler's impulse test osc_enable).
+    "control_computes_only_while_its_condition_holds": (
+        "sig = waveform{1, 0.5, 0, 0, -0.5, 0} : !, _; ramp = +(1) ~ _;"
+        "process = control(+(0.25) ~ _, sig), enable(ramp, sig), control(ramp : @(2), sig),"
+        "control(sin(ramp) <: @(17), sig), control(ramp, sig) + ramp,"
+        "control(ramp : cos : @(2), sig);",
+        [[0.25, 1, 0, 0, 2, 0], [0.5, 1, 0, 0, 4, 0], [0.5, 1, 1, 0, 6, 0.5403023058681398],
+         [0.5, 1, 2, 0, 8, 0.5403023058681398], [0.75, -2.5, 3, 0, 10, 0.5403023058681398],
+         [0.75, -2.5, 4, 0, 12, -0.4161468365471424], [1, 7, 5, 0, 14, -0.4161468365471424],
+         [1.25, 4, 6, 0, 16, 0.28366218546322625], [1.25, 4, 7, 0, 18, 0.7539022543433046],
+         [1.25, 4, 8, 0, 20, 0.7539022543433046], [1.5, -5.5, 9, 0, 22, 0.7539022543433046],
+         [1.5, -5.5, 10, 0, 24, -0.14550003380861354],
+         [1.75, 13, 11, 0, 26, -0.14550003380861354], [2, 7, 12, 0, 28, 0.004425697988050785],
+         [2, 7, 13, 0, 30, 0.9074467814501962], [2, 7, 14, 0, 32, 0.9074467814501962],
+         [2.25, -8.5, 15, 0, 34, 0.9074467814501962],
+         [2.25, -8.5, 16, 0, 36, 0.1367372182078336],
+         [2.5, 19, 17, 0.9092974268256817, 38, 0.1367372182078336],
+         [2.75, 10, 18, 0, 40, -0.27516333805159693],
+         [2.75, 10, 19, 0, 42, 0.9887046181866692], [2.75, 10, 20, 0, 44, 0.9887046181866692],
+         [3, -11.5, 21, 0, 46, 0.9887046181866692], [3, -11.5, 22, 0, 48, 0.40808206181339196]]),
+    # A waveform's size is a compile-time constant: `w : _/2, !` counts iterations (the
+    # compiler's example physicalModeling/faust-stk/piano1: ba.bpf over a waveform's points).
+    "waveform_size_is_a_constant": (
+        "w = waveform{1.5, 2, 3, 4, 5, 6}; n = w : _/2, !;"
+        "process = (0.5 : seq(i, n, +(1))), par(i, (w : _, !), i), (w : !, _);",
+        [[3.5, 0, 1, 2, 3, 4, 5, 1.5], [3.5, 0, 1, 2, 3, 4, 5, 2],
+         [3.5, 0, 1, 2, 3, 4, 5, 3]]),
+    # Intervals of pow with a positive base and of shifts of non-negative ints bound a delay
+    # (the compiler's pass test 20180211-bug: @(pow(2.0, nentry)), @(1 << int(nentry))).
+    "pow_and_shift_intervals_bound_delays": (
+        'x = nentry("n", 2, 1, 4, 1);'
+        "process = (+(1) ~ _) <: @(pow(2.0, x)), @(1 << int(x)), @(8 >> int(x)), @(2 ^ x);",
+        [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 2, 0], [1, 1, 3, 1], [2, 2, 4, 2]]),
+    # A function inside a composition stays a function: matched by a pattern, it is applied
+    # to numbers later (faustlibraries' wdmodels tests: wd.buildtree(vsrc : (node : ...)));
+    # Faust 2.54.9 (faust-ref) renders 36 and the leaf as a box.
+    "functions_kept_in_compositions": (
+        "src(0) = 10; src(1) = 20; leaf(i) = i + 1;"
+        "tree((A : B)) = A(0) + A(1) + B(5), (B : _); process = 0.5 : tree(src : leaf);",
+        [[36, 1.5], [36, 1.5]]),
 }
 
 
@@ -109,3 +152,12 @@ def test_labels_naming_groups():
     prog.set_param("k", 1)
     assert prog.compute(None, 2).tolist() == [[3, 3]]
     assert prog.bargraph_traces[0].tolist() == [3, 3]
+
+
+def test_a_function_used_as_a_box_that_cannot_be_still_fails_where_it_is_used():
+    """Without an application the rules of src meet the slot: the same error as before."""
+    src = "src(0) = 10; src(1) = 20; leaf(i) = i + 1;\nprocess = src : leaf;\n"
+    with pytest.raises(faustdiff.FaustError) as err:
+        faustdiff.compile_source(src, "fn.dsp", backend="interp")
+    assert str(err.value) == ("fn.dsp:2:11: error: pattern matching failed: no rule of 'src' "
+                              "matches argument list (slot0)")

@@ -359,6 +359,34 @@ def _iv_sub(a, b):
     return _iv(a[0] - b[1], a[1] - b[0])
 
 
+def _iv_pow(a, b):
+    """A positive base: pow is monotone in each operand, so the box's corners bound it (the
+    compiler's pass test 20180211-bug: a delay of pow(2, nentry) is bounded)."""
+    if not a[0] > 0 or not all(map(math.isfinite, a + b)):
+        return FULL
+    try:
+        ps = [math.pow(x, y) for x in a for y in b]
+    except OverflowError:
+        return FULL
+    # (floor: an int pow is the truncated value)
+    return FULL if any(p != p for p in ps) else (math.floor(min(ps)), max(ps))
+
+
+def _iv_shl(a, b):
+    """a << b of non-negative ints, when no bit reaches the sign (else unbounded)."""
+    if a[0] < 0 or b[0] < 0 or b[1] > 30 or not math.isfinite(a[1]):
+        return FULL
+    hi = int(a[1]) << int(b[1])
+    return FULL if hi > 2**31 - 1 else (int(a[0]) << int(b[0]), hi)
+
+
+def _iv_shr(a, b):
+    """a >> b of non-negative ints (arithmetic shift: a value between the extremes)."""
+    if a[0] < 0 or b[0] < 0 or b[1] > 31 or not math.isfinite(a[1]):
+        return FULL
+    return (int(a[0]) >> int(b[1]), int(a[1]) >> int(b[0]))
+
+
 def _iv_mul(a, b):
     ps = [x * y for x in a for y in b]
     if any(p != p for p in ps):
@@ -517,7 +545,15 @@ def _j_pow(x, dx, y, A):
 
 
 def _j_enable(x, dx, y, A):
-    return None if dx[0] is None else A.p(y.name, dx[0], x[1])
+    # enable(u, v) is control(u * v, v != 0): the product rule, under the same condition
+    du = A.mul(dx[0], x[1]) if dx[0] is not None else None
+    dv = A.mul(x[0], dx[1]) if dx[1] is not None else None
+    t = A.add(du, dv)
+    return None if t is None else A.p("control", t, x[1])
+
+
+def _j_control(x, dx, y, A):
+    return None if dx[0] is None else A.p("control", dx[0], x[1])
 
 
 def _j_delay(x, dx, y, A):
@@ -687,7 +723,7 @@ def _v_pow(x, ct, y, A):
 
 
 def _v_enable(x, ct, y, A):
-    return A.p("enable", ct, x[1]), None
+    return A.p("enable", ct, x[1]), A.p("control", A.p("*", ct, x[0]), x[1])
 
 
 def _v_control(x, ct, y, A):
@@ -791,10 +827,10 @@ ROWS = [
     PrimRow("%", 2, True, _mod, interval=_iv_mod, **_a(irem, c_fmod), jvp=_j_fmod, vjp=_v_fmod),
     # `^`/`pow` with a constant exponent is rewritten by signals.prim (x*x*x, sqrt, ...)
     # d: (u^v)' = v u^(v-1) u' + u^v ln(u) v' (a zero v' drops the ln term)
-    PrimRow("^", 2, True, _pow, interval=_iv_full,
+    PrimRow("^", 2, True, _pow, interval=_iv_pow,
             **_a(lambda a, b: f2i(c_pow(float(a), float(b))), c_pow), jvp=_j_pow, vjp=_v_pow),
     # d: as ^
-    PrimRow("pow", 2, True, _pow, interval=_iv_full,
+    PrimRow("pow", 2, True, _pow, interval=_iv_pow,
             **_a(lambda a, b: f2i(c_pow(float(a), float(b))), c_pow), jvp=_j_pow, vjp=_v_pow),
     # d: comparisons are piecewise constant: 0
     PrimRow("<", 2, True, _cmp(lambda a, b: a < b), interval=_iv_const(0, 1),
@@ -824,20 +860,22 @@ ROWS = [
     PrimRow("xor", 2, True, _bit(lambda a, b: a ^ b), ty="bit", iimpl=lambda a, b: a ^ b,
             interval=_iv_full, jvp=_j_zero, vjp=_v_zero),
     # d: 0
-    PrimRow("<<", 2, True, _shl, ty="bit", iimpl=_ishl, interval=_iv_full, jvp=_j_zero, vjp=_v_zero),
+    PrimRow("<<", 2, True, _shl, ty="bit", iimpl=_ishl, interval=_iv_shl, jvp=_j_zero, vjp=_v_zero),
     # d: 0
-    PrimRow(">>", 2, True, _shr, ty="bit", iimpl=_ishr, interval=_iv_full, jvp=_j_zero, vjp=_v_zero),
+    PrimRow(">>", 2, True, _shr, ty="bit", iimpl=_ishr, interval=_iv_shr, jvp=_j_zero, vjp=_v_zero),
     # d: (u@d)' = u'@d (int(d) is piecewise constant); seed: u'@d - d'(y - y[n-1])
     PrimRow("@", 2, True, jvp=_j_delay, seed_jvp=_j_delay_seed, vjp=_v_delay),
     # d: attach(u, v)' = u'
     PrimRow("attach", 2, True, ty="first", fimpl=_first, interval=_iv_first, jvp=_j_first, vjp=_v_first),
-    # enable/control: x when y != 0, else 0 (Faust also skips computing x; values agree)
-    # d: enable(u, v)' = enable(u', v)
+    # enable/control: signals.ir makes enable(x, y) control(x * y, y != 0); control(x, c)
+    # computes x only while c != 0 (signals.conditions: a held value otherwise). The fimpl
+    # (x when y != 0, else 0) only serves signals built without propagation.
+    # d: enable(u, v)' = control(u' v + u v', v)
     PrimRow("enable", 2, True, ty="first", fimpl=_enable,
             interval=lambda a, b: iv_union(a, (0, 0)), jvp=_j_enable, vjp=_v_enable),
     # d: control(u, v)' = control(u', v)
     PrimRow("control", 2, True, ty="first", fimpl=_enable,
-            interval=lambda a, b: iv_union(a, (0, 0)), jvp=_j_enable, vjp=_v_control),
+            interval=lambda a, b: iv_union(a, (0, 0)), jvp=_j_control, vjp=_v_control),
     # d: prefix(a, u)' = prefix(a', u')
     PrimRow("prefix", 2, jvp=_j_prefix, vjp=_v_prefix),
     # d: (u')' = u'[n-1]

@@ -63,6 +63,8 @@ def _leaf(box: B.Box) -> tuple[int, int]:
         return (1, 1)
     if isinstance(box, B.FFun):
         return (len(box.argtypes), 1)
+    if isinstance(box, B.Failed):
+        raise box.error
     raise TypeError(f"arity: not a normal-form box: {type(box).__name__}")
 
 

@@ -164,9 +164,21 @@ class PatVar(Box):
 
 @dataclass(frozen=True)
 class Symbolic(Box):
-    """A function used as a box: inputs = 1 + inputs(body); input 0 feeds `slot`."""
+    """A function used as a box: inputs = 1 + inputs(body); input 0 feeds `slot`. `fn` is
+    the function itself (the evaluator's closure), when it came from one: applied to
+    arguments, the box applies the function, as Faust keeps closures inside compositions
+    (`buildtree(vsrc : ...)` matches the composition, then applies vsrc to 0, 1, 2)."""
     slot: Slot
     body: Box
+    fn: object = field(default=None, compare=False, hash=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Failed(Box):
+    """The body of a function used as a box that cannot be evaluated on a symbolic slot
+    (a case whose rules want numbers): the error is raised only if the box is used as a
+    block diagram (its arity or signals), not when the function is applied later."""
+    error: object = field(default=None, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)

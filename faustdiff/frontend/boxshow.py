@@ -289,6 +289,7 @@ _RENDER = {
     B.Prim: lambda w, b, d: w.put(b.name),
     B.Ident: lambda w, b, d: w.put(b.name),
     B.Slot: lambda w, b, d: w.put(f"slot{b.id}"),
+    B.Failed: lambda w, b, d: w.put("?"),
     B.Symbolic: lambda w, b, d: (w.put(f"\\(slot{b.slot.id}).("), _box(w, b.body, 0, d), w.put(")")),
     B.Apply: _apply,
     B.Access: _access,

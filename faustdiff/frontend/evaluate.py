@@ -26,7 +26,7 @@ from typing import Optional, Union
 from . import boxes as B
 from .boxshow import show
 from .boxes import (Box, Int, Real, Wire, Cut, Prim, Seq, Par, Split, Merge, Rec, Route, Waveform,
-                    UI, Bargraph, Group, Slot, Symbolic, FFun, FConst, FVar)
+                    UI, Bargraph, Group, Slot, Symbolic, Failed, FFun, FConst, FVar)
 from ..errors import FaustError, FaustEvalError, Span
 from .builtins import BUILTINS, Builtin
 from ..core.primitives import PRIMITIVES, fold as _fold_number
@@ -490,6 +490,8 @@ class Evaluator:
                     fn = fn.fn(self, list(fn.args), site)
             elif isinstance(fn, EnvValue):
                 raise FaustEvalError("an environment cannot be applied to arguments", site.span)
+            elif isinstance(fn, Symbolic) and fn.fn is not None:
+                fn = fn.fn   # a function kept in a composition: apply the function itself
             else:
                 return self.apply_box(fn, args, site)
         return fn
@@ -595,8 +597,14 @@ class Evaluator:
             return v
         if isinstance(v, (Closure, CaseFn)):
             slot = Slot(next(self.slot_ids))
-            body = self.apply(v, [slot], B.Ident(getattr(v, "name", "?"), span=span))
-            return Symbolic(slot, self.to_box(body, span), span=span)
+            try:
+                body = self.to_box(
+                    self.apply(v, [slot], B.Ident(getattr(v, "name", "?"), span=span)), span)
+            except FaustEvalError as e:
+                if "pattern matching failed" not in str(e):
+                    raise
+                body = Failed(e, span=span)   # raised if used as a box, not if applied
+            return Symbolic(slot, body, fn=v, span=span)
         if isinstance(v, Builtin):
             raise FaustEvalError(f"the builtin '{v.name}' needs {v.nparams} arguments", span)
         raise FaustEvalError("an environment cannot be used as a block diagram", span)
@@ -871,13 +879,18 @@ def const_outputs(box: Box) -> Optional[list]:
     if leaves is not None:
         return leaves
     try:
-        return cprop(box, [])
+        vals = cprop(box, [])
     except _NotConst:
         return None
+    return None if any(v is _VAR for v in vals) else vals
 
 
 class _NotConst(Exception):
     pass
+
+
+# a value cprop carries without knowing it (a waveform's content): only a cut may take it
+_VAR = Cut()
 
 
 def cprop(box: Box, ins: list, slots: Optional[dict] = None) -> list:
@@ -893,6 +906,14 @@ def cprop(box: Box, ins: list, slots: Optional[dict] = None) -> list:
         if len(ins) != 1:
             raise _NotConst
         return ins
+    if isinstance(box, Waveform):
+        # its size is a constant (Faust: `waveform{...} : _, !` is a number), its content not
+        if ins:
+            raise _NotConst
+        return [Int(len(box.values)), _VAR]
+    if any(x is _VAR for x in ins) and not isinstance(box, (Cut, Seq, Par, Split, Group,
+                                                             Symbolic, Route)):
+        raise _NotConst
     if isinstance(box, Cut):
         if len(ins) != 1:
             raise _NotConst
@@ -940,6 +961,8 @@ def cprop(box: Box, ins: list, slots: Optional[dict] = None) -> list:
         if nb == 0:
             raise _NotConst
         sums = []
+        if any(x is _VAR for x in mid):
+            raise _NotConst
         for k in range(nb):
             acc = None
             for x in mid[k::nb]:
@@ -955,6 +978,8 @@ def cprop(box: Box, ins: list, slots: Optional[dict] = None) -> list:
             if 1 <= s <= box.ins and 1 <= d <= box.outs:
                 x = ins[s - 1]
                 o = outs[d - 1]
+                if o is not None and (o is _VAR or x is _VAR):
+                    raise _NotConst
                 outs[d - 1] = x if o is None else fold_box(
                     "+", [o.value, x.value], isinstance(o, Int) and isinstance(x, Int))
         return [o if o is not None else Int(0) for o in outs]
@@ -987,7 +1012,7 @@ def simplify(box: Box) -> Box:
                 return box
             except FaustError:
                 return box
-            if vals:
+            if vals and not any(v is _VAR for v in vals):
                 return par_of([type(v)(v.value, span=box.span) for v in vals], box.span)
     return box
 

@@ -395,6 +395,10 @@ def prim(name: str, *args: Sig) -> Sig:
         raise TypeError(f"{name} takes {row.ins} signals, got {len(args)}")
     if row.ty == "state":
         return _STATEFUL[name](*args)
+    if name == "enable":
+        return _control(prim("*", *args), args[1])
+    if name == "control":
+        return _control(*args)
     folded = _fold(name, args)
     if folded is not None:
         return folded
@@ -404,6 +408,31 @@ def prim(name: str, *args: Sig) -> Sig:
         if s is not None:
             return s
     return _raw_prim(name, args)
+
+
+def held(cnd: Sig, var: Sig, x: Sig) -> Sig:
+    """select2(cnd, var, x) as the definition of a held value (`signals.conditions`): var is
+    its own recursion variable, so its values are x's values or the initial 0, an interval
+    the select's own (var's is unknown) would lose."""
+    t = _result_type("select2", cnd, var, x)
+    return _make("prim", (cnd, var, x), ("select2",), t, iv_union(x.interval, (0, 0)),
+                 _rate((cnd, var, x)))
+
+
+def _control(x: Sig, y: Sig) -> Sig:
+    """Faust's propagation: control(x, y) is control(x, y != 0), enable(x, y) is
+    control(x * y, y != 0) (`signals.conditions` gives them their meaning); a constant
+    condition is x (always computed) or 0 (never)."""
+    if not (y.op == "prim" and y.name == "!=" and is_const(y.args[1], 0)):
+        y = prim("!=", y, real_const(0.0))
+    if y.op == "const":
+        return x if y.value != 0 else zero(x.type)
+    global CONTROLS_MADE
+    CONTROLS_MADE += 1
+    return _raw_prim("control", (x, y))
+
+
+CONTROLS_MADE = 0   # control nodes asked for so far (propagate skips conditions.apply if none)
 
 
 def _result_type(name, *args):

@@ -25,6 +25,7 @@ from typing import Optional
 from ..frontend import boxes as B
 from ..frontend.boxshow import show
 from . import ir as S
+from . import conditions
 from ..frontend.arity import arity
 from ..core.deep import deep_call
 from ..errors import FaustError
@@ -84,7 +85,11 @@ def propagate(box: B.Box, inputs: Optional[list] = None, ctx: Optional[Context] 
         raise ValueError(f"propagate: box has {ins} inputs, {len(inputs)} signals given")
     if ctx.main_file is None and box.span is not None:
         ctx.main_file = box.span.file
-    return deep_call(_prop, ctx, box, list(inputs), ctx.root)
+    made = S.CONTROLS_MADE
+    outs = deep_call(_prop, ctx, box, list(inputs), ctx.root)
+    if S.CONTROLS_MADE == made:
+        return outs
+    return deep_call(conditions.apply, outs)   # control/enable: conditional computation
 
 
 # ---------------------------------------------------------------- deep recursion guard
@@ -381,6 +386,10 @@ def _symbolic(ctx, box, inputs, scope):
     return _prop(ctx, box.body, inputs[1:], child)
 
 
+def _failed(ctx, box, inputs, scope):
+    raise box.error
+
+
 def _ffun(ctx, box, inputs, scope):
     rtype = "int" if box.rtype == "int" else "real"
     try:
@@ -432,7 +441,7 @@ _RULES = {
     B.Int: _num, B.Real: _num, B.Wire: _wire, B.Cut: _cut, B.Prim: _prim, B.Seq: _seq,
     B.Par: _par, B.Split: _split, B.Merge: _merge, B.Rec: _rec, B.Route: _route,
     B.Waveform: _waveform, B.UI: _ui, B.Bargraph: _bargraph, B.Group: _group,
-    B.Slot: _slot, B.Symbolic: _symbolic, B.FFun: _ffun, B.FConst: _fconst, B.FVar: _fvar,
+    B.Slot: _slot, B.Symbolic: _symbolic, B.Failed: _failed, B.FFun: _ffun, B.FConst: _fconst, B.FVar: _fvar,
     B.Dual: _dual,
 }
 
