@@ -95,7 +95,7 @@ DDSP_CASES = cases("ddsp")
 
 def test_the_suite_is_there():
     assert len(FAUST_CASES) >= 36 and len(DIFF_CASES) >= 12 and len(LOCAL_CASES) >= 2
-    assert len(DDSP_CASES) >= 13
+    assert len(DDSP_CASES) >= 17
 
 
 @pytest.fixture(scope="session")

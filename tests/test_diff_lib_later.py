@@ -4,7 +4,8 @@ tests/conformance/ddsp against the real Faust compiler with faust-ddsp's own lib
 * env's extra activations (tanh, leaky ReLU, GELU) against their closed forms and
   derivatives;
 * weightsAndBiasesRandom: deterministic, in range, different per seed;
-* diff-nn.lib: the neural-networks branch's `var`, which diff.lib cannot have;
+* `var`: the seed's var(I, x, nvars) and the neural-networks branch's var(meter, init) in
+  both diff.lib and diff-nn.lib;
 * user errors in these names are reported at the user's call.
 """
 from __future__ import annotations
@@ -73,23 +74,34 @@ def test_random_weights_are_deterministic_in_range_and_seeded():
     assert w[2] == w[5] == w[8] == w[12] == 0.0      # biases
 
 
-def test_diff_nn_lib_has_the_neural_networks_var():
-    src = """
-df = library("diff-nn.lib");
-process = df.var(hbargraph("p", -1, 1), 0.5);
+@pytest.mark.parametrize("lib", ["diff.lib", "diff-nn.lib"])
+def test_var_is_both_the_seeds_and_the_neural_networks_branchs(lib):
+    src = f"""
+df = library("{lib}");
+process = df.var(hbargraph("p", -1, 1), 0.5), df.var(hbargraph("q", -1, 1)), df.var(2, 7, 3);
 """
     p = faustdiff.compile_source(src, "<nn>")
-    out = p.compute(np.full((1, 4), 0.1), 4)
-    # p[n] = p[n-1] - step[n] + 0.5, accumulated: 0.4, 0.3, 0.2, 0.1
+    assert (p.num_inputs, p.num_outputs) == (3, 6)
+    ins = np.array([[0.1] * 4, [0.2] * 4, [0.1] * 4])
+    out = p.compute(ins, 4)
+    # var(meter, init): p[n] = (accumulated -steps) + init: 0.4, 0.3, 0.2, 0.1
     np.testing.assert_allclose(out[0], [0.4, 0.3, 0.2, 0.1], rtol=1e-15)
-    assert p.bargraph_labels == ["p"]
+    # var(meter): init is its first input, the step its second
+    np.testing.assert_allclose(out[1], [0.1, 0.0, -0.1, -0.2], rtol=1e-15, atol=1e-16)
+    # var(I, x, nvars): x, then the one-hot vector of its partials
+    assert out[2:, 0].tolist() == [7, 0, 1, 0]
+    assert p.bargraph_labels == ["p", "q"]
 
 
 def test_a_wrong_env_call_is_reported_at_the_users_line():
     src = 'df = library("diff.lib");\nv = df.vars((1, 2));\nd = df.env(v);\nprocess = d.sumall(2) : d.diff(+);\n'
     with pytest.raises(FaustError) as e:
         faustdiff.compile_source(src, "prog.dsp")
-    assert str(e.value).startswith("prog.dsp:4:")
+    assert str(e.value) == (
+        "prog.dsp:4:11: error: ERROR in sequential composition A:B\n"
+        "The number of outputs [3] of A must be equal to the number of inputs [6] of B\n\n"
+        "Here  A = __fd_dual_seed(+, 2),(0 : !);\nhas 3 outputs\n\n"
+        "while B = __fd_dual_seed(+, 2);\nhas 6 inputs")
 
 
 def test_the_mlp_waveshaper_example_learns_its_curve_from_python():
@@ -98,6 +110,7 @@ def test_the_mlp_waveshaper_example_learns_its_curve_from_python():
     tr = Trainer(EXAMPLES / "mlp_waveshaper.dsp", params="auto", loss="l2", optimizer="adam",
                  lr=0.02)
     assert len(tr.labels) == 16 * 2 + 16 * 17 + 17
+    assert tr.grad_mode == "reverse"      # grad_mode="auto": reverse above two parameters
     x = np.linspace(-1, 1, 256)[None]
     result = tr.fit(x, np.sin(np.pi * x) / 2, steps=100)
     assert result.losses[0] > 0.1
