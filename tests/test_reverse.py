@@ -283,14 +283,44 @@ def test_vjp_errors():
     assert str(e.value) == "error: vjp: the cotangent holds NaN or infinity"
 
 
-def test_unsupported_constructions_say_so():
-    src = ('g = hslider("g", 0.5, 0, 1, 0.01);\n'
-           'process = rdtable(8, (+(1) ~ _) * g, int(abs(_ * 3)) % 8);')
-    with pytest.raises(FaustError) as e:
-        faustdiff.compile_source(src, "t.dsp", wrt=["g"], mode="reverse", backend="interp")
-    assert str(e.value).startswith("error: reverse mode: a table whose initial contents "
-                                   "depend on a parameter (")
-    assert str(e.value).endswith(") is not supported yet; use grad_mode='forward'")
+TABLE_INIT_CASES = {
+    # the read index from the input; the contents a recursion scaled by the parameter
+    "rdtable": ('g = hslider("g", 0.5, 0, 1, 0.01);\n'
+                'process = rdtable(8, (+(1) ~ _) * g, int(abs(_ * 3)) % 8);'),
+    # sin of the parameter in the contents, and the parameter outside the table too
+    "rdtable-sin": ('import("stdfaust.lib");\n'
+                    'g = hslider("g", 0.5, 0, 1, 0.01); w = hslider("w", 0.3, 0, 1, 0.01);\n'
+                    'process = (abs : *(7.9) : int : rdtable(8, sin(g * float(ba.time)))) * w;'),
+    # written slots lose the contents' gradient; written values carry w's
+    "rwtable": ('import("stdfaust.lib");\n'
+                'g = hslider("g", 0.5, 0, 1, 0.01); w = hslider("w", 0.3, 0, 1, 0.01);\n'
+                'process = _ <: rwtable(8, g * g * float(ba.time), '
+                'int(ba.time % 16), _ * w, abs : *(7.9) : int);'),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TABLE_INIT_CASES))
+def test_tables_whose_contents_depend_on_parameters(name):
+    src = TABLE_INIT_CASES[name]
+    rng = np.random.default_rng(3)
+    x, ct = rng.uniform(-1, 1, (1, 40)), rng.normal(size=(1, 40))
+    labels = _slider_labels(src)
+    want, dp, _, y, y2 = _contracted(src, labels, x, ct, 40)
+    assert np.array_equal(y, y2)
+    assert np.all(want != 0)
+    assert _close(want, dp), (want, dp)
+
+
+def test_table_contents_gradient_compiled_with_input_gradients_off():
+    src = TABLE_INIT_CASES["rdtable"]
+    rng = np.random.default_rng(4)
+    x, ct = rng.uniform(-1, 1, (1, 30)), rng.normal(size=(1, 30))
+    fwd = faustdiff.compile_source(src, "t.dsp", wrt=["g"], backend="interp")
+    rev = faustdiff.compile_source(src, "t.dsp", wrt=["g"], mode="reverse", input_grads=False)
+    _, partials = fwd.compute_with_grad(x, 30)
+    rev.compute(x, 30)
+    dp, _ = rev.vjp(ct)
+    assert _close(np.einsum("pon,on->p", partials, ct), dp)
 
 
 def test_mode_and_signals_errors():

@@ -33,7 +33,8 @@ signal program of the same IR, compiled by the same back end:
 * the transpose of a table written with a differentiable signal (`rwtable`) is an
   `adjtable` node: a table of cotangents where each read adds its cotangent to the slot it
   read and each write takes (and clears) its slot's: the gradient flows through the written
-  values; a table's initial contents (and the read indexes) get none;
+  values; the read indexes get none; initial contents that depend on a parameter give
+  θ̄_k += c[t] · (the read slot of the contents' forward-mode tangent table), a tape;
 * a parameter θ reaches the per-sample graph only through control-rate nodes b_k (a
   coefficient, the slider itself): the walk stops there and accumulates Σ_t b̄_k[t] in a
   second backward group (`finals`: its state after the block is the sum). θ̄ is then
@@ -109,18 +110,15 @@ class _Cotangents(Algebra):
         return self.walk.value(S.prefix(S.int_const(1), S.int_const(0)))
 
     def table(self, y: S.Sig, c: Ct):
-        node = self.node
-        init = node.args[0]
-        if self.walk.depends(init):
-            raise FaustError("reverse mode: a table whose initial contents depend on a "
-                             f"parameter ({S.show(node)}) is not supported yet; use "
-                             "grad_mode='forward'")
+        node, out = self.node, [None] * (len(self.node.args) + 1)
         if node.op == "rwtable" and self.walk.needed(node.args[2]):
             # (size, init, widx, wval, ridx): the written value's cotangent is what the
             # reads of its slot sent back until the slot was written again
             widx, ridx = self.walk.value(node.args[1]), self.walk.value(node.args[3])
-            return (None, None, None, S.adjtable(node.attrs[0], c, ridx, widx), None)
-        return (None,) * (len(node.args) + 1)
+            out[3] = S.adjtable(node.attrs[0], c, ridx, widx)
+        if self.walk.depends(node.args[0]):
+            self.walk.through_contents(node, c)
+        return tuple(out)
 
 
 class _Walk:
@@ -130,10 +128,12 @@ class _Walk:
                  input_grads: bool = True):
         self.outputs = list(outputs)
         self.num_inputs = num_inputs
+        self.wrt = [list(group) for group in wrt]
         self.wrt_ids = {id(n) for group in wrt for n in group}
         self.order = S.topo_order(self.outputs)
         leaf = {id(n): 1 for n in self.order
-                if (input_grads and n.op == "input") or id(n) in self.wrt_ids}
+                if (input_grads and n.op == "input") or id(n) in self.wrt_ids
+                or (n.op in ("rdtable", "rwtable") and self.depends(n.args[0]))}
         self.mask = _masks(self.order, leaf, whole_groups=False)
         self.ct: dict = {}                 # id(forward node) -> cotangent
         self.tape_of: dict = {}            # id(forward node) -> placeholder
@@ -183,14 +183,39 @@ class _Walk:
         if c is None or not self.needed(node):
             return
         if node.rate <= S.K_BLOCK:
-            if id(node) not in self.boundary_ct:
-                self.boundary.append(node)
-                self.boundary_ct[id(node)] = S.to_real(c)
-            else:
-                self.boundary_ct[id(node)] = self.A.add(self.boundary_ct[id(node)], c)
+            self._to_boundary(node, c)
             return
         prev = self.ct.get(id(node))
         self.ct[id(node)] = S.to_real(c) if prev is None else self.A.add(prev, c)
+
+    def _to_boundary(self, node: S.Sig, c: S.Sig) -> None:
+        """Accumulate c into control-rate `node`'s cotangent (summed over the block)."""
+        if id(node) not in self.boundary_ct:
+            self.boundary.append(node)
+            self.boundary_ct[id(node)] = S.to_real(c)
+        else:
+            self.boundary_ct[id(node)] = self.A.add(self.boundary_ct[id(node)], c)
+
+    def through_contents(self, node: S.Sig, c: S.Sig) -> None:
+        """A table `node` whose initial contents depend on parameters, read with cotangent
+        c: θ_k̄ += c[t] · ∂(the slot read at t)/∂θ_k, where that partial is the slot of the
+        tangent table (the init signal's forward-mode tangent, its own context from t=0),
+        or 0 for an `rwtable` slot written since reset (the written value's cotangent goes
+        through `adjtable`). The tangent read is a forward signal (a tape), so the contents
+        count as a function of the parameters whatever the block: as forward mode has them
+        (they are filled at reset from the widgets' values)."""
+        init = node.args[0]
+        size = S.int_const(node.attrs[0])
+        tangents = partial_signals([init], self.wrt)
+        for k, dinit in enumerate(tangents):
+            if S.is_const(dinit, 0):
+                continue
+            if node.op == "rdtable":
+                read = S.rdtable(size, S.to_real(dinit), node.args[1])
+            else:
+                _, widx, _, ridx = node.args
+                read = S.rwtable(size, S.to_real(dinit), widx, S.real_const(0.0), ridx)
+            self._to_boundary(self.wrt[k][0], self.A.mul(c, self.value(read)))
 
     # ------------------------------------------------------------ the pass
 
