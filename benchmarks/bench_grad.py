@@ -20,7 +20,8 @@ time, one thread):
               value_and_grad)` with respect to every slider.
 
 Ratios are to the forward render. "cold" is the compile time from an empty cache, in a fresh
-process (parse, evaluate, AD, code generation, Numba), until the first result.
+process (parse, evaluate, AD, code generation, Numba), until the first result: wall and
+(in parentheses) CPU seconds, the steadier figure when the machine is shared.
 """
 from __future__ import annotations
 
@@ -115,7 +116,7 @@ import numba   # imports are not compile time
 import faustdiff
 path, mode = sys.argv[1], sys.argv[2]
 labels = sorted(faustdiff.compile_file(path, backend="interp").params)
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 if mode == "plain":
     p = faustdiff.compile_file(path)
     p.compute(np.zeros((p.num_inputs, 64)), 64)
@@ -126,17 +127,20 @@ else:
     p = faustdiff.compile_file(path, wrt=labels, mode="reverse")
     y = p.compute(np.zeros((p.num_inputs, 64)), 64)
     p.vjp(np.ones_like(y))
-print(time.perf_counter() - t0)
+print(time.perf_counter() - t0, time.process_time() - c0)
 '''
 
 
-def cold(name: str, mode: str) -> float:
-    """Seconds to compile from an empty cache (fresh process), until the first result."""
+def cold(name: str, mode: str) -> tuple:
+    """(wall, CPU) seconds to compile from an empty cache (fresh process), until the first
+    result. On a loaded machine the CPU time is the steadier figure (compiling is one
+    thread: wall = CPU on a quiet machine)."""
     with tempfile.TemporaryDirectory() as d:
         env = dict(os.environ, FAUSTDIFF_CACHE_DIR=d)
         out = subprocess.run([sys.executable, "-c", COLD, str(HERE / "dsp" / f"{name}.dsp"),
                               mode], env=env, capture_output=True, text=True, check=True)
-        return float(out.stdout.strip().splitlines()[-1])
+        wall, cpu = out.stdout.strip().splitlines()[-1].split()
+        return float(wall), float(cpu)
 
 
 MEMORY = r'''
@@ -222,13 +226,14 @@ def main():
         from faustdiff.backend import reverse
         reverse.TAPE_BUDGET = int(a.tape_budget * 2**20)
     n = int(a.seconds * SR)
-    print(f"{a.seconds} s of audio ({n} samples), best of {a.repeat}, wall time\n")
+    print(f"{a.seconds} s of audio ({n} samples), best of {a.repeat}, wall time; "
+          f"load average {os.getloadavg()[0]:.2f}\n")
     head = (f"{'program':<18}{'θ':>3}{'tapes':>6} {'forward':>9} {'fwd-mode':>16} "
             f"{'reverse':>16} {'+dx':>16} {'kernel':>16}")
     if not a.no_jax:
         head += f" {'jax':>18}"
     if not a.no_cold:
-        head += f" {'cold: plain / fwd / rev':>26}"
+        head += f"  {'cold, wall (CPU): plain / fwd / rev':>44}"
     print(head)
     for name in a.programs:
         r = bench_faustdiff(name, n, a.repeat)
@@ -244,8 +249,9 @@ def main():
                      else f" {'-':>18}")
         if not a.no_cold:
             c = [cold(name, m) for m in ("plain", "forward", "reverse")]
-            line += f"  {c[0]:>6.2f} / {c[1]:>5.2f} / {c[2]:>5.2f} s"
+            line += "  " + " / ".join(f"{w:5.2f} ({u:5.2f})" for w, u in c) + " s"
         print(line, flush=True)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
     if a.memory:
         print(f"\none reverse value+gradient step on {a.memory} minutes of audio "
               "(fresh process, peak RSS):")

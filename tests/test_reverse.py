@@ -543,6 +543,34 @@ def test_moving_parameters_between_blocks_recomputes_the_control_rate_jacobian()
         assert dp[0] == pytest.approx(p.sum(), rel=1e-10)
 
 
+@pytest.mark.parametrize("backend", ["interp", None])
+def test_jacobian_inline_or_interpreted_agree(monkeypatch, backend):
+    """Small Jacobians are kept values of the backward kernel, large ones run in the
+    interpreter (JACOBIAN_INLINE): the same d_params, and `count` seen the same way."""
+    from faustdiff.backend import reverse as R
+    src = ('import("stdfaust.lib");\n'
+           'f = hslider("f", 0.3, 0, 0.9, 0.01); g = hslider("g", 0.5, 0, 2, 0.01);\n'
+           'process = *(1 - f) : + ~ *(f) : *(cos(f) * g + ma.BS * g * g);')
+    x = np.random.default_rng(5).uniform(-1, 1, (1, 48))
+    ct = np.random.default_rng(6).normal(size=(1, 48))
+    got = {}
+    for limit in (R.JACOBIAN_INLINE, 0):
+        monkeypatch.setattr(R, "JACOBIAN_INLINE", limit)
+        rev = faustdiff.compile_source(src + f"\n// {limit}", "t.dsp", wrt=["f", "g"],
+                                       mode="reverse", backend=backend)
+        assert rev._spec["jacobian_inline"] == (limit > 0)
+        rev.set_param("g", 0.8)
+        rev.compute(x)
+        got[limit] = rev.vjp(ct)[0]
+    fwd = faustdiff.compile_source(src, "t.dsp", wrt=["f", "g"], backend="interp")
+    fwd.set_param("g", 0.8)
+    fwd.reset()
+    _, p = fwd.compute_with_grad(x)
+    want = np.einsum("pon,on->p", p, ct)
+    for dp in got.values():
+        assert _close(want, dp)
+
+
 def test_without_input_gradients_d_inputs_are_read_only_zeros():
     rev = faustdiff.compile_source(STEREO_GAIN, "t.dsp", wrt=["g"], mode="reverse",
                                    input_grads=False)

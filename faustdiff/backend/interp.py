@@ -79,7 +79,9 @@ class Interpreter:
         self.in_offset = in_offset    # (reverse_io) history samples before the inputs' block
         self.num_inputs = num_inputs
         self.sample_rate = int(sample_rate)
-        self.order = S.topo_order(self.outputs + self.bargraphs + self.keep)
+        # (kept projections' RecVars are roots: their slots hold the finals, see schedule)
+        kept_vars = [g.var(i) for g, i in (s.attrs for s in self.keep)]
+        self.order = S.topo_order(self.outputs + self.bargraphs + self.keep + kept_vars)
         self.controls = [s for s in S.topo_order(self.outputs + self.bargraphs + self.keep,
                                                  follow_tables=True) if s.op == "ui"]
         self.control_index = {id(s): j for j, s in enumerate(self.controls)}

@@ -226,7 +226,9 @@ class _Planner:
     def context(self, outputs, bargraphs, depth: int, keep=()) -> Context:
         ctx = Context(len(self.contexts), depth, list(outputs), list(bargraphs))
         self.contexts.append(ctx)
-        roots = list(outputs) + list(bargraphs) + list(keep)
+        # a kept projection's RecVar is a root too: its state slot holds the final value
+        # even when the definitions never read it (`_held` values of reverse mode)
+        roots = list(outputs) + list(bargraphs) + list(keep) + _kept_vars(keep)
         order = S.topo_order(roots)
         ctx.folded = _fold(order, self.sample_rate)
         shared_tables: dict = {}
@@ -368,6 +370,11 @@ class _Planner:
         idxs = s.args[1:2] if not writable else (s.args[1], s.args[3])
         ctx.clamp[id(s)] = tuple(not (S.sure_range(i)[0] >= 0 and S.sure_range(i)[1] < size)
                                  for i in idxs)
+
+
+def _kept_vars(keep) -> list:
+    """The RecVars of kept projections (`keep`)."""
+    return [s.attrs[0].var(s.attrs[1]) for s in keep if s.op == "proj"]
 
 
 def plan(outputs: Sequence[S.Sig], bargraphs: Sequence[S.Sig] = (), num_inputs: int = 0,
