@@ -583,6 +583,41 @@ def test_generated_code_is_readable_and_folded(tmp_path):
     compile(text, "x.py", "exec")
 
 
+GUARDED = ('import("stdfaust.lib");\n'
+           'on = checkbox("on"); pick = nentry("pick", 0, 0, 3, 1);\n'
+           'fx = _ <: de.fdelay(1024, 100 + 50 * os.osc(0.5)) * 0.5,\n'
+           '     de.fdelay(1024, 300 + 30 * os.osc(0.7)) * 0.25 :> _;\n'
+           'other = _ <: @(10) * sin(_), (_ : + ~ *(0.5)) : +;\n'
+           'process = _ <: select2(on, _, fx), select2(pick, other * 2, @(7) * 3);\n')
+
+
+def test_selects_on_controls_compute_only_the_chosen_branch(tmp_path):
+    """select2 on a control-rate selector: an `if` around each branch's own nodes (the
+    oscillators, recursions and the line writes stay outside: every sample updates them),
+    bit for bit the interpreter's output as the selectors change between blocks."""
+    from faustdiff.backend.cache import module_source
+    text = module_source(GUARDED, str(tmp_path / "g.dsp"))
+    loop = text[text.index("for i in range"):text.index("# end of sample")]
+    assert loop.count("if ") == 2 and loop.count("else:") == 2
+    inside = [ln for ln in loop.splitlines() if ln.startswith(" " * 16)]
+    outside = [ln for ln in loop.splitlines() if not ln.startswith(" " * 16)]
+    assert any("st(df" in ln for ln in outside)           # the delay line's write
+    assert not any("at t-1" in ln for ln in inside)       # recursions run every sample
+    assert sum("ld(df, 65536 + ((t - d" in ln for ln in inside) == 4   # the 4 taps
+    fast = faustdiff.compile_source(GUARDED, "g.dsp")
+    slow = faustdiff.compile_source(GUARDED, "g.dsp", backend="interp")
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 1600))
+    got = []
+    for prog in (fast, slow):
+        ys = []
+        for k, (on, pick) in enumerate([(0, 0), (1, 0), (0, 2), (1, 1)]):
+            prog.set_param("on", on)
+            prog.set_param("pick", pick)
+            ys.append(prog.compute(x[:, k * 400:(k + 1) * 400], 400))
+        got.append(np.hstack(ys))
+    assert np.array_equal(got[0], got[1])
+
+
 # ---------------------------------------------------------------- random programs
 
 hypothesis = pytest.importorskip("hypothesis")

@@ -228,6 +228,80 @@ def _helpers_used(code: str) -> list[str]:
     return sorted({m for m in re.findall(r"\b(c_[a-z0-9]+|f2i|irem)\(", code)})
 
 
+# Guarded selects: a select2 whose selector is control rate computes only the chosen
+# branch's own nodes (an `if` per sample on a loop-invariant condition: predicted, and
+# LLVM may unswitch it). Each costs Numba's passes a few basic blocks, so only regions of
+# at least GUARD_MIN nodes, and at most GUARD_MAX selects a kernel.
+GUARD_MIN = 4
+GUARD_MAX = 16
+# what a branch may skip: nodes that only compute a value (a delay's line write is
+# emitted apart, every sample); state updates (recursions, prefix, tables written,
+# scatters, waveforms) and foreign functions (rand) always run
+_PURE = {"prim", "input", "recvar", "proj", "delay", "rdtable"}
+
+
+def _roots(ctx) -> set:
+    """ids of the sample nodes every sample needs, whatever the selects choose: outputs,
+    bargraphs, recursion definitions, delay lines' inputs, prefix arguments."""
+    need = {id(s) for s in list(ctx.outputs) + list(ctx.bargraphs)}
+    need |= {id(rv.attrs[0].defs[rv.attrs[1]]) for rv in ctx.rec_nodes}
+    need |= set(ctx.lines)
+    need |= {id(s.args[1]) for s in ctx.sample if s.op == "prefix"}
+    return need
+
+
+def branch_guards(ctx) -> dict:
+    """id(select2 node) -> (nodes only its first branch needs, nodes only its second
+    needs), each a list of ids in schedule order, for the selects worth guarding. A node
+    is a branch's own when it is pure, not a root, and every user is the select (through
+    that branch only) or another node of the branch; outer selects claim first."""
+    sample = [s for s in ctx.sample if id(s) not in ctx.folded]
+    here = {id(s) for s in sample}
+    users: dict = {}
+    for s in sample:
+        for a in s.args:
+            if id(a) in here:
+                users.setdefault(id(a), []).append(s)
+    roots, claimed, guards = _roots(ctx), set(), {}
+    for s in reversed(sample):
+        if len(guards) >= GUARD_MAX:
+            break
+        if s.op != "prim" or s.name != "select2" or id(s) in claimed \
+                or s.args[0].rate > S.K_BLOCK or id(s.args[0]) in ctx.folded:
+            continue
+        regions = tuple(_own(s, k, here, users, roots, claimed) for k in (1, 2))
+        if sum(map(len, regions)) < GUARD_MIN:
+            continue
+        guards[id(s)] = tuple([i for i in (id(n) for n in sample) if i in r]
+                              for r in regions)
+        claimed |= regions[0] | regions[1]
+    return guards
+
+
+def _own(sel, k: int, here: set, users: dict, roots: set, claimed: set) -> set:
+    """The nodes only branch k of `sel` needs (see `branch_guards`)."""
+    top = sel.args[k]
+    if any(a is top for j, a in enumerate(sel.args) if j != k):
+        return set()
+    own, stack = {}, [top]
+    while stack:   # candidates: the branch's pure ancestors in this context
+        n = stack.pop()
+        if id(n) in own or id(n) not in here or n.op not in _PURE or id(n) in roots \
+                or id(n) in claimed or (n.op == "prim" and n.name == "%" and n.type == "int"):
+            continue   # (an int `%` by zero is an error: raised, chosen or not, as interp)
+        own[id(n)] = n
+        stack.extend(n.args)
+    changed = True
+    while changed:   # drop what something outside the branch also reads
+        changed = False
+        for i, n in list(own.items()):
+            if any(id(u) not in own and not (u is sel and i == id(top))
+                   for u in users.get(i, ())):
+                del own[i]
+                changed = True
+    return set(own)
+
+
 class _Emitter:
     """Emits the kernel of one context."""
 
@@ -237,6 +311,7 @@ class _Emitter:
         self.globals: list[str] = []        # module-level constants (waveforms)
         self.control_index = {id(c): j for j, c in enumerate(plan.controls)}
         self.k = 0
+        self.written: set = set()   # delays whose line write was emitted apart (guards)
 
     # -------------------------------------------------------- names
 
@@ -399,11 +474,8 @@ class _Emitter:
             return [f"{v} = {reg}"]
         arr = ("di" if line.type == "int" else "df") if line.kind == "ring" else \
               ("hi" if line.type == "int" else "hf")
-        if line.first is s:   # the line's first user writes x[t]
-            if line.kind == "ring":
-                lines.append(f"st({arr}, {line.offset} + (t & {line.length - 1}), {self.ref(x)})")
-            else:
-                lines.append(f"st({arr}, {_row(line.offset, 'n' + arr)}t, {self.ref(x)})")
+        if line.first is s and id(s) not in self.written:   # its first user writes x[t]
+            lines.append(self._write(line, arr))
         if id(d) in ctx.folded:
             de = str(max(0, ctx.folded[id(d)]))
         else:
@@ -427,6 +499,39 @@ class _Emitter:
             zero = "0" if line.type == "int" else "0.0"
             lines.append(f"{v} = ld({arr}, {_row(line.offset, 'n' + arr)}t - {de}) "
                          f"if {de} <= t else {zero}")
+        return lines
+
+    def _write(self, line, arr: str) -> str:
+        """The write of x[t] into a ring or history line."""
+        if line.kind == "ring":
+            return f"st({arr}, {line.offset} + (t & {line.length - 1}), {self.ref(line.x)})"
+        return f"st({arr}, {_row(line.offset, 'n' + arr)}t, {self.ref(line.x)})"
+
+    def line_write(self, s: S.Sig) -> list[str]:
+        """A guarded delay that writes its line (its first user): the write, which must
+        happen every sample, emitted where the node was; the read stays in the branch."""
+        line = self.ctx.line_of.get(id(s)) if s.op == "delay" else None
+        if line is None or line.first is not s or line.kind == "shift":
+            return []
+        self.written.add(id(s))
+        arr = ("di" if line.type == "int" else "df") if line.kind == "ring" else \
+              ("hi" if line.type == "int" else "hf")
+        return [self._write(line, arr)]
+
+    def guarded_select(self, s: S.Sig, regions: tuple) -> list[str]:
+        """select2 on a control-rate selector whose branches have nodes of their own: an
+        `if` computing only the chosen branch's (as g++ unswitches Faust's loop)."""
+        c = self.ref(s.args[0])
+        cond = f"({c} > -1.0) & ({c} < 1.0)" if s.args[0].type == "real" else f"{c} == 0"
+        _, convs, _ = P.plan(s.name, tuple(a.type for a in s.args))
+        v = self.fresh("v")
+        lines = []
+        for k, (head, region) in enumerate(zip((f"if {cond}:", "else:"), regions), 1):
+            lines.append(head)
+            for i in region:
+                lines += ["    " + line for line in self.node(self.ctx_node[i], True)]
+            lines.append(f"    {v} = {self.arg(s.args[k], convs[k])}")
+        self.name[id(s)] = v
         return lines
 
     def register(self, line, k: int) -> str:
@@ -474,8 +579,16 @@ class _Emitter:
         control, body = [], []
         for s in ctx.control:
             control += self.node(s, False)
+        guards = branch_guards(ctx)
+        self.ctx_node = {id(n): n for n in ctx.sample}
+        guarded = {i for regions in guards.values() for r in regions for i in r}
         for s in ctx.sample:
-            body += self.node(s, True)
+            if id(s) in guarded:   # emitted inside its select's branch
+                body += self.line_write(s)
+            elif id(s) in guards:
+                body += self.guarded_select(s, guards[id(s)])
+            else:
+                body += self.node(s, True)
         for c, s in enumerate(ctx.outputs):
             at = "(s0 + s1 - 1 - i)" if self.plan.reverse_io else "i"
             if self.plan.out_offset:
