@@ -20,7 +20,8 @@ Per program (each in its own process, with a fresh faustdiff cache, killed after
            `compute` call per block: its per-call cost is in the figure) / faust's, ratio;
   faust    `faust -double -a benchmarks/bench_arch.cpp` + `g++ -O3 -march=native` (a loop
            calling compute() into a buffer); every time the best of 3;
-  cold     our cold compile time: front end + code generation + Numba, empty cache;
+  cold     our cold compile time: front end + code generation + Numba, empty cache,
+           wall seconds and (CPU) seconds, the steadier figure on a shared machine;
   states   our loop-carried state (recursion variables and prefixes, + delay lines)
            against Faust's (fRec/iRec arrays, + fVec/iVec delay lines) in its C++;
 then the median and worst ratio. A program that fails is reported, not fatal.
@@ -120,9 +121,9 @@ def our_side(dsp: Path, samples: int) -> dict:
         from faustdiff.signals.propagate import Context, propagate
         from faustdiff.backend.schedule import plan
         from faustdiff.core.deep import deep_call
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         prog = api.compile_file(str(dsp))
-        cold_s = time.perf_counter() - t0
+        cold_s, cold_cpu = time.perf_counter() - t0, time.process_time() - c0
         box = api.evaluate_source(api.read_source(str(dsp)), str(dsp))
 
         def count():
@@ -144,7 +145,8 @@ def our_side(dsp: Path, samples: int) -> dict:
             for s in range(0, samples, BLOCK):
                 prog.compute(None, min(BLOCK, samples - s))
         return {"whole": best(lambda: prog.compute(None, samples)), "blocks": best(blocks),
-                "cold": cold_s, "recs": recs, "lines": lines, "backend": type(prog).__name__}
+                "cold": cold_s, "cold_cpu": cold_cpu, "recs": recs, "lines": lines,
+                "backend": type(prog).__name__}
     finally:
         shutil.rmtree(cold, ignore_errors=True)
 
@@ -210,10 +212,11 @@ def main(argv=None) -> int:
         if args.only:
             progs = [(n, p) for n, p in progs if any(o in n for o in args.only)]
         have_faust = bool(shutil.which("faust") and shutil.which("g++"))
+        print(f"load average {os.getloadavg()[0]:.2f}")
         print(f"{samples} samples; whole: one compute call, blocks: calls of {BLOCK}; "
               f"CPU milliseconds; libraries: {os.environ.get('FAUST_LIB_PATH') or 'bundled'}")
         head = (f"{'program':34s} {'whole: ours':>11s} {'faust':>7s} {'ratio':>6s} "
-                f"{'blocks: ours':>12s} {'faust':>7s} {'ratio':>6s} {'cold s':>7s}"
+                f"{'blocks: ours':>12s} {'faust':>7s} {'ratio':>6s} {'cold s':>7s} {'(CPU)':>6s}"
                 f" {'states ours':>12s} {'faust':>8s}  notes")
         print(head)
         print("-" * len(head))
@@ -242,7 +245,8 @@ def main(argv=None) -> int:
                 notes.append("interpreter (too large for Numba)")
             st_o = f"{ours['recs']}+{ours['lines']}" if "recs" in ours else "-"
             st_f = f"{ref['recs']}+{ref['lines']}" if "recs" in ref else "-"
-            print(f"{name:34s} {' '.join(cells)} {f(ours, 'cold', '.1f'):>7s}"
+            print(f"{name:34s} {' '.join(cells)} {f(ours, 'cold', '.1f'):>7s} "
+                  f"{f(ours, 'cold_cpu', '.1f'):>6s}"
                   f" {st_o:>12s} {st_f:>8s}  {'; '.join(notes)}", flush=True)
         for kind in ("whole", "blocks"):
             r = ratios[kind]
