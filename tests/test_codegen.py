@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -568,6 +569,21 @@ def test_schedule_state_layout():
     assert main.ndf == 1024 and main.nfv == 2   # w[t-1] (the recursion), w[t-2]
 
 
+def test_delay_lines_start_in_different_cache_sets():
+    """Power-of-two delay lines packed end to end put every write position in one L1 set
+    (zitaRev 3.3x slower): each region starts one 64-byte line past the previous end."""
+    from faustdiff.backend import schedule
+    from faustdiff.signals import ir as S
+    x = S.input_(0)
+    outs = [S.delay(S.prim("*", x, S.real_const(float(k + 2))), S.int_const(1000 + k))
+            for k in range(12)]
+    main = schedule.plan(outs, (), 1).main
+    offsets = sorted(line.offset for line in main.lines.values())
+    assert offsets == [k * (1024 + 8) for k in range(12)]
+    assert len({(o * 8 // 64) % 64 for o in offsets}) == 12   # 12 distinct L1 sets
+    assert main.ndf == 11 * (1024 + 8) + 1024
+
+
 def test_generated_code_is_readable_and_folded(tmp_path):
     from faustdiff.backend.cache import module_source
     text = module_source('import("stdfaust.lib");\n'
@@ -603,7 +619,7 @@ def test_selects_on_controls_compute_only_the_chosen_branch(tmp_path):
     outside = [ln for ln in loop.splitlines() if not ln.startswith(" " * 16)]
     assert any("st(df" in ln for ln in outside)           # the delay line's write
     assert not any("at t-1" in ln for ln in inside)       # recursions run every sample
-    assert sum("ld(df, 65536 + ((t - d" in ln for ln in inside) == 4   # the 4 taps
+    assert sum(bool(re.search(r"ld\(df, \d+ \+ \(\(t - d", ln)) for ln in inside) == 4  # taps
     fast = faustdiff.compile_source(GUARDED, "g.dsp")
     slow = faustdiff.compile_source(GUARDED, "g.dsp", backend="interp")
     x = np.random.default_rng(0).uniform(-1, 1, (1, 1600))
