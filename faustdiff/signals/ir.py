@@ -443,6 +443,10 @@ def _is_plus_const(s: Sig) -> bool:
     return s.op == "prim" and s.name == "+" and s.args[1].op == "const"
 
 
+def _is_coef_product(s: Sig) -> bool:
+    return s.op == "prim" and s.name == "*" and s.args[0].op == "const"
+
+
 # Faust's normaliser keeps one constant per sum (last: `(y + x) + -0.1`) and one coefficient
 # per product (`225 * SR / 44100` is `(225/44100) * SR`, the division done on the constants).
 # Library code relies on it bitwise (freeverb's delay lengths `int(val*SR/44100)` differ by
@@ -490,54 +494,10 @@ def _simp_mul(x, y):
     if x.op == "const":
         # c1 * (c2 * a) -> (c2 * c1) * a, but never across an int -> real conversion: an int
         # product must wrap to 32 bits before it meets a real coefficient (as in Faust).
-        if y.type == t and _chain(y)[0] is not None:
-            coef, factors = _chain(y)
-            return _build_chain(prim("*", coef, x), factors)
+        if _is_coef_product(y) and y.type == t:
+            return prim("*", prim("*", y.args[0], x), y.args[1])
         return _raw_prim("*", (x, y))
-    if t == "real" and x.type == t and y.type == t:
-        return _merge_chains(x, y)
     return None
-
-
-def _chain(s: Sig):
-    """(coefficient or None, factors) of a left-nested real product ((c * f1) * f2) * ...;
-    a signal that is no real product is the one factor of a chain without coefficient."""
-    factors = []
-    while s.op == "prim" and s.name == "*" and s.type == "real":
-        if s.args[0].op == "const":
-            return s.args[0], [s.args[1]] + factors[::-1]
-        factors.append(s.args[1])
-        s = s.args[0]
-    return None, [s] + factors[::-1]
-
-
-def _build_chain(coef, factors) -> Sig:
-    """((coef * f1) * f2) * ... built as is (invariant: a real product in Faust's normal
-    form, whose factors are in order of rate: Faust's mterm multiplies its coefficient, then
-    the constant-rate factors, the control-rate ones, the sample-rate ones)."""
-    acc = None if coef is None or is_const(coef, 1) else coef
-    for f in factors:
-        acc = f if acc is None else _raw_prim("*", (acc, f))
-    return acc
-
-
-def _merge_chains(x: Sig, y: Sig):
-    """x * y for real products: one coefficient in front, the factors merged by rate (stable:
-    factors of one rate keep their order, x's first, as in our construction order), or None
-    when that is the product x * y as it stands (nothing to move)."""
-    cx, fx = _chain(x)
-    cy, fy = _chain(y)
-    if cy is None and fx[-1].rate <= min(f.rate for f in fy):
-        return None                       # nothing moves: x * y as it stands
-    coef = cx if cy is None else cy if cx is None else prim("*", cx, cy)
-    if coef is not None and coef.op != "const":
-        return None
-    merged, rest = [], list(fy)
-    for f in fx:
-        while rest and rest[0].rate < f.rate:
-            merged.append(rest.pop(0))
-        merged.append(f)
-    return _build_chain(coef, merged + rest)
 
 
 def _simp_div(x, y):
@@ -548,9 +508,8 @@ def _simp_div(x, y):
     if y.op == "const":
         if y.value == 0 or not math.isfinite(y.value):
             return None
-        if x.type == "real" and _chain(x)[0] is not None:   # an int product wraps first
-            coef, factors = _chain(x)
-            return _build_chain(prim("/", coef, y), factors)
+        if _is_coef_product(x) and x.type == "real":   # an int product wraps first
+            return prim("*", prim("/", x.args[0], y), x.args[1])
         return prim("*", real_const(1.0 / float(y.value)), to_real(x))
     if y.rate <= K_BLOCK and x.op != "const":
         return prim("*", _raw_prim("/", (real_const(1.0), y)), x)
