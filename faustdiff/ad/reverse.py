@@ -130,6 +130,7 @@ class _Walk:
         self.num_inputs = num_inputs
         self.wrt = [list(group) for group in wrt]
         self.wrt_ids = {id(n) for group in wrt for n in group}
+        self._depends: dict = {}
         self.order = S.topo_order(self.outputs)
         leaf = {id(n): 1 for n in self.order
                 if (input_grads and n.op == "input") or id(n) in self.wrt_ids
@@ -149,9 +150,13 @@ class _Walk:
         return node.type == "real" and self.mask.get(id(node), 0) != 0
 
     def depends(self, node: S.Sig) -> bool:
-        """`node` (walked through table init signals too) depends on a parameter."""
-        order = S.topo_order([node], follow_tables=True)
-        return any(id(n) in self.wrt_ids for n in order)
+        """`node` (walked through table init signals too) depends on a parameter (asked
+        once per table for the masks, again by its rule: memoised)."""
+        hit = self._depends.get(id(node))
+        if hit is None:
+            order = S.topo_order([node], follow_tables=True)
+            hit = self._depends[id(node)] = any(id(n) in self.wrt_ids for n in order)
+        return hit
 
     def value(self, node: S.Sig) -> S.Sig:
         """A forward value as the backward program sees it: control-rate nodes as they are

@@ -252,7 +252,7 @@ def _roots(ctx) -> set:
 
 def branch_guards(ctx) -> dict:
     """id(select2 node) -> (nodes only its first branch needs, nodes only its second
-    needs), each a list of ids in schedule order, for the selects worth guarding. A node
+    needs), each a list in schedule order, for the selects worth guarding. A node
     is a branch's own when it is pure, not a root, and every user is the select (through
     that branch only) or another node of the branch; outer selects claim first."""
     sample = [s for s in ctx.sample if id(s) not in ctx.folded]
@@ -272,8 +272,7 @@ def branch_guards(ctx) -> dict:
         regions = tuple(_own(s, k, here, users, roots, claimed) for k in (1, 2))
         if sum(map(len, regions)) < GUARD_MIN:
             continue
-        guards[id(s)] = tuple([i for i in (id(n) for n in sample) if i in r]
-                              for r in regions)
+        guards[id(s)] = tuple([n for n in sample if id(n) in r] for r in regions)
         claimed |= regions[0] | regions[1]
     return guards
 
@@ -300,6 +299,13 @@ def _own(sel, k: int, here: set, users: dict, roots: set, claimed: set) -> set:
                 del own[i]
                 changed = True
     return set(own)
+
+
+def _line_array(line) -> str:
+    """The state array a ring (`di`/`df`) or whole-history (`hi`/`hf`) line lives in."""
+    if line.kind == "ring":
+        return "di" if line.type == "int" else "df"
+    return "hi" if line.type == "int" else "hf"
 
 
 class _Emitter:
@@ -472,10 +478,9 @@ class _Emitter:
             k = max(0, ctx.folded[id(d)]) + line.extra.get(id(s), 0)
             reg = self.register(line, k)
             return [f"{v} = {reg}"]
-        arr = ("di" if line.type == "int" else "df") if line.kind == "ring" else \
-              ("hi" if line.type == "int" else "hf")
+        arr = _line_array(line)
         if line.first is s and id(s) not in self.written:   # its first user writes x[t]
-            lines.append(self._write(line, arr))
+            lines.append(self._write(line))
         if id(d) in ctx.folded:
             de = str(max(0, ctx.folded[id(d)]))
         else:
@@ -501,8 +506,9 @@ class _Emitter:
                          f"if {de} <= t else {zero}")
         return lines
 
-    def _write(self, line, arr: str) -> str:
+    def _write(self, line) -> str:
         """The write of x[t] into a ring or history line."""
+        arr = _line_array(line)
         if line.kind == "ring":
             return f"st({arr}, {line.offset} + (t & {line.length - 1}), {self.ref(line.x)})"
         return f"st({arr}, {_row(line.offset, 'n' + arr)}t, {self.ref(line.x)})"
@@ -514,9 +520,7 @@ class _Emitter:
         if line is None or line.first is not s or line.kind == "shift":
             return []
         self.written.add(id(s))
-        arr = ("di" if line.type == "int" else "df") if line.kind == "ring" else \
-              ("hi" if line.type == "int" else "hf")
-        return [self._write(line, arr)]
+        return [self._write(line)]
 
     def guarded_select(self, s: S.Sig, regions: tuple) -> list[str]:
         """select2 on a control-rate selector whose branches have nodes of their own: an
@@ -528,8 +532,8 @@ class _Emitter:
         lines = []
         for k, (head, region) in enumerate(zip((f"if {cond}:", "else:"), regions), 1):
             lines.append(head)
-            for i in region:
-                lines += ["    " + line for line in self.node(self.ctx_node[i], True)]
+            for n in region:
+                lines += ["    " + line for line in self.node(n, True)]
             lines.append(f"    {v} = {self.arg(s.args[k], convs[k])}")
         self.name[id(s)] = v
         return lines
@@ -580,8 +584,7 @@ class _Emitter:
         for s in ctx.control:
             control += self.node(s, False)
         guards = branch_guards(ctx)
-        self.ctx_node = {id(n): n for n in ctx.sample}
-        guarded = {i for regions in guards.values() for r in regions for i in r}
+        guarded = {id(n) for regions in guards.values() for r in regions for n in r}
         for s in ctx.sample:
             if id(s) in guarded:   # emitted inside its select's branch
                 body += self.line_write(s)

@@ -404,9 +404,7 @@ class ReverseProgram(Wrapper):
         if self.num_wrt and self.num_boundary:
             nb = self.num_boundary
             if self._spec.get("jacobian_inline"):   # computed by the backward kernel
-                jac = np.zeros(self.num_wrt * nb)
-                jac[self._jac_index] = finals[nb:nb + len(self._jac_index)]
-                jac = jac.reshape(self.num_wrt, nb)
+                jac = self._dense(finals[nb:nb + len(self._jac_index)])
             else:
                 jac = self._jacobian(widgets, n)
             d_params = jac @ finals[:nb]
@@ -420,11 +418,15 @@ class ReverseProgram(Wrapper):
         if self._jac_memo is not None and self._jac_memo[0] == key:
             return self._jac_memo[1]
         self._sync(self.jacobian, widgets, n)
-        jac = np.zeros(self.num_wrt * self.num_boundary)
-        jac[self._jac_index] = self._jacobian_values()
-        jac = jac.reshape(self.num_wrt, self.num_boundary)
+        jac = self._dense(self._jacobian_values())
         self._jac_memo = (key, jac)
         return jac
+
+    def _dense(self, values) -> np.ndarray:
+        """The (num_wrt, num_boundary) Jacobian from its structurally nonzero entries."""
+        jac = np.zeros(self.num_wrt * self.num_boundary)
+        jac[self._jac_index] = values
+        return jac.reshape(self.num_wrt, self.num_boundary)
 
     def _backward_compiled(self, kind, n, ct, data) -> np.ndarray:
         bw = _Compiled(self.backward)
