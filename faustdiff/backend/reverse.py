@@ -223,6 +223,7 @@ class _Compiled:
 
 
 _ZEROS: dict = {}
+_NONE = np.zeros((0, 0))   # the bargraph array of a program without bargraphs (only read)
 
 
 def _zeros(rows: int, n: int) -> np.ndarray:
@@ -258,6 +259,9 @@ class ReverseProgram(Wrapper):
         self._spec = spec
         self._factory = factory
         self._compiled = hasattr(forward, "KERNELS")
+        # direct kernel calls (made once: a step of a short block is mostly Python)
+        self._fk = _Compiled(forward) if self._compiled else None
+        self._bk = _Compiled(backward_) if self._compiled else None
         self._block = None       # what vjp needs of the last block
         self._link_cache: dict = {}
         self._jac_memo = None    # (widget values and block length, jacobian) of the last vjp
@@ -290,8 +294,8 @@ class ReverseProgram(Wrapper):
         ins, n = check_inputs(inputs, n, self.num_inputs)
         n, h, no = int(n), self.history, self.num_outputs
         rows = no + self.num_tapes
-        fwd = _Compiled(self.forward)
-        bars = np.empty((fwd.nbars, n)) if fwd.nbars else np.zeros((0, 0))
+        fwd = self._fk
+        bars = np.empty((fwd.nbars, n)) if fwd.nbars else _NONE
         seg = self._segment(n, rows, fwd)
         params = self._widgets()
         if seg >= n:
@@ -429,10 +433,10 @@ class ReverseProgram(Wrapper):
         return jac.reshape(self.num_wrt, self.num_boundary)
 
     def _backward_compiled(self, kind, n, ct, data) -> np.ndarray:
-        bw = _Compiled(self.backward)
+        bw = self._bk
         no, ni = self.num_outputs, self.num_inputs
         nb = max(1, self.backward.num_outputs)
-        none = np.zeros((0, 0))
+        none = _NONE
         h = self.history
         if kind == "whole":
             tapes = data
@@ -444,7 +448,7 @@ class ReverseProgram(Wrapper):
                 return _zeros(ni, n)
             return d[:ni, :n].copy()
         ins, seg, snaps = data
-        fwd = _Compiled(self.forward)
+        fwd = self._fk
         keep = fwd.snapshot()
         rows = no + self.num_tapes
         scratch, xin = _buffer(rows, h + seg), np.empty((ni, seg + _PAD))

@@ -105,9 +105,12 @@ class KernelState:
 
     def clear(self) -> None:
         for a in (self.iv, self.fv, self.di, self.df):
-            a.fill(0)
-        self.hi = np.zeros((self.hi.shape[0], 0), np.int32)
-        self.hf = np.zeros((self.hf.shape[0], 0), np.float64)
+            if a.size:
+                a.fill(0)
+        if self.hi.shape[1]:   # (a fresh empty history costs as much as the fills)
+            self.hi = np.zeros((self.hi.shape[0], 0), np.int32)
+        if self.hf.shape[1]:
+            self.hf = np.zeros((self.hf.shape[0], 0), np.float64)
 
     def reserve(self, n: int) -> None:
         """Whole-history delay lines (rows of hi/hf, indexed by t) get room for n more."""
@@ -151,6 +154,8 @@ class CompiledProgram:
         self._nbars = len(self.bargraph_labels)
         self._history = bool(self.STATES[0][4] or self.STATES[0][5])
         self._silence = None
+        self._finals_fv = np.array([j for _, j in self.FINALS], dtype=np.int64) \
+            if all(kind == "fv" for kind, _ in self.FINALS) else None
         self.bargraphs: dict = {}
         self.bargraph_traces: list = []   # one per bargraph, in bargraph_labels' order
         self.reset()
@@ -173,6 +178,8 @@ class CompiledProgram:
     def finals(self) -> np.ndarray:
         """The current values of the kept recursions (their state after the last sample)."""
         st = self._state
+        if self._finals_fv is not None:   # all real (reverse mode's): one gather
+            return st.fv[self._finals_fv]
         return np.array([float((st.iv if kind == "iv" else st.fv)[j]) for kind, j in self.FINALS])
 
     # ------------------------------------------------------------ running
