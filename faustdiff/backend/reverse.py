@@ -56,7 +56,7 @@ from .interp import Interpreter
 from .program import Program, Wrapper
 from .runtime import check_inputs, group_traces
 
-_FORMAT = 9   # bump when the modules or the spec this file writes change
+_FORMAT = 10   # bump when the modules or the spec this file writes change
 _HOLE = "@KEY@"
 _PARTS = ("forward", "backward", "jacobian")
 
@@ -117,7 +117,7 @@ def _parts(box, wrt, signals, input_grads=True):
     parts = {   # signals, bargraphs, inputs, keep, generation options
         "forward": (list(outs) + bw.tapes, S.bargraphs(outs), ins, (),
                     {"out_offset": h}),
-        "backward": (bw.d_inputs or [S.real_const(0.0)], [], bw.num_backward_inputs,
+        "backward": (bw.d_inputs, [], bw.num_backward_inputs,
                      bw.finals + (_held(entries) if inline else [])
                      + _cotangent_sum(len(outs)),
                      {"reverse_io": True, "in_offset": h}),
