@@ -203,8 +203,9 @@ def test_numba_equals_interpreter(name):
     ct = rng.standard_normal((slow.num_outputs, 200))
     assert np.array_equal(slow.compute(x), fast.compute(x))
     a, b = slow.vjp(ct), fast.vjp(ct)
-    assert np.array_equal(a[1], b[1])
-    assert np.allclose(a[0], b[0], rtol=1e-13, atol=0)   # sums in another order: ulps
+    # the compiled backward pass contracts and reassociates (codegen.FASTMATH_OK): ulps
+    assert _close(a[1], b[1], rel=1e-13)
+    assert np.allclose(a[0], b[0], rtol=1e-12, atol=0)
 
 
 def test_blocks_truncate_at_their_start_and_reset_gives_the_full_gradient():

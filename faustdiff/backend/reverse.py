@@ -51,12 +51,12 @@ from ..frontend.source import evaluate_source, read_source
 from ..signals import ir as S
 from ..signals.propagate import Context, propagate
 from . import cache
-from .codegen import generate_from_signals
+from .codegen import FASTMATH_OK, generate_from_signals
 from .interp import Interpreter
 from .program import Program, Wrapper
 from .runtime import check_inputs, group_traces
 
-_FORMAT = 10   # bump when the modules or the spec this file writes change
+_FORMAT = 11   # bump when the modules or the spec this file writes change
 _HOLE = "@KEY@"
 _PARTS = ("forward", "backward", "jacobian")
 
@@ -120,7 +120,7 @@ def _parts(box, wrt, signals, input_grads=True):
         "backward": (bw.d_inputs, [], bw.num_backward_inputs,
                      bw.finals + (_held(entries) if inline else [])
                      + _cotangent_sum(len(outs)),
-                     {"reverse_io": True, "in_offset": h}),
+                     {"reverse_io": True, "in_offset": h, "fastmath": FASTMATH_OK}),
         "jacobian": (([] if inline else _block_length_as_control(entries))
                      or [S.real_const(0.0)], [], 0, (), {}),
     }

@@ -148,6 +148,7 @@ class Plan:
     reverse_io: bool = False       # sample i of a run over s0..s1-1 reads/writes sample s0+s1-1-i
     in_offset: int = 0             # columns of the inputs' rows before sample 0 (history)
     out_offset: int = 0            # columns of the outputs' rows before sample 0
+    fastmath: tuple = ()           # LLVM fast-math flags of the kernels (codegen.FASTMATH_OK)
 
     @property
     def main(self) -> Context:
