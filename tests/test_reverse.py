@@ -578,3 +578,21 @@ def test_without_input_gradients_d_inputs_are_read_only_zeros():
     rev.compute(np.ones((1, 6)))
     _, dx = rev.vjp(np.ones((2, 6)))
     assert dx.shape == (1, 6) and not dx.any() and not dx.flags.writeable
+
+
+def test_only_the_backward_kernel_may_round_differently_from_faust():
+    """The forward part renders bit for bit as Faust (no fast-math flag); the backward pass
+    is contracted and reassociated, never with flags that change what inf/NaN mean."""
+    from faustdiff.backend import codegen
+    from faustdiff.backend.reverse import _parts
+    from faustdiff.frontend.source import evaluate_source
+    box = evaluate_source(PROGRAMS["onepole"], "t.dsp", ())
+    parts, _ = _parts(box, ["a", "g"], [])
+    assert parts["backward"][4]["fastmath"] == codegen.FASTMATH_OK
+    assert "fastmath" not in parts["forward"][4]
+    srcs = {p: codegen.generate_from_signals(o, b, i, 44100, keep=k, **opts)[0]
+            for p, (o, b, i, k, opts) in parts.items() if p != "jacobian"}
+    assert "fastmath=False," in srcs["forward"]
+    assert "fastmath={'contract', 'nsz', 'reassoc'}," in srcs["backward"]
+    with pytest.raises(ValueError, match=r"fast-math flags \['nnan'\] are not allowed"):
+        codegen._jit(("contract", "nnan"))
