@@ -4,7 +4,8 @@
                                     [--memory MINUTES] [PROGRAM ...]
 
 Four programs of benchmarks/dsp (1, 2, 32 and 30 parameters), 1 s of noise at 44.1 kHz,
-every slider a parameter. Per program, side by side in one run (best of --repeat, wall
+every slider a parameter. Per program, side by side in one run (best of --repeat, the
+measurements interleaved so that load changes reach all of them alike; wall
 time, one thread):
 
 * forward  -- `compute` of the plain program (the forward render);
@@ -38,6 +39,21 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 PROGRAMS = ["onepole", "drive_lowpass_dc", "fir32", "peq10"]
 SR = 44100
+
+
+def _interleaved(fns: dict, repeat: int) -> dict:
+    """Best time of each function, the functions called in turn `repeat` times (after one
+    warm-up call each), so that a change of load on a shared machine reaches all of them
+    and their ratios stay fair."""
+    for fn in fns.values():
+        fn()
+    best = {k: float("inf") for k in fns}
+    for _ in range(repeat):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return best
 
 
 def _best(fn, repeat: int) -> float:
@@ -102,11 +118,11 @@ def bench_faustdiff(name: str, n: int, repeat: int) -> dict:
         bk.state.clear()
         bk.run(tapes, d, none, 0, n, n)
 
+    times = _interleaved({"forward": lambda: plain.compute(x, n), "fwd-mode": step_fwd,
+                          "reverse": step_rev, "reverse+dx": step_revx,
+                          "kernel": kernels}, repeat)
     return {"params": len(labels), "tapes": rev.num_tapes, "boundary": rev.num_boundary,
-            "forward": _best(lambda: plain.compute(x, n), repeat),
-            "fwd-mode": _best(step_fwd, repeat), "reverse": _best(step_rev, repeat),
-            "reverse+dx": _best(step_revx, repeat),
-            "kernel": _best(kernels, repeat)}
+            **times}
 
 
 COLD = r'''
