@@ -42,14 +42,14 @@ SR = 44100
 
 
 def _interleaved(fns: dict, repeat: int) -> dict:
-    """Best time of each function, the functions called in turn `repeat` times (after one
-    warm-up call each), so that a change of load on a shared machine reaches all of them
-    and their ratios stay fair."""
-    for fn in fns.values():
-        fn()
+    """Best time of each function over `repeat` rounds; every round calls each function in
+    turn, twice, and times the second call (its caches warm, as in a loop of training
+    steps), so that a change of load on a shared machine reaches all of them alike and
+    their ratios stay fair."""
     best = {k: float("inf") for k in fns}
     for _ in range(repeat):
         for k, fn in fns.items():
+            fn()
             t0 = time.perf_counter()
             fn()
             best[k] = min(best[k], time.perf_counter() - t0)
