@@ -35,6 +35,7 @@ from typing import Iterable, Optional
 from .. import __version__
 from .. import ad  # noqa: F401  (diff.lib's builtins and Dual's meaning, before any evaluation)
 from ..errors import FaustError
+from .typing_memo import memoized_typing
 
 _CHECK = "# faustdiff-checksum: "
 _loaded: dict = {}    # module path -> imported module (this process)
@@ -141,8 +142,9 @@ def _import_module(path: Path):
             spec = importlib.util.spec_from_file_location(name, str(path))
             mod = importlib.util.module_from_spec(spec)
             sys.modules[name] = mod
-            spec.loader.exec_module(mod)
-            _warm(mod.program)
+            with memoized_typing():   # module import compiles table kernels, _warm _k0
+                spec.loader.exec_module(mod)
+                _warm(mod.program)
         except FaustError:
             raise
         except Exception:
