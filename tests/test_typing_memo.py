@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba.core import types
 from numba.core.typing.context import BaseContext
 
 from faustdiff.backend import typing_memo as M
@@ -22,13 +23,16 @@ def _fresh_kernel():
 
 def test_the_memo_is_used_inside_and_numbas_method_restored_after():
     before = BaseContext.resolve_function_type
+    own = "get_call_type" in types.Function.__dict__
     with M.memoized_typing():
         assert BaseContext.resolve_function_type is not before
+        assert "get_call_type" in types.Function.__dict__
         with M.memoized_typing():   # nested: still the memo, not installed twice
             inner = _fresh_kernel()(0.5, 2.0, 10)
         assert BaseContext.resolve_function_type is not before
         assert M._memo   # the signatures of `*`, `+`, `/` ... were remembered
     assert BaseContext.resolve_function_type is before
+    assert ("get_call_type" in types.Function.__dict__) == own
     assert not M._memo
     outer = _fresh_kernel()(0.5, 2.0, 10)
     assert inner == outer   # same code, same result (the memo changes no type)
