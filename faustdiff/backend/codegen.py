@@ -402,8 +402,10 @@ class _Emitter:
             self.name[id(s)] = self.ref(s.args[0])
             return []
         if op == "recvar":
-            g, i = s.attrs
-            return [f"{v} = {self.slot(ctx.recs[id(s)])}   # {g!r}[{i}] at t-1"]
+            # the slot's local itself (loaded at the sample's start, never reassigned in
+            # the sample): an alias line per read was ~10% of a kernel's statements
+            self.name[id(s)] = self.slot(ctx.recs[id(s)])
+            return []
         if op == "delay":
             return self.delay(s, v)
         if op == "adjtable":
@@ -486,8 +488,8 @@ class _Emitter:
         lines = []
         if line.kind == "shift":
             k = max(0, ctx.folded[id(d)]) + line.extra.get(id(s), 0)
-            reg = self.register(line, k)
-            return [f"{v} = {reg}"]
+            self.name[id(s)] = self.register(line, k)   # a local, as for recvar
+            return []
         arr = _line_array(line)
         if line.first is s and id(s) not in self.written:   # its first user writes x[t]
             lines.append(self._write(line))
