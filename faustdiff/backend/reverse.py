@@ -131,12 +131,12 @@ def _parts(box, wrt, signals, input_grads=True):
 
 
 # A Jacobian of at most this many signal nodes is computed by the backward kernel itself
-# (kept values, control rate: once per block) instead of by the interpreter: what it adds
-# to the kernel compiles in a fraction of a second, and the interpreter's run and the widget
-# sync cost ~0.05-0.1 ms a block, a third of a one-pole's 1 s step. Larger ones (the
-# 30-parameter equaliser's: 1346 nodes) stay interpreted: in Numba they took +9.6 s to
-# compile for 0.1 ms a step.
-JACOBIAN_INLINE = 200
+# (kept values, control rate: once per block) instead of by the interpreter. Measured on the
+# 30-parameter equaliser (1346 nodes; typing_memo on): +1.4 s CPU of cold compile (4.1 ->
+# 5.4 s, once: the module is cached on disk), -0.25 ms per value+gradient step (2.33 ->
+# 2.08 ms per second of audio: the interpreter's run, the widget sync and the gather). Larger
+# ones stay interpreted: compile time grows with the nodes (~1 ms each), the saving does not.
+JACOBIAN_INLINE = 2000
 
 
 def _held(values: list) -> list:
