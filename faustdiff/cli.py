@@ -6,7 +6,7 @@
                            [--grad LABEL,...|auto] [--check-finite]
     faustdiff compile FILE.dsp [-o MODULE.py] [--sr RATE] [-I DIR]...
     faustdiff train MODEL.dsp --target FILE [--input FILE] --params LABEL,... [--loss L]
-                    [--optimizer O] [--steps N] [--lr LR] [--plot PNG] ...
+                    [--optimizer O] [--steps N] [--lr LR] [--plot PNG] [--log RUN.jsonl] ...
     faustdiff --version
 
 Exit status: 0 on success, 1 on ANY error. Errors print one message on stderr:
@@ -540,17 +540,25 @@ def json_cmd(file, sr, include):
                    "its learned value (compiles with the Faust compiler: faust2juce, ...).")
 @click.option("--preset", metavar="LEARNED.json",
               help="Write the learned values and their Faust UI paths as JSON.")
+@click.option("--log", "log_path", metavar="RUN.jsonl",
+              help="Write a JSON record per step (step, loss, parameters, elapsed seconds; "
+                   "with --dataset also the epoch, and one record per epoch), for plotting; "
+                   "written whole at the end of the run, or not at all.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train_cmd(file, targets, inputs, params, loss, optimizer, steps, dataset, batch, val,
               epochs, patience, segment, checkpoint, resume, seed, skip_bad, per_file, results,
               lr, schedule, settings, scales, no_normalize, parallel, grad_mode, sr, include,
-              plot, export, preset, quiet):
+              plot, export, preset, log_path, quiet):
     """Learn parameters of MODEL.dsp so that its output matches the target audio (--target,
     or every pair of --dataset)."""
     from .learn import train as T
     _check_train_options(targets, inputs, steps, dataset, batch, val, epochs, patience,
                          segment, checkpoint, resume, seed, skip_bad, per_file, results, plot,
                          export, preset)
+    if log_path is not None:
+        if per_file:
+            raise FaustError("--log records one run: not with --per-file")
+        T.check_log_path(log_path)
     if steps is None:
         steps = 300
     if steps < 0:
@@ -614,9 +622,10 @@ def train_cmd(file, targets, inputs, params, loss, optimizer, steps, dataset, ba
             log = None if quiet else (lambda line: click.echo(line, err=True))
             result = trainer.fit(ds, epochs=10 if epochs is None else epochs,
                                  patience=patience, checkpoint=checkpoint, resume=resume,
-                                 progress=not quiet, log=log)
+                                 progress=not quiet, log=log, log_path=log_path)
         else:
-            result = trainer.fit(data_i, data_t, steps=steps, progress=not quiet)
+            result = trainer.fit(data_i, data_t, steps=steps, progress=not quiet,
+                                 log_path=log_path)
     if ds is not None:
         click.echo(f"{file}: dataset {dataset}: {len(ds.train)} training, {len(ds.val)} "
                    f"validation pair(s), segments of {ds.segment} samples at {sr} Hz, batch "
@@ -645,6 +654,8 @@ def train_cmd(file, targets, inputs, params, loss, optimizer, steps, dataset, ba
         from .learn.export import write_preset
         write_preset(preset, result.params, result.paths, file)
         click.echo(f"  preset: {preset}")
+    if log_path is not None:
+        click.echo(f"  log: {log_path}")
 
 
 def _check_train_options(targets, inputs, steps, dataset, batch, val, epochs, patience,

@@ -328,6 +328,11 @@ class Dataset:
         return [[segs[int(i)] for i in order[j:j + self.batch]]
                 for j in range(0, len(segs), self.batch)]
 
+    @property
+    def unit(self) -> str:
+        """What an example of a mini-batch is, for messages: "segments"."""
+        return "segments"
+
     def __len__(self) -> int:
         return len(self.pairs)
 

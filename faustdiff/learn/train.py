@@ -158,6 +158,78 @@ class TrainResult:
         plt.close(fig)
 
 
+# ---------------------------------------------------------------- the run's log
+
+class RunLog:
+    """The JSON Lines log of a run (`fit(..., log_path=PATH)`, `faustdiff train --log`), for
+    plotting: one JSON object a line,
+
+        {"type": "step", "step": k, "loss": L, "params": {label: value}, "elapsed": s}
+        {"type": "epoch", "epoch": e, "steps": k, "train_loss": L, "val_loss": L or null,
+         "seconds": s, "examples_per_s": r, "elapsed": s}                 (datasets)
+        {"type": "end", "steps": k, "final_loss": L, "params": {...}, "elapsed": s}
+
+    A step record holds the loss and the values *before* step k (the k-th entries of
+    `TrainResult.losses` and `trajectory`), `epoch` too when training over a dataset;
+    `elapsed` is the seconds since the run started. The file is written whole or not at all:
+    the lines go (flushed one by one) to a temporary file beside PATH, renamed to PATH when
+    the run ends; a run that fails or is interrupted leaves PATH as it was. A path that
+    cannot be written (no such folder, a folder, no permission) is a FaustError naming it
+    when the log is opened, before the first step. `RunLog(None)` records nothing."""
+
+    def __init__(self, path):
+        self.path = None if path is None else str(path)
+        self._ctx = self._file = None
+
+    def __enter__(self) -> "RunLog":
+        if self.path is not None:
+            from ..audio_io import atomic_write
+            check_log_path(self.path)
+            self._ctx = atomic_write(self.path, "w", encoding="utf-8")
+            self._file = self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        if self._ctx is not None:
+            ctx, self._ctx = self._ctx, None
+            self._file.flush()
+            return bool(ctx.__exit__(*exc))
+        return False
+
+    def write(self, record: dict) -> None:
+        if self._file is not None:
+            import json
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+
+    def step(self, step, loss, labels, theta, start, **more) -> None:
+        self.write({"type": "step", "step": int(step), **more, "loss": float(loss),
+                    "params": dict(zip(labels, map(float, theta))),
+                    "elapsed": time.perf_counter() - start})
+
+    def epoch(self, record: dict, start) -> None:
+        self.write({"type": "epoch", **record, "elapsed": time.perf_counter() - start})
+
+    def end(self, steps, final_loss, labels, theta, start) -> None:
+        self.write({"type": "end", "steps": int(steps), "final_loss": float(final_loss),
+                    "params": dict(zip(labels, map(float, theta))),
+                    "elapsed": time.perf_counter() - start})
+
+
+def check_log_path(path) -> None:
+    """A FaustError naming `path` when a log cannot be written there (checked before a run
+    starts; the write itself may still fail later, e.g. a full disk)."""
+    path = str(path)
+    folder = os.path.dirname(path) or "."
+    if os.path.isdir(path):
+        raise FaustError(f"cannot write the log '{path}': it is a folder")
+    if not os.path.isdir(folder):
+        raise FaustError(f"cannot write the log '{path}': no such folder '{folder}'")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise FaustError(f"cannot write the log '{path}': the folder '{folder}' is not "
+                         "writable")
+
+
 # ---------------------------------------------------------------- batch execution
 
 MODES = ("auto", "prange", "threads", "serial")
@@ -423,14 +495,16 @@ class Trainer:
     def fit(self, inputs, target=None, steps: int = 100, callback: Optional[Callable] = None,
             progress=False, tol: Optional[float] = None, *, epochs: int = 10,
             patience: Optional[int] = None, checkpoint=None, resume: bool = False,
-            log: Optional[Callable] = None) -> TrainResult:
+            log: Optional[Callable] = None, log_path=None) -> TrainResult:
         """Run `steps` optimiser steps from the current values; returns a TrainResult.
 
         inputs/target: one example (an array (channels, n), (n,) for one channel, or a
         signal file: any audio format libsndfile reads, CSV, NPY), or a batch (a
-        (B, channels, n) array or a list); one input with several targets is shared. `callback(step, loss, params_dict)` is called
-        after each evaluation; returning True stops. `progress`: draw a progress bar on
-        standard error. `tol`: stop once the loss is <= tol.
+        (B, channels, n) array or a list); one input with several targets is shared.
+        `callback(step, loss, params_dict)` is called after each evaluation; returning True
+        stops. `progress`: draw a progress bar on standard error. `tol`: stop once the loss
+        is <= tol. `log_path`: a JSON Lines file of the run, one record per step (see
+        `RunLog`; not to be confused with `log`, the per-epoch line callback of datasets).
 
         `fit(dataset, epochs=..., patience=..., checkpoint=DIR, resume=...)` with a
         `faustdiff.learn.dataset.Dataset` trains over its mini-batches instead (`steps` and
@@ -441,10 +515,15 @@ class Trainer:
                 raise FaustError("fit(dataset): the dataset holds the targets")
             return self.fit_dataset(inputs, epochs=epochs, patience=patience,
                                     checkpoint=checkpoint, resume=resume, callback=callback,
-                                    progress=progress, log=log)
+                                    progress=progress, log=log, log_path=log_path)
         if target is None:
             raise FaustError("fit: give a target (or a Dataset)")
         xs, ts = self._data(inputs, target)
+        with RunLog(log_path) as rec:
+            return self._fit_steps(xs, ts, steps, callback, progress, tol, rec)
+
+    def _fit_steps(self, xs, ts, steps, callback, progress, tol, rec) -> TrainResult:
+        """The loop of `fit` over one batch, each evaluation recorded by `rec`."""
         u = self.to_coords(self.theta)
         losses: list = []
         traj = {lab: [] for lab in self.labels}
@@ -458,6 +537,7 @@ class Trainer:
             losses.append(value)
             for lab, v in zip(self.labels, theta):
                 traj[lab].append(v)
+            rec.step(step, value, self.labels, theta, start)
             if bar:
                 bar.update(step + 1, value, theta)
             if callback is not None and callback(step, value, dict(zip(self.labels, theta))):
@@ -477,6 +557,7 @@ class Trainer:
         final, _, _ = self.loss_and_grad(theta, xs, ts)
         for lab, v in zip(self.labels, theta):
             traj[lab].append(v)
+        rec.end(done, final, self.labels, theta, start)
         if bar:
             bar.close(final, theta)
         return TrainResult(dict(zip(self.labels, map(float, theta))), np.array(losses),
@@ -500,7 +581,7 @@ class Trainer:
 
     def fit_dataset(self, dataset, epochs: int = 10, patience: Optional[int] = None,
                     checkpoint=None, resume: bool = False, callback: Optional[Callable] = None,
-                    progress=False, log=None) -> TrainResult:
+                    progress=False, log=None, log_path=None) -> TrainResult:
         """Train over a Dataset: every epoch, one optimiser step per shuffled mini-batch of
         training segments (weighted mean loss of the batch), then the loss over the
         validation segments (when the dataset holds some out) at the new values.
@@ -514,10 +595,21 @@ class Trainer:
         resume     -- continue from the checkpoint: the run ends with exactly the parameters
                       of an uninterrupted run of the same epochs
         log        -- a function called with one line per epoch (train/validation loss)
+        log_path   -- a JSON Lines file: a record per step (with its epoch), one per epoch
+                      (train/validation loss, examples/s) and one at the end (`RunLog`);
+                      after `resume`, the records of the resumed part only (step numbers
+                      continue the checkpoint's)
 
         The learning-rate schedule runs over epochs × batches steps. Returns a TrainResult
         (`history`: one dict per epoch; `final_loss`: the validation loss at the returned
         parameters, or the training loss without a validation split)."""
+        with RunLog(log_path) as rec:
+            return self._fit_dataset(dataset, epochs, patience, checkpoint, resume, callback,
+                                     progress, log, rec)
+
+    def _fit_dataset(self, dataset, epochs, patience, checkpoint, resume, callback, progress,
+                     log, rec) -> TrainResult:
+        """The body of `fit_dataset`, every step and epoch recorded by `rec`."""
         prog = self.program
         dataset.require(prog.num_inputs, prog.num_outputs)
         rate = getattr(prog, "sample_rate", None)
@@ -586,6 +678,7 @@ class Trainer:
                                                      [s[1] for s in b], w)
                     losses.append(value)
                     traj.append([float(v) for v in theta])
+                    rec.step(step, value, self.labels, theta, start, epoch=epoch + 1)
                     if bar:
                         bar.update(min(step + 1, bar.total), value, theta)
                     if not math.isfinite(value):
@@ -603,24 +696,26 @@ class Trainer:
                     state["step"] = step + 1
                 theta = self.from_coords(u)
                 secs = time.perf_counter() - t0
-                rec = {"epoch": epoch + 1, "steps": state["step"],
-                       "train_loss": tl / tw if tw else float("nan"), "val_loss": None,
-                       "seconds": secs, "examples_per_s": seen / secs if secs > 0 else 0.0}
+                hist = {"epoch": epoch + 1, "steps": state["step"],
+                        "train_loss": tl / tw if tw else float("nan"), "val_loss": None,
+                        "seconds": secs, "examples_per_s": seen / secs if secs > 0 else 0.0}
                 if val_segs:
                     vl = self._dataset_loss(theta, val_segs, dataset.batch)
-                    rec["val_loss"] = vl
+                    hist["val_loss"] = vl
                     if state["best"] is None or vl < state["best"]:
                         state["best"], state["best_u"], state["bad"] = vl, list(map(float, u)), 0
                     else:
                         state["bad"] += 1
                         if patience is not None and state["bad"] >= int(patience):
                             state["stopped"] = True
-                state["history"].append(rec)
+                state["history"].append(hist)
                 state["epoch"] = epoch + 1
+                rec.epoch(hist, start)
                 if log is not None:
-                    vtxt = "" if rec["val_loss"] is None else f", validation {rec['val_loss']:.6g}"
-                    log(f"epoch {epoch + 1}/{epochs}: train {rec['train_loss']:.6g}{vtxt} "
-                        f"({rec['seconds']:.2f} s, {rec['examples_per_s']:.0f} segments/s)")
+                    vtxt = "" if hist["val_loss"] is None else f", validation {hist['val_loss']:.6g}"
+                    log(f"epoch {epoch + 1}/{epochs}: train {hist['train_loss']:.6g}{vtxt} "
+                        f"({hist['seconds']:.2f} s, {hist['examples_per_s']:.0f} "
+                        f"{dataset.unit}/s)")
                 if path is not None:
                     self._write_checkpoint(path, sign, u, rng, state)
         finally:
@@ -633,6 +728,7 @@ class Trainer:
             final = self._dataset_loss(theta, val_segs, dataset.batch)
         else:
             final = self._dataset_loss(theta, dataset.segments(dataset.train), dataset.batch)
+        rec.end(state["step"], final, self.labels, theta, start)
         if bar:
             bar.close(final, theta)
         tr = np.array(traj + [list(map(float, theta))]).reshape(-1, len(self.labels))
@@ -727,7 +823,8 @@ def fit(model, inputs, target, params="auto", loss="l2", optimizer="adam", lr=No
         steps: int = 100, **kw) -> TrainResult:
     """`Trainer(model, params, loss, optimizer, lr, **kw).fit(inputs, target, steps)`;
     keyword arguments of `fit` (callback, progress, tol) are passed on too."""
-    fit_kw = {k: kw.pop(k) for k in ("callback", "progress", "tol") if k in kw}
+    fit_kw = {k: kw.pop(k) for k in ("callback", "progress", "tol", "log_path", "segment")
+              if k in kw}
     return Trainer(model, params, loss, optimizer, lr, **kw).fit(inputs, target, steps,
                                                                    **fit_kw)
 
