@@ -418,44 +418,56 @@ class Trainer:
             self._pool.append(self.program.clone())
         return self._pool[:k]
 
-    def loss_and_grad(self, theta, inputs, target, weights=None):
+    def loss_and_grad(self, theta, inputs, target, weights=None, segment=None,
+                      outputs: bool = True):
         """(mean loss, dL/dθ in the parameters' own units, outputs of each example) at θ.
         inputs/target: lists of (channels, n) arrays (see `fit` for the accepted forms);
-        weights: one per example (the mean is then Σ w_b L_b / Σ w_b)."""
-        xs, ts = inputs, target
-        n = ts[0].shape[1]
-        progs = self._programs(len(ts))
+        weights: one per example (the mean is then Σ w_b L_b / Σ w_b).
+
+        segment -- samples: every example is rendered in consecutive segments of that
+                   length, the state carried from one to the next (see `_chunked`);
+                   examples may then differ in length
+        outputs -- False: the third value is None (a chunked evaluation then keeps no
+                   output longer than a segment)"""
+        progs = self._programs(len(target))
         for p in progs:
             for lab, v in zip(self.labels, theta):
                 p.set_param(lab, float(v))
             p.reset()
+        xs = list(inputs)
+        if len(xs) == 1 and len(target) > 1:
+            xs = xs * len(target)
+        w = np.ones(len(target)) if weights is None else np.asarray(weights, dtype=np.float64)
+        if segment is not None and (any(t.shape[1] > int(segment) for t in target)
+                                    or len({t.shape[1] for t in target}) > 1):
+            return self._chunked(progs, xs, list(target), w, int(segment), outputs)
+        n = target[0].shape[1]
         xs = [None if x is None else x[:, :n] for x in xs]
-        if len(xs) == 1 and len(ts) > 1:
-            xs = xs * len(ts)
-        w = np.ones(len(ts)) if weights is None else np.asarray(weights, dtype=np.float64)
-        if self.grad_mode == "reverse":
-            return self._reverse(progs, xs, ts, n, w)
-        results = run_batch(progs, xs, n, self.parallel)
-
-        def one(k):
-            (y, d), t = results[k], ts[k]
-            v, dy = self.loss(y, t)
-            return v, np.einsum("on,ion->i", dy, d)
-        # (the losses in a thread pool measured no faster: numpy holds the GIL too often)
-        per = [one(k) for k in range(len(ts))]
-        total = 0.0
-        g = np.zeros(len(self.labels))
-        for wk, (v, gk) in zip(w, per):
+        per = self._evaluate(progs, xs, list(target), n)
+        total, g = 0.0, np.zeros(len(self.labels))
+        for wk, (v, gk, _) in zip(w, per):
             total += wk * v
             g += wk * gk
-        outs = [y for y, _ in results]
         k = float(w.sum())
-        return total / k, g / k, outs
+        return total / k, g / k, ([y for _, _, y in per] if outputs else None)
 
-    def _reverse(self, progs, xs, ts, n, w):
-        """loss_and_grad in reverse mode: render, dL/dy, one backward pass per example;
-        the examples on threads as `parallel` says (each has its own program; the kernels
-        release the GIL), summed in example order."""
+    def _evaluate(self, progs, xs, ts, n: int) -> list:
+        """(loss, dL/dθ, outputs) of every example: programs[b] (parameters set, its state
+        where the previous block left it) renders xs[b] for n samples against ts[b]."""
+        if self.grad_mode == "reverse":
+            return self._reverse(progs, xs, ts, n)
+        results = run_batch(progs, xs, n, self.parallel)
+        per = []
+        # (the losses in a thread pool measured no faster: numpy holds the GIL too often)
+        for (y, d), t in zip(results, ts):
+            v, dy = self.loss(y, t)
+            per.append((v, np.einsum("on,ion->i", dy, d), y))
+        return per
+
+    def _reverse(self, progs, xs, ts, n) -> list:
+        """_evaluate in reverse mode: render, dL/dy, one backward pass per example; the
+        examples on threads as `parallel` says (each has its own program; the kernels
+        release the GIL), the results in example order."""
         per: list = [None] * len(ts)
 
         def one(k: int) -> None:
@@ -466,12 +478,41 @@ class Trainer:
             per[k] = (v, dp, y)
         serial = self.parallel == "serial" or not getattr(self.program, "_compiled", False)
         run_each(one, len(ts), 1 if serial else _threads())
-        total, g = 0.0, np.zeros(len(self.labels))
-        for wk, (v, dp, _) in zip(w, per):
-            total += wk * v
-            g += wk * dp
-        k = float(w.sum())
-        return total / k, g / k, [y for _, _, y in per]
+        return per
+
+    def _chunked(self, progs, xs, ts, w, seg: int, outputs: bool):
+        """loss_and_grad in segments of `seg` samples (long files in chunks): each example
+        is rendered from the reset state in consecutive segments, its program's state
+        carried from one to the next, so at most one segment's outputs, partials or tapes
+        exist at a time. Every segment's loss is computed on the segment alone; the mean is
+        Σ_b Σ_k w_b m_bk L_bk / Σ_b Σ_k w_b m_bk (m_bk: the segment's samples), the same
+        weighting for the gradient. Reverse mode treats each segment's incoming state as a
+        constant (truncated backpropagation through time at segment boundaries); forward
+        mode carries the tangents with the state, so its gradient stays that of the whole
+        example. A segment as long as the example is the whole-example evaluation."""
+        ns = [t.shape[1] for t in ts]
+        if any(x is not None and x.shape[1] < n for x, n in zip(xs, ns)):
+            raise FaustError("chunked training: an input is shorter than its target")
+        ys = [np.empty((t.shape[0], n)) for t, n in zip(ts, ns)] if outputs else None
+        total = wsum = 0.0
+        g = np.zeros(len(self.labels))
+        for a in range(0, max(ns), seg):
+            groups: dict = {}   # segment length -> examples (the last segments are shorter)
+            for b, n in enumerate(ns):
+                if n > a:
+                    groups.setdefault(min(seg, n - a), []).append(b)
+            for m, members in groups.items():
+                sl = slice(a, a + m)
+                per = self._evaluate([progs[b] for b in members],
+                                     [None if xs[b] is None else xs[b][:, sl] for b in members],
+                                     [ts[b][:, sl] for b in members], m)
+                for b, (v, gk, y) in zip(members, per):
+                    total += w[b] * m * v
+                    g += w[b] * m * gk
+                    wsum += w[b] * m
+                    if ys is not None:
+                        ys[b][:, sl] = y
+        return total / wsum, g / wsum, ys
 
     # ------------------------------------------------------------ training
 
@@ -495,7 +536,8 @@ class Trainer:
     def fit(self, inputs, target=None, steps: int = 100, callback: Optional[Callable] = None,
             progress=False, tol: Optional[float] = None, *, epochs: int = 10,
             patience: Optional[int] = None, checkpoint=None, resume: bool = False,
-            log: Optional[Callable] = None, log_path=None) -> TrainResult:
+            log: Optional[Callable] = None, log_path=None,
+            segment: Optional[float] = None) -> TrainResult:
         """Run `steps` optimiser steps from the current values; returns a TrainResult.
 
         inputs/target: one example (an array (channels, n), (n,) for one channel, or a
@@ -505,6 +547,14 @@ class Trainer:
         stops. `progress`: draw a progress bar on standard error. `tol`: stop once the loss
         is <= tol. `log_path`: a JSON Lines file of the run, one record per step (see
         `RunLog`; not to be confused with `log`, the per-epoch line callback of datasets).
+        `segment`: seconds; a longer example is trained in chunks (long files): every step
+        renders it in consecutive segments of that length from the reset state, the
+        program's state carried from segment to segment, the loss and gradient of the
+        segments accumulated (weighted by their lengths) into one optimiser step, so the
+        memory a step needs is bounded by a segment, not the file. In reverse mode the
+        state entering a segment is a constant (truncated backpropagation at segment
+        boundaries); forward mode carries its tangents too (the whole-file gradient). See
+        `_chunked`.
 
         `fit(dataset, epochs=..., patience=..., checkpoint=DIR, resume=...)` with a
         `faustdiff.learn.dataset.Dataset` trains over its mini-batches instead (`steps` and
@@ -519,11 +569,24 @@ class Trainer:
         if target is None:
             raise FaustError("fit: give a target (or a Dataset)")
         xs, ts = self._data(inputs, target)
+        seg = None if segment is None else self.segment_samples(segment)
         with RunLog(log_path) as rec:
-            return self._fit_steps(xs, ts, steps, callback, progress, tol, rec)
+            return self._fit_steps(xs, ts, steps, callback, progress, tol, rec, seg)
 
-    def _fit_steps(self, xs, ts, steps, callback, progress, tol, rec) -> TrainResult:
-        """The loop of `fit` over one batch, each evaluation recorded by `rec`."""
+    def segment_samples(self, seconds) -> int:
+        """A segment length in seconds as samples at the program's rate (at least 1)."""
+        try:
+            sec = float(seconds)
+        except (TypeError, ValueError):
+            sec = float("nan")
+        if not (sec > 0 and math.isfinite(sec)):
+            raise FaustError(f"segment must be a positive number of seconds, got {seconds}")
+        rate = getattr(self.program, "sample_rate", None) or 44100
+        return max(1, int(round(sec * float(rate))))
+
+    def _fit_steps(self, xs, ts, steps, callback, progress, tol, rec, seg) -> TrainResult:
+        """The loop of `fit` over one batch (in segments of `seg` samples when given), each
+        evaluation recorded by `rec`."""
         u = self.to_coords(self.theta)
         losses: list = []
         traj = {lab: [] for lab in self.labels}
@@ -533,7 +596,7 @@ class Trainer:
         lr0 = self.optimizer.lr
         for step in range(steps):
             theta = self.from_coords(u)
-            value, g, _ = self.loss_and_grad(theta, xs, ts)
+            value, g, _ = self.loss_and_grad(theta, xs, ts, segment=seg, outputs=False)
             losses.append(value)
             for lab, v in zip(self.labels, theta):
                 traj[lab].append(v)
@@ -554,7 +617,7 @@ class Trainer:
         self.optimizer.lr = lr0
         theta = self.from_coords(u)
         self.theta = theta
-        final, _, _ = self.loss_and_grad(theta, xs, ts)
+        final, _, _ = self.loss_and_grad(theta, xs, ts, segment=seg, outputs=False)
         for lab, v in zip(self.labels, theta):
             traj[lab].append(v)
         rec.end(done, final, self.labels, theta, start)
@@ -567,16 +630,19 @@ class Trainer:
 
     # ------------------------------------------------------------ datasets
 
-    def _dataset_loss(self, theta, segs, batch: int) -> float:
-        """The weighted mean loss over segments, evaluated `batch` at a time."""
+    def _dataset_loss(self, theta, segs, batch: int, segment: Optional[int] = None) -> float:
+        """The weighted mean loss over examples, evaluated `batch` at a time (`segment`:
+        whole pairs in chunks, state carried: see `Dataset(carry=True)`; each example then
+        weighs its weight times its length)."""
         total = wsum = 0.0
         for j in range(0, len(segs), batch):
             part = segs[j:j + batch]
             w = np.array([s[2] for s in part])
             v, _, _ = self.loss_and_grad(theta, [s[0] for s in part], [s[1] for s in part],
-                                         w)
-            total += v * float(w.sum())
-            wsum += float(w.sum())
+                                         w, segment=segment, outputs=False)
+            k = _share(part, w, segment)
+            total += v * k
+            wsum += k
         return total / wsum
 
     def fit_dataset(self, dataset, epochs: int = 10, patience: Optional[int] = None,
@@ -622,12 +688,15 @@ class Trainer:
             raise FaustError("patience needs a validation split (val > 0) and a patience of "
                              "1 or more")
         val_segs = dataset.segments(dataset.val)
+        seg = dataset.segment if dataset.carry else None   # whole pairs, in chunks
         rng = np.random.default_rng([dataset.seed, 1])
         nb = len(dataset.batches(np.random.default_rng(0)))
         total_steps = int(epochs) * nb
         sign = {"labels": self.labels, "train": [p.name for p in dataset.train],
                 "val": [p.name for p in dataset.val], "segment": dataset.segment,
                 "batch": dataset.batch, "seed": dataset.seed}
+        if dataset.carry:
+            sign["carry"] = True
         u = self.to_coords(self.theta)
         state = {"epoch": 0, "step": 0, "losses": [], "traj": [], "history": [],
                  "best": None, "best_u": None, "bad": 0, "stopped": False}
@@ -675,7 +744,8 @@ class Trainer:
                     theta = self.from_coords(u)
                     w = np.array([s[2] for s in b])
                     value, g, _ = self.loss_and_grad(theta, [s[0] for s in b],
-                                                     [s[1] for s in b], w)
+                                                     [s[1] for s in b], w, segment=seg,
+                                                     outputs=False)
                     losses.append(value)
                     traj.append([float(v) for v in theta])
                     rec.step(step, value, self.labels, theta, start, epoch=epoch + 1)
@@ -688,8 +758,8 @@ class Trainer:
                                                          dict(zip(self.labels, theta))):
                         state["stopped"] = True
                         break
-                    tl += value * float(w.sum())
-                    tw += float(w.sum())
+                    tl += value * _share(b, w, seg)
+                    tw += _share(b, w, seg)
                     self.optimizer.lr = lr0 * self.schedule(step, total_steps)
                     u = self._clip(self.optimizer.step(u, g * self._chain(u)))
                     self.optimizer.lr = lr0
@@ -700,7 +770,7 @@ class Trainer:
                         "train_loss": tl / tw if tw else float("nan"), "val_loss": None,
                         "seconds": secs, "examples_per_s": seen / secs if secs > 0 else 0.0}
                 if val_segs:
-                    vl = self._dataset_loss(theta, val_segs, dataset.batch)
+                    vl = self._dataset_loss(theta, val_segs, dataset.batch, seg)
                     hist["val_loss"] = vl
                     if state["best"] is None or vl < state["best"]:
                         state["best"], state["best_u"], state["bad"] = vl, list(map(float, u)), 0
@@ -725,9 +795,10 @@ class Trainer:
         theta = self.from_coords(u)
         self.theta = theta
         if val_segs:
-            final = self._dataset_loss(theta, val_segs, dataset.batch)
+            final = self._dataset_loss(theta, val_segs, dataset.batch, seg)
         else:
-            final = self._dataset_loss(theta, dataset.segments(dataset.train), dataset.batch)
+            final = self._dataset_loss(theta, dataset.segments(dataset.train), dataset.batch,
+                                       seg)
         rec.end(state["step"], final, self.labels, theta, start)
         if bar:
             bar.close(final, theta)
@@ -784,6 +855,14 @@ class Trainer:
             if lab in self.labels:
                 out.setdefault(lab, path)
         return out
+
+
+def _share(examples, w, segment) -> float:
+    """The weight of a batch's mean loss in a mean over batches: Σ w_b, or in chunks
+    (`segment` given) Σ w_b · length_b, as `_chunked` weighs the samples."""
+    if segment is None:
+        return float(np.sum(w))
+    return float(np.dot(w, [e[1].shape[1] for e in examples]))
 
 
 GRAD_MODES = ("auto", "forward", "reverse")
