@@ -645,8 +645,8 @@ def train_cmd(file, targets, inputs, params, loss, optimizer, steps, dataset, ba
         chunks = "" if segment is None else \
             f" in segments of {trainer.segment_samples(segment)} (state carried)"
         click.echo(f"{file}: {len(data_t)} example(s), {data_t[0].shape[1]} samples{chunks} "
-                   f"at {sr} Hz, loss {loss}, {optimizer}, {trainer.grad_mode} mode, {result.steps} "
-                   f"steps in {result.seconds:.2f} s")
+                   f"at {sr} Hz, loss {loss}, {optimizer}, {trainer.grad_mode} mode, "
+                   f"{result.steps} steps in {result.seconds:.2f} s")
         click.echo(f"  loss: "
                    f"{result.losses[0] if len(result.losses) else result.final_loss:.6g}"
                    f" -> {result.final_loss:.6g}")

@@ -43,6 +43,17 @@ def test_carried_segments_render_the_whole_file(tr, data):
         assert np.array_equal(parts[0], whole[0]), seg
 
 
+@pytest.mark.parametrize("grad_mode", ["forward", "reverse"])
+def test_carried_segments_in_the_interpreter(grad_mode, data):
+    x, t = data[0][:, :300], data[1][:, :300]
+    tr = Trainer(BIQUAD, params=["cutoff", "q"], sample_rate=SR, grad_mode=grad_mode,
+                 backend="interp")
+    v, g, whole = tr.loss_and_grad(START, [x], [t])
+    vs, gs, parts = tr.loss_and_grad(START, [x], [t], segment=70)
+    assert np.array_equal(parts[0], whole[0]) and vs == pytest.approx(v, rel=1e-12)
+    assert np.allclose(gs, g, rtol=1e-10 if grad_mode == "forward" else 0.05)
+
+
 def test_segment_as_long_as_the_file_is_the_whole_file_gradient(tr, data):
     x, t = data
     v, g, _ = tr.loss_and_grad(START, [x], [t])

@@ -148,3 +148,26 @@ def test_cli_log_not_with_per_file(cli, model, tmp_path):
     r = cli("train", dsp, "--dataset", tmp_path, "--per-file", "--results", tmp_path / "t.csv",
             "--log", tmp_path / "run.jsonl")
     assert r.exit_code == 1 and "--log records one run: not with --per-file" in r.stderr
+
+
+def test_cli_dataset_log(cli, model, prog, tmp_path):
+    dsp, _, _ = model
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    for k in range(3):
+        x, t = example(prog, 400, seed=k)
+        write_audio(folder / f"e{k}.in.wav", x, SR, 64)
+        write_audio(folder / f"e{k}.target.wav", t, SR, 64)
+    out = tmp_path / "ds.jsonl"
+    r = cli("train", dsp, "--dataset", folder, "--segment", "0.025", "--batch", "2",
+            "--epochs", "4", "--val", "0.3", "-q", "--log", out)
+    assert r.exit_code == 0, r.stderr
+    recs = records(out)
+    steps = [rec for rec in recs if rec["type"] == "step"]
+    epochs = [rec for rec in recs if rec["type"] == "epoch"]
+    assert len(steps) == 4 * 2 and [s["step"] for s in steps] == list(range(8))
+    assert [s["epoch"] for s in steps] == [1, 1, 2, 2, 3, 3, 4, 4]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3, 4]
+    assert all(e["val_loss"] is not None and e["examples_per_s"] > 0 for e in epochs)
+    assert recs[-1]["type"] == "end" and recs[-1]["steps"] == 8
+    assert "2 training, 1 validation pair(s)" in r.stdout and "8 steps" in r.stdout

@@ -39,13 +39,14 @@ with `sr`, the WAV files' rate, or 44100 Hz. Two ways to use the segments:
   next, as the target was rendered, and the gradients of its segments are accumulated into
   the batch's one optimiser step (`Trainer.loss_and_grad(..., segment=)`): what a step
   keeps (outputs, partials or tapes) is bounded by `batch` segments, not by the files'
-  lengths (the dataset itself holds the files' samples, float64). In reverse mode the state entering a
-  segment is treated as a constant (truncated backpropagation through time at segment
-  boundaries: the influence of θ through the carried state is dropped, which a segment
-  much longer than the program's memory makes negligible); forward mode carries its tangents
-  with the state and gets the whole-file gradient. A pair's loss is the length-weighted
-  mean of its segments' losses (exactly the whole-file loss for l1/l2/huber, close for
-  esr/mrstft), and the samples of a batch count equally (times their pair's weight).
+  lengths (the dataset itself holds the files' samples, float64). In reverse mode the
+  state entering a segment is treated as a constant (truncated backpropagation through
+  time at segment boundaries: the influence of θ through the carried state is dropped,
+  which a segment much longer than the program's memory makes negligible); forward mode
+  carries its tangents with the state and gets the whole-file gradient. A pair's loss is
+  the length-weighted mean of its segments' losses (exactly the whole-file loss for
+  l1/l2/huber; for esr/mrstft the mean of the segments' own losses), and the samples of a
+  batch count equally (times their pair's weight).
   Choose it for long files and programs with a long memory (reverbs, compressors, delays).
   Default segment: the longest pair (each pair whole, in one segment).
 

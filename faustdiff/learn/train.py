@@ -25,6 +25,12 @@ One step, for every example b of the batch (in parallel, below):
 The loss and gradient are averaged over the batch, the chain rule of the normalisation is
 applied and the optimiser (`faustdiff.learn.optim`) takes one step.
 
+Long files in chunks (`fit(..., segment=SECONDS)`, `Dataset(carry=True)`): steps 1-3 run on
+consecutive segments of each example without a reset in between (the state carried), their
+losses and gradients summed weighted by the segments' lengths (`Trainer._chunked`), so a
+step holds one segment's outputs, partials or tapes at a time. `fit(..., log_path=PATH)`
+writes the run as JSON Lines (`RunLog`).
+
 Automatic parameter normalisation (default): a parameter with range [lo, hi] is learned as
 u in [0, 1] (p = lo + u·(hi − lo), or p = lo·(hi/lo)^u for a log scale: the widget's
 `[scale:log]` metadata or `scales={"cutoff": "log"}`), with dL/du = dL/dp · dp/du, and u is
@@ -548,7 +554,8 @@ class Trainer:
         is <= tol. `log_path`: a JSON Lines file of the run, one record per step (see
         `RunLog`; not to be confused with `log`, the per-epoch line callback of datasets).
         `segment`: seconds; a longer example is trained in chunks (long files): every step
-        renders it in consecutive segments of that length from the reset state, the
+        renders it in consecutive segments of that length (the last one may be shorter:
+        every sample is trained on) from the reset state, the
         program's state carried from segment to segment, the loss and gradient of the
         segments accumulated (weighted by their lengths) into one optimiser step, so the
         memory a step needs is bounded by a segment, not the file. In reverse mode the
@@ -782,7 +789,8 @@ class Trainer:
                 state["epoch"] = epoch + 1
                 rec.epoch(hist, start)
                 if log is not None:
-                    vtxt = "" if hist["val_loss"] is None else f", validation {hist['val_loss']:.6g}"
+                    shown = hist["val_loss"]
+                    vtxt = "" if shown is None else f", validation {shown:.6g}"
                     log(f"epoch {epoch + 1}/{epochs}: train {hist['train_loss']:.6g}{vtxt} "
                         f"({hist['seconds']:.2f} s, {hist['examples_per_s']:.0f} "
                         f"{dataset.unit}/s)")
