@@ -1,6 +1,7 @@
 """Gradient steps per second when training from Python (faustdiff.learn.train).
 
     python benchmarks/bench_train.py [--seconds 1.0] [--steps 20] [--no-jax]
+    python benchmarks/bench_train.py --memory [--minutes 10] [--segment 10]
 
 The model is the one-pole lowpass of the tests (cutoff on a log scale, 20 Hz - 20 kHz) on
 1 s of noise at 44.1 kHz. One step = render the whole block with its forward-mode partial
@@ -12,6 +13,17 @@ With jax installed (`pip install jax`) and the `faust` compiler on PATH, the sam
 also compiled by Faust's JAX backend (`faust -lang jax -double`): its generated `tick` is
 run with `jax.lax.scan` and differentiated with `jax.grad` (reverse mode through the scan),
 jit-compiled, batch 16 with `jax.vmap`.
+
+`--memory`: the peak resident memory of one training step (`Trainer.fit(x, t, steps=1)`:
+the step's evaluation, the optimiser step, the final loss) on a long stereo file, 2 channels
+at 44.1 kHz (white noise; the target is the input at -6 dB: what the target is does not
+change the memory), through the 30-parameter equaliser in its stereo variant
+benchmarks/dsp/peq10_stereo.dsp (the ten bands of peq10.dsp on each channel, the sliders
+shared: one program with 2 inputs and 2 outputs, 30 parameters, reverse mode), the whole
+file in one block against `segment=` seconds with the state carried. Each configuration
+runs in a fresh subprocess that reports `resource.getrusage(RUSAGE_SELF).ru_maxrss` (the
+program compiled and cached first, by the parent, so no child pays for compilation); the
+RSS after loading the program and after making the file's arrays are printed too.
 """
 from __future__ import annotations
 
@@ -101,12 +113,76 @@ def bench_jax(n: int, steps: int) -> list:
     return rows
 
 
+PEQ_STEREO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dsp",
+                          "peq10_stereo.dsp")
+PEQ_LABELS = [f"{k}{i}" for i in range(10) for k in "gfb"]
+
+
+def _maxrss_mb() -> float:
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # KiB on Linux
+
+
+def memory_child(minutes: float, segment) -> None:
+    """One configuration of --memory, in this (fresh) process: prints one JSON line."""
+    import json
+    from faustdiff.learn.train import Trainer
+    tr = Trainer(PEQ_STEREO, params=PEQ_LABELS, lr=0.01, sample_rate=SR)
+    loaded = _maxrss_mb()
+    n = int(round(minutes * 60 * SR))
+    x = np.random.default_rng(0).uniform(-1, 1, (2, n))
+    t = 0.5 * x
+    data = _maxrss_mb()
+    t0 = time.perf_counter()
+    r = tr.fit(x, t, steps=1, segment=segment)
+    print(json.dumps({"segment": segment, "n": n, "mode": tr.grad_mode,
+                      "loaded_mb": loaded, "data_mb": data, "peak_mb": _maxrss_mb(),
+                      "seconds": time.perf_counter() - t0, "loss": float(r.losses[0])}))
+
+
+def bench_memory(minutes: float, segment: float) -> None:
+    """--memory: whole file vs segments, each in a fresh subprocess."""
+    import json
+    import subprocess
+    from faustdiff.learn.train import Trainer
+    t0 = time.perf_counter()
+    tr = Trainer(PEQ_STEREO, params=PEQ_LABELS, sample_rate=SR)   # compile and cache
+    print(f"peq10_stereo.dsp: {tr.program.num_inputs} in, {tr.program.num_outputs} out, "
+          f"{len(tr.labels)} parameters, {tr.grad_mode} mode (ready in "
+          f"{time.perf_counter() - t0:.1f} s); {minutes:g} min stereo at {SR} Hz, one "
+          f"training step (fit steps=1); {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}")
+    print(f"{'what':28s} {'after load':>11s} {'with data':>10s} {'peak RSS':>10s} "
+          f"{'seconds':>8s}")
+    for seg in (None, segment):
+        cmd = [sys.executable, os.path.abspath(__file__), "--memory-child",
+               "whole" if seg is None else repr(seg), "--minutes", repr(minutes)]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            print(f"  the child failed: {out.stderr.strip()[-400:]}")
+            continue
+        rec = json.loads(out.stdout.strip().splitlines()[-1])
+        what = "whole file" if seg is None else f"segments of {seg:g} s (carried)"
+        print(f"{what:28s} {rec['loaded_mb']:8.0f} MB {rec['data_mb']:7.0f} MB "
+              f"{rec['peak_mb']:7.0f} MB {rec['seconds']:8.1f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--memory", action="store_true", help="peak RSS of one step on a long "
+                    "stereo file: whole vs segments (see the docstring)")
+    ap.add_argument("--minutes", type=float, default=10.0, help="--memory: file length")
+    ap.add_argument("--segment", type=float, default=10.0, help="--memory: seconds")
+    ap.add_argument("--memory-child", help=argparse.SUPPRESS)
     ap.add_argument("--seconds", type=float, default=1.0, help="audio per example (s)")
     ap.add_argument("--steps", type=int, default=20, help="timed steps per configuration")
     ap.add_argument("--no-jax", action="store_true")
     args = ap.parse_args()
+    if args.memory_child:
+        seg = None if args.memory_child == "whole" else float(args.memory_child)
+        return memory_child(args.minutes, seg)
+    if args.memory:
+        return bench_memory(args.minutes, args.segment)
     n = int(args.seconds * SR)
     try:
         import numba

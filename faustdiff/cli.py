@@ -6,7 +6,7 @@
                            [--grad LABEL,...|auto] [--check-finite]
     faustdiff compile FILE.dsp [-o MODULE.py] [--sr RATE] [-I DIR]...
     faustdiff train MODEL.dsp --target FILE [--input FILE] --params LABEL,... [--loss L]
-                    [--optimizer O] [--steps N] [--lr LR] [--plot PNG] ...
+                    [--optimizer O] [--steps N] [--lr LR] [--plot PNG] [--log RUN.jsonl] ...
     faustdiff --version
 
 Exit status: 0 on success, 1 on ANY error. Errors print one message on stderr:
@@ -496,8 +496,13 @@ def json_cmd(file, sr, include):
               "(--dataset; default 10).")
 @click.option("--patience", type=int, metavar="N", help="Stop after N epochs without a "
               "better validation loss; keep the best epoch's values (needs --val).")
-@click.option("--segment", type=float, metavar="SECONDS", help="Segment length (--dataset; "
-              "default: the shortest pair).")
+@click.option("--segment", type=float, metavar="SECONDS", help="Segment length. --dataset: "
+              "independent segments (default: the shortest pair), or with --carry-state the "
+              "pairs in chunks; --target: train a long file in chunks, the state carried "
+              "from segment to segment, one step per pass over the file.")
+@click.option("--carry-state", is_flag=True, help="--dataset: train on whole pairs in "
+              "consecutive --segment chunks, the program's state carried from one to the "
+              "next (truncated backpropagation at segment boundaries in reverse mode).")
 @click.option("--checkpoint", metavar="DIR", help="Write DIR/checkpoint.json after every "
               "epoch (parameters, optimiser state, epoch, step, RNG state).")
 @click.option("--resume", is_flag=True, help="Continue from --checkpoint DIR.")
@@ -540,17 +545,26 @@ def json_cmd(file, sr, include):
                    "its learned value (compiles with the Faust compiler: faust2juce, ...).")
 @click.option("--preset", metavar="LEARNED.json",
               help="Write the learned values and their Faust UI paths as JSON.")
+@click.option("--log", "log_path", metavar="RUN.jsonl",
+              help="Write a JSON record per step (step, loss, parameters, elapsed seconds; "
+                   "with --dataset also the epoch, and one record per epoch), for plotting; "
+                   "written whole at the end of the run, or not at all.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train_cmd(file, targets, inputs, params, loss, optimizer, steps, dataset, batch, val,
-              epochs, patience, segment, checkpoint, resume, seed, skip_bad, per_file, results,
+              epochs, patience, segment, carry_state, checkpoint, resume, seed, skip_bad,
+              per_file, results,
               lr, schedule, settings, scales, no_normalize, parallel, grad_mode, sr, include,
-              plot, export, preset, quiet):
+              plot, export, preset, log_path, quiet):
     """Learn parameters of MODEL.dsp so that its output matches the target audio (--target,
     or every pair of --dataset)."""
     from .learn import train as T
     _check_train_options(targets, inputs, steps, dataset, batch, val, epochs, patience,
                          segment, checkpoint, resume, seed, skip_bad, per_file, results, plot,
-                         export, preset)
+                         export, preset, carry_state)
+    if log_path is not None:
+        if per_file:
+            raise FaustError("--log records one run: not with --per-file")
+        T.check_log_path(log_path)
     if steps is None:
         steps = 300
     if steps < 0:
@@ -572,7 +586,7 @@ def train_cmd(file, targets, inputs, params, loss, optimizer, steps, dataset, ba
                              "(or pip install matplotlib)") from None
     ds = None
     if dataset is not None:
-        ds = _open_dataset(dataset, sr, segment, val, batch, seed, skip_bad, quiet)
+        ds = _open_dataset(dataset, sr, segment, val, batch, seed, skip_bad, carry_state)
         data_t = data_i = None
         sr = sr or ds.sample_rate or DEFAULT_SR
     else:
@@ -614,21 +628,25 @@ def train_cmd(file, targets, inputs, params, loss, optimizer, steps, dataset, ba
             log = None if quiet else (lambda line: click.echo(line, err=True))
             result = trainer.fit(ds, epochs=10 if epochs is None else epochs,
                                  patience=patience, checkpoint=checkpoint, resume=resume,
-                                 progress=not quiet, log=log)
+                                 progress=not quiet, log=log, log_path=log_path)
         else:
-            result = trainer.fit(data_i, data_t, steps=steps, progress=not quiet)
+            result = trainer.fit(data_i, data_t, steps=steps, progress=not quiet,
+                                 log_path=log_path, segment=segment)
     if ds is not None:
         click.echo(f"{file}: dataset {dataset}: {len(ds.train)} training, {len(ds.val)} "
-                   f"validation pair(s), segments of {ds.segment} samples at {sr} Hz, batch "
+                   f"validation pair(s), segments of {ds.segment} samples"
+                   f"{' (state carried)' if ds.carry else ''} at {sr} Hz, batch "
                    f"{ds.batch}, loss {loss}, {optimizer}, {trainer.grad_mode} mode, "
                    f"{len(result.history)} epoch(s), {result.steps} steps in "
                    f"{result.seconds:.2f} s")
         what = "validation loss" if ds.val else "training loss"
         click.echo(f"  {what}: {result.final_loss:.6g}")
     else:
-        click.echo(f"{file}: {len(data_t)} example(s), {data_t[0].shape[1]} samples at {sr} "
-                   f"Hz, loss {loss}, {optimizer}, {trainer.grad_mode} mode, {result.steps} "
-                   f"steps in {result.seconds:.2f} s")
+        chunks = "" if segment is None else \
+            f" in segments of {trainer.segment_samples(segment)} (state carried)"
+        click.echo(f"{file}: {len(data_t)} example(s), {data_t[0].shape[1]} samples{chunks} "
+                   f"at {sr} Hz, loss {loss}, {optimizer}, {trainer.grad_mode} mode, "
+                   f"{result.steps} steps in {result.seconds:.2f} s")
         click.echo(f"  loss: "
                    f"{result.losses[0] if len(result.losses) else result.final_loss:.6g}"
                    f" -> {result.final_loss:.6g}")
@@ -645,15 +663,19 @@ def train_cmd(file, targets, inputs, params, loss, optimizer, steps, dataset, ba
         from .learn.export import write_preset
         write_preset(preset, result.params, result.paths, file)
         click.echo(f"  preset: {preset}")
+    if log_path is not None:
+        click.echo(f"  log: {log_path}")
 
 
 def _check_train_options(targets, inputs, steps, dataset, batch, val, epochs, patience,
                          segment, checkpoint, resume, seed, skip_bad, per_file, results, plot,
-                         export, preset) -> None:
+                         export, preset, carry_state=False) -> None:
     """The combinations of `train`'s options that make no sense: one-line errors."""
+    if segment is not None and not (segment > 0 and math.isfinite(segment)):
+        raise FaustError(f"--segment must be a positive number of seconds, got {segment}")
     given = {"--batch": batch is not None, "--val": val is not None,
              "--epochs": epochs is not None, "--patience": patience is not None,
-             "--segment": segment is not None, "--checkpoint": checkpoint is not None,
+             "--carry-state": carry_state, "--checkpoint": checkpoint is not None,
              "--resume": resume, "--seed": seed is not None, "--skip-bad": skip_bad,
              "--per-file": per_file, "--results": results is not None}
     if dataset is None:
@@ -671,8 +693,9 @@ def _check_train_options(targets, inputs, steps, dataset, batch, val, epochs, pa
             raise FaustError("--per-file needs --results TABLE.csv|TABLE.json")
         from .learn.dataset import check_table_path
         check_table_path(results)
-        drop = [k for k in ("--batch", "--val", "--epochs", "--patience", "--segment",
-                            "--checkpoint", "--resume") if given[k]]
+        drop = [k for k in ("--batch", "--val", "--epochs", "--patience", "--checkpoint",
+                            "--resume", "--carry-state") if given[k]]
+        drop += ["--segment"] if segment is not None else []
         drop += [k for k, v in (("--plot", plot), ("--export", export), ("--preset", preset))
                  if v is not None]
         if drop:
@@ -692,7 +715,7 @@ def _check_train_options(targets, inputs, steps, dataset, batch, val, epochs, pa
         raise FaustError(f"--epochs must be 0 or more, got {epochs}")
 
 
-def _open_dataset(source, sr, segment, val, batch, seed, skip_bad, quiet):
+def _open_dataset(source, sr, segment, val, batch, seed, skip_bad, carry):
     """The Dataset of --dataset, its skipped pairs reported on standard error."""
     import warnings
     from .learn.dataset import Dataset
@@ -700,7 +723,7 @@ def _open_dataset(source, sr, segment, val, batch, seed, skip_bad, quiet):
         warnings.simplefilter("ignore")
         ds = Dataset(source, sr=sr, segment=segment, val=0.0 if val is None else val,
                      batch=8 if batch is None else batch, seed=0 if seed is None else seed,
-                     skip_bad=skip_bad)
+                     skip_bad=skip_bad, carry=carry)
     for msg in ds.skipped:
         click.echo(f"faustdiff: warning: skipped: {msg}", err=True)
     return ds

@@ -22,12 +22,33 @@ a warning names the file (`Dataset.skipped` lists them); a dataset left with no 
 error either way.
 
 Lengths and segments. A pair's length is the shorter of its input and target (the longer one
-is cut at the end). Every pair is cut into consecutive segments of `segment` seconds
-(default: the length of the shortest pair, so that every pair gives at least one segment);
-the samples after a pair's last whole segment are not trained on. Each segment is an example
-of its own: the program is reset before rendering it (no state carried over from the segment
-before). CSV and NPY files have no sample rate: `segment` seconds are converted with `sr`, the
-WAV files' rate, or 44100 Hz.
+is cut at the end). CSV and NPY files have no sample rate: `segment` seconds are converted
+with `sr`, the WAV files' rate, or 44100 Hz. Two ways to use the segments:
+
+* `carry=False` (the default): independent segments. Every pair is cut into consecutive
+  segments of `segment` seconds (default: the length of the shortest pair, so that every
+  pair gives at least one segment); the samples after a pair's last whole segment are not
+  trained on. Each segment is an example of its own, shuffled among all the others: the
+  program is reset before rendering it (no state carried over from the segment before).
+  Best for programs with a short memory (filters, waveshapers: the reset costs a few
+  samples of transient at each segment's start), and the mini-batches mix the files.
+* `carry=True` (`--carry-state`): long files in chunks. The examples are the whole pairs
+  (every sample, the last segment may be shorter; a pair shorter than the segment is one
+  segment), shuffled and batched `batch` pairs at a time. A pair is rendered from the reset
+  state in consecutive segments with the program's state carried from each segment to the
+  next, as the target was rendered, and the gradients of its segments are accumulated into
+  the batch's one optimiser step (`Trainer.loss_and_grad(..., segment=)`): what a step
+  keeps (outputs, partials or tapes) is bounded by `batch` segments, not by the files'
+  lengths (the dataset itself holds the files' samples, float64). In reverse mode the
+  state entering a segment is treated as a constant (truncated backpropagation through
+  time at segment boundaries: the influence of θ through the carried state is dropped,
+  which a segment much longer than the program's memory makes negligible); forward mode
+  carries its tangents with the state and gets the whole-file gradient. A pair's loss is
+  the length-weighted mean of its segments' losses (exactly the whole-file loss for
+  l1/l2/huber; for esr/mrstft the mean of the segments' own losses), and the samples of a
+  batch count equally (times their pair's weight).
+  Choose it for long files and programs with a long memory (reverbs, compressors, delays).
+  Default segment: the longest pair (each pair whole, in one segment).
 
 Validation split and batches. `val` (a fraction) of the *pairs* (not segments, so no file is
 both trained and validated on) is held out: round(val · pairs), at least 1 when val > 0, and
@@ -109,12 +130,14 @@ class Dataset:
     batch    -- segments per mini-batch
     seed     -- the validation split and the shuffling
     skip_bad -- leave bad pairs out with a warning instead of refusing the dataset
+    carry    -- train on whole pairs in consecutive segments, the state carried from one to
+                the next (long files in chunks), instead of on independent segments
     """
 
     def __init__(self, source, program=None, inputs: Optional[int] = None,
                  outputs: Optional[int] = None, sr: Optional[int] = None,
                  segment: Optional[float] = None, val: float = 0.0, batch: int = 8,
-                 seed: int = 0, skip_bad: bool = False):
+                 seed: int = 0, skip_bad: bool = False, carry: bool = False):
         # a Trainer (told by its fit_dataset: importing train here would be a cycle) or a program
         prog = program.program if hasattr(program, "fit_dataset") else program
         if prog is not None:
@@ -131,6 +154,7 @@ class Dataset:
         self._checked = inputs is not None and outputs is not None
         self.val_fraction, self.batch, self.seed = float(val), int(batch), int(seed)
         self.skip_bad = bool(skip_bad)
+        self.carry = bool(carry)
         self.skipped: list = []          # (path, message) of the pairs left out
         self.sample_rate: Optional[int] = int(sr) if sr else None
         self._rate_from: Optional[str] = None
@@ -158,7 +182,9 @@ class Dataset:
         """The segment length (samples), pairs shorter than it, the split."""
         rate = self.sample_rate or 44100
         if self._segment_seconds is None:
-            self.segment = min(p.n for p in self.pairs)
+            self.segment = (max if self.carry else min)(p.n for p in self.pairs)
+        elif self.carry:   # whole pairs: a short one is one segment
+            self.segment = max(1, int(round(self._segment_seconds * rate)))
         else:
             self.segment = max(1, int(round(self._segment_seconds * rate)))
             keep = []
@@ -312,7 +338,10 @@ class Dataset:
         self.train = [p for i, p in enumerate(self.pairs) if i not in held]
 
     def segments(self, pairs) -> list:
-        """(input segment or None, target segment, weight) for every whole segment."""
+        """(input segment or None, target segment, weight) for every whole segment; with
+        carry=True, (input, target, weight) of every whole pair (the trainer cuts them)."""
+        if self.carry:
+            return [(p.x, p.t, p.weight) for p in pairs]
         L = self.segment
         out = []
         for p in pairs:
@@ -322,18 +351,26 @@ class Dataset:
         return out
 
     def batches(self, rng: np.random.Generator) -> list:
-        """The mini-batches of one epoch (lists of segments), shuffled by rng."""
+        """The mini-batches of one epoch (lists of segments, or of pairs with carry=True),
+        shuffled by rng."""
         segs = self.segments(self.train)
         order = rng.permutation(len(segs))
         return [[segs[int(i)] for i in order[j:j + self.batch]]
                 for j in range(0, len(segs), self.batch)]
 
+    @property
+    def unit(self) -> str:
+        """What an example of a mini-batch is, for messages: "segments" or "pairs"."""
+        return "pairs" if self.carry else "segments"
+
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __repr__(self) -> str:
+        how = ", state carried" if self.carry else ""
         return (f"Dataset({self.source!r}: {len(self.train)} training, {len(self.val)} "
-                f"validation pair(s), segment {self.segment} samples, batch {self.batch})")
+                f"validation pair(s), segment {self.segment} samples{how}, batch "
+                f"{self.batch})")
 
 
 # ---------------------------------------------------------------- per-file tables

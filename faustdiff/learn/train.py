@@ -25,6 +25,12 @@ One step, for every example b of the batch (in parallel, below):
 The loss and gradient are averaged over the batch, the chain rule of the normalisation is
 applied and the optimiser (`faustdiff.learn.optim`) takes one step.
 
+Long files in chunks (`fit(..., segment=SECONDS)`, `Dataset(carry=True)`): steps 1-3 run on
+consecutive segments of each example without a reset in between (the state carried), their
+losses and gradients summed weighted by the segments' lengths (`Trainer._chunked`), so a
+step holds one segment's outputs, partials or tapes at a time. `fit(..., log_path=PATH)`
+writes the run as JSON Lines (`RunLog`).
+
 Automatic parameter normalisation (default): a parameter with range [lo, hi] is learned as
 u in [0, 1] (p = lo + u·(hi − lo), or p = lo·(hi/lo)^u for a log scale: the widget's
 `[scale:log]` metadata or `scales={"cutoff": "log"}`), with dL/du = dL/dp · dp/du, and u is
@@ -156,6 +162,78 @@ class TrainResult:
         fig.tight_layout()
         fig.savefig(path)
         plt.close(fig)
+
+
+# ---------------------------------------------------------------- the run's log
+
+class RunLog:
+    """The JSON Lines log of a run (`fit(..., log_path=PATH)`, `faustdiff train --log`), for
+    plotting: one JSON object a line,
+
+        {"type": "step", "step": k, "loss": L, "params": {label: value}, "elapsed": s}
+        {"type": "epoch", "epoch": e, "steps": k, "train_loss": L, "val_loss": L or null,
+         "seconds": s, "examples_per_s": r, "elapsed": s}                 (datasets)
+        {"type": "end", "steps": k, "final_loss": L, "params": {...}, "elapsed": s}
+
+    A step record holds the loss and the values *before* step k (the k-th entries of
+    `TrainResult.losses` and `trajectory`), `epoch` too when training over a dataset;
+    `elapsed` is the seconds since the run started. The file is written whole or not at all:
+    the lines go (flushed one by one) to a temporary file beside PATH, renamed to PATH when
+    the run ends; a run that fails or is interrupted leaves PATH as it was. A path that
+    cannot be written (no such folder, a folder, no permission) is a FaustError naming it
+    when the log is opened, before the first step. `RunLog(None)` records nothing."""
+
+    def __init__(self, path):
+        self.path = None if path is None else str(path)
+        self._ctx = self._file = None
+
+    def __enter__(self) -> "RunLog":
+        if self.path is not None:
+            from ..audio_io import atomic_write
+            check_log_path(self.path)
+            self._ctx = atomic_write(self.path, "w", encoding="utf-8")
+            self._file = self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        if self._ctx is not None:
+            ctx, self._ctx = self._ctx, None
+            self._file.flush()
+            return bool(ctx.__exit__(*exc))
+        return False
+
+    def write(self, record: dict) -> None:
+        if self._file is not None:
+            import json
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+
+    def step(self, step, loss, labels, theta, start, **more) -> None:
+        self.write({"type": "step", "step": int(step), **more, "loss": float(loss),
+                    "params": dict(zip(labels, map(float, theta))),
+                    "elapsed": time.perf_counter() - start})
+
+    def epoch(self, record: dict, start) -> None:
+        self.write({"type": "epoch", **record, "elapsed": time.perf_counter() - start})
+
+    def end(self, steps, final_loss, labels, theta, start) -> None:
+        self.write({"type": "end", "steps": int(steps), "final_loss": float(final_loss),
+                    "params": dict(zip(labels, map(float, theta))),
+                    "elapsed": time.perf_counter() - start})
+
+
+def check_log_path(path) -> None:
+    """A FaustError naming `path` when a log cannot be written there (checked before a run
+    starts; the write itself may still fail later, e.g. a full disk)."""
+    path = str(path)
+    folder = os.path.dirname(path) or "."
+    if os.path.isdir(path):
+        raise FaustError(f"cannot write the log '{path}': it is a folder")
+    if not os.path.isdir(folder):
+        raise FaustError(f"cannot write the log '{path}': no such folder '{folder}'")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise FaustError(f"cannot write the log '{path}': the folder '{folder}' is not "
+                         "writable")
 
 
 # ---------------------------------------------------------------- batch execution
@@ -346,44 +424,56 @@ class Trainer:
             self._pool.append(self.program.clone())
         return self._pool[:k]
 
-    def loss_and_grad(self, theta, inputs, target, weights=None):
+    def loss_and_grad(self, theta, inputs, target, weights=None, segment=None,
+                      outputs: bool = True):
         """(mean loss, dL/dθ in the parameters' own units, outputs of each example) at θ.
         inputs/target: lists of (channels, n) arrays (see `fit` for the accepted forms);
-        weights: one per example (the mean is then Σ w_b L_b / Σ w_b)."""
-        xs, ts = inputs, target
-        n = ts[0].shape[1]
-        progs = self._programs(len(ts))
+        weights: one per example (the mean is then Σ w_b L_b / Σ w_b).
+
+        segment -- samples: every example is rendered in consecutive segments of that
+                   length, the state carried from one to the next (see `_chunked`);
+                   examples may then differ in length
+        outputs -- False: the third value is None (a chunked evaluation then keeps no
+                   output longer than a segment)"""
+        progs = self._programs(len(target))
         for p in progs:
             for lab, v in zip(self.labels, theta):
                 p.set_param(lab, float(v))
             p.reset()
+        xs = list(inputs)
+        if len(xs) == 1 and len(target) > 1:
+            xs = xs * len(target)
+        w = np.ones(len(target)) if weights is None else np.asarray(weights, dtype=np.float64)
+        if segment is not None and (any(t.shape[1] > int(segment) for t in target)
+                                    or len({t.shape[1] for t in target}) > 1):
+            return self._chunked(progs, xs, list(target), w, int(segment), outputs)
+        n = target[0].shape[1]
         xs = [None if x is None else x[:, :n] for x in xs]
-        if len(xs) == 1 and len(ts) > 1:
-            xs = xs * len(ts)
-        w = np.ones(len(ts)) if weights is None else np.asarray(weights, dtype=np.float64)
-        if self.grad_mode == "reverse":
-            return self._reverse(progs, xs, ts, n, w)
-        results = run_batch(progs, xs, n, self.parallel)
-
-        def one(k):
-            (y, d), t = results[k], ts[k]
-            v, dy = self.loss(y, t)
-            return v, np.einsum("on,ion->i", dy, d)
-        # (the losses in a thread pool measured no faster: numpy holds the GIL too often)
-        per = [one(k) for k in range(len(ts))]
-        total = 0.0
-        g = np.zeros(len(self.labels))
-        for wk, (v, gk) in zip(w, per):
+        per = self._evaluate(progs, xs, list(target), n)
+        total, g = 0.0, np.zeros(len(self.labels))
+        for wk, (v, gk, _) in zip(w, per):
             total += wk * v
             g += wk * gk
-        outs = [y for y, _ in results]
         k = float(w.sum())
-        return total / k, g / k, outs
+        return total / k, g / k, ([y for _, _, y in per] if outputs else None)
 
-    def _reverse(self, progs, xs, ts, n, w):
-        """loss_and_grad in reverse mode: render, dL/dy, one backward pass per example;
-        the examples on threads as `parallel` says (each has its own program; the kernels
-        release the GIL), summed in example order."""
+    def _evaluate(self, progs, xs, ts, n: int) -> list:
+        """(loss, dL/dθ, outputs) of every example: programs[b] (parameters set, its state
+        where the previous block left it) renders xs[b] for n samples against ts[b]."""
+        if self.grad_mode == "reverse":
+            return self._reverse(progs, xs, ts, n)
+        results = run_batch(progs, xs, n, self.parallel)
+        per = []
+        # (the losses in a thread pool measured no faster: numpy holds the GIL too often)
+        for (y, d), t in zip(results, ts):
+            v, dy = self.loss(y, t)
+            per.append((v, np.einsum("on,ion->i", dy, d), y))
+        return per
+
+    def _reverse(self, progs, xs, ts, n) -> list:
+        """_evaluate in reverse mode: render, dL/dy, one backward pass per example; the
+        examples on threads as `parallel` says (each has its own program; the kernels
+        release the GIL), the results in example order."""
         per: list = [None] * len(ts)
 
         def one(k: int) -> None:
@@ -394,12 +484,41 @@ class Trainer:
             per[k] = (v, dp, y)
         serial = self.parallel == "serial" or not getattr(self.program, "_compiled", False)
         run_each(one, len(ts), 1 if serial else _threads())
-        total, g = 0.0, np.zeros(len(self.labels))
-        for wk, (v, dp, _) in zip(w, per):
-            total += wk * v
-            g += wk * dp
-        k = float(w.sum())
-        return total / k, g / k, [y for _, _, y in per]
+        return per
+
+    def _chunked(self, progs, xs, ts, w, seg: int, outputs: bool):
+        """loss_and_grad in segments of `seg` samples (long files in chunks): each example
+        is rendered from the reset state in consecutive segments, its program's state
+        carried from one to the next, so at most one segment's outputs, partials or tapes
+        exist at a time. Every segment's loss is computed on the segment alone; the mean is
+        Σ_b Σ_k w_b m_bk L_bk / Σ_b Σ_k w_b m_bk (m_bk: the segment's samples), the same
+        weighting for the gradient. Reverse mode treats each segment's incoming state as a
+        constant (truncated backpropagation through time at segment boundaries); forward
+        mode carries the tangents with the state, so its gradient stays that of the whole
+        example. A segment as long as the example is the whole-example evaluation."""
+        ns = [t.shape[1] for t in ts]
+        if any(x is not None and x.shape[1] < n for x, n in zip(xs, ns)):
+            raise FaustError("chunked training: an input is shorter than its target")
+        ys = [np.empty((t.shape[0], n)) for t, n in zip(ts, ns)] if outputs else None
+        total = wsum = 0.0
+        g = np.zeros(len(self.labels))
+        for a in range(0, max(ns), seg):
+            groups: dict = {}   # segment length -> examples (the last segments are shorter)
+            for b, n in enumerate(ns):
+                if n > a:
+                    groups.setdefault(min(seg, n - a), []).append(b)
+            for m, members in groups.items():
+                sl = slice(a, a + m)
+                per = self._evaluate([progs[b] for b in members],
+                                     [None if xs[b] is None else xs[b][:, sl] for b in members],
+                                     [ts[b][:, sl] for b in members], m)
+                for b, (v, gk, y) in zip(members, per):
+                    total += w[b] * m * v
+                    g += w[b] * m * gk
+                    wsum += w[b] * m
+                    if ys is not None:
+                        ys[b][:, sl] = y
+        return total / wsum, g / wsum, ys
 
     # ------------------------------------------------------------ training
 
@@ -423,14 +542,26 @@ class Trainer:
     def fit(self, inputs, target=None, steps: int = 100, callback: Optional[Callable] = None,
             progress=False, tol: Optional[float] = None, *, epochs: int = 10,
             patience: Optional[int] = None, checkpoint=None, resume: bool = False,
-            log: Optional[Callable] = None) -> TrainResult:
+            log: Optional[Callable] = None, log_path=None,
+            segment: Optional[float] = None) -> TrainResult:
         """Run `steps` optimiser steps from the current values; returns a TrainResult.
 
         inputs/target: one example (an array (channels, n), (n,) for one channel, or a
         signal file: any audio format libsndfile reads, CSV, NPY), or a batch (a
-        (B, channels, n) array or a list); one input with several targets is shared. `callback(step, loss, params_dict)` is called
-        after each evaluation; returning True stops. `progress`: draw a progress bar on
-        standard error. `tol`: stop once the loss is <= tol.
+        (B, channels, n) array or a list); one input with several targets is shared.
+        `callback(step, loss, params_dict)` is called after each evaluation; returning True
+        stops. `progress`: draw a progress bar on standard error. `tol`: stop once the loss
+        is <= tol. `log_path`: a JSON Lines file of the run, one record per step (see
+        `RunLog`; not to be confused with `log`, the per-epoch line callback of datasets).
+        `segment`: seconds; a longer example is trained in chunks (long files): every step
+        renders it in consecutive segments of that length (the last one may be shorter:
+        every sample is trained on) from the reset state, the
+        program's state carried from segment to segment, the loss and gradient of the
+        segments accumulated (weighted by their lengths) into one optimiser step, so the
+        memory a step needs is bounded by a segment, not the file. In reverse mode the
+        state entering a segment is a constant (truncated backpropagation at segment
+        boundaries); forward mode carries its tangents too (the whole-file gradient). See
+        `_chunked`.
 
         `fit(dataset, epochs=..., patience=..., checkpoint=DIR, resume=...)` with a
         `faustdiff.learn.dataset.Dataset` trains over its mini-batches instead (`steps` and
@@ -441,10 +572,28 @@ class Trainer:
                 raise FaustError("fit(dataset): the dataset holds the targets")
             return self.fit_dataset(inputs, epochs=epochs, patience=patience,
                                     checkpoint=checkpoint, resume=resume, callback=callback,
-                                    progress=progress, log=log)
+                                    progress=progress, log=log, log_path=log_path)
         if target is None:
             raise FaustError("fit: give a target (or a Dataset)")
         xs, ts = self._data(inputs, target)
+        seg = None if segment is None else self.segment_samples(segment)
+        with RunLog(log_path) as rec:
+            return self._fit_steps(xs, ts, steps, callback, progress, tol, rec, seg)
+
+    def segment_samples(self, seconds) -> int:
+        """A segment length in seconds as samples at the program's rate (at least 1)."""
+        try:
+            sec = float(seconds)
+        except (TypeError, ValueError):
+            sec = float("nan")
+        if not (sec > 0 and math.isfinite(sec)):
+            raise FaustError(f"segment must be a positive number of seconds, got {seconds}")
+        rate = getattr(self.program, "sample_rate", None) or 44100
+        return max(1, int(round(sec * float(rate))))
+
+    def _fit_steps(self, xs, ts, steps, callback, progress, tol, rec, seg) -> TrainResult:
+        """The loop of `fit` over one batch (in segments of `seg` samples when given), each
+        evaluation recorded by `rec`."""
         u = self.to_coords(self.theta)
         losses: list = []
         traj = {lab: [] for lab in self.labels}
@@ -454,10 +603,11 @@ class Trainer:
         lr0 = self.optimizer.lr
         for step in range(steps):
             theta = self.from_coords(u)
-            value, g, _ = self.loss_and_grad(theta, xs, ts)
+            value, g, _ = self.loss_and_grad(theta, xs, ts, segment=seg, outputs=False)
             losses.append(value)
             for lab, v in zip(self.labels, theta):
                 traj[lab].append(v)
+            rec.step(step, value, self.labels, theta, start)
             if bar:
                 bar.update(step + 1, value, theta)
             if callback is not None and callback(step, value, dict(zip(self.labels, theta))):
@@ -474,9 +624,10 @@ class Trainer:
         self.optimizer.lr = lr0
         theta = self.from_coords(u)
         self.theta = theta
-        final, _, _ = self.loss_and_grad(theta, xs, ts)
+        final, _, _ = self.loss_and_grad(theta, xs, ts, segment=seg, outputs=False)
         for lab, v in zip(self.labels, theta):
             traj[lab].append(v)
+        rec.end(done, final, self.labels, theta, start)
         if bar:
             bar.close(final, theta)
         return TrainResult(dict(zip(self.labels, map(float, theta))), np.array(losses),
@@ -486,21 +637,24 @@ class Trainer:
 
     # ------------------------------------------------------------ datasets
 
-    def _dataset_loss(self, theta, segs, batch: int) -> float:
-        """The weighted mean loss over segments, evaluated `batch` at a time."""
+    def _dataset_loss(self, theta, segs, batch: int, segment: Optional[int] = None) -> float:
+        """The weighted mean loss over examples, evaluated `batch` at a time (`segment`:
+        whole pairs in chunks, state carried: see `Dataset(carry=True)`; each example then
+        weighs its weight times its length)."""
         total = wsum = 0.0
         for j in range(0, len(segs), batch):
             part = segs[j:j + batch]
             w = np.array([s[2] for s in part])
             v, _, _ = self.loss_and_grad(theta, [s[0] for s in part], [s[1] for s in part],
-                                         w)
-            total += v * float(w.sum())
-            wsum += float(w.sum())
+                                         w, segment=segment, outputs=False)
+            k = _share(part, w, segment)
+            total += v * k
+            wsum += k
         return total / wsum
 
     def fit_dataset(self, dataset, epochs: int = 10, patience: Optional[int] = None,
                     checkpoint=None, resume: bool = False, callback: Optional[Callable] = None,
-                    progress=False, log=None) -> TrainResult:
+                    progress=False, log=None, log_path=None) -> TrainResult:
         """Train over a Dataset: every epoch, one optimiser step per shuffled mini-batch of
         training segments (weighted mean loss of the batch), then the loss over the
         validation segments (when the dataset holds some out) at the new values.
@@ -514,10 +668,21 @@ class Trainer:
         resume     -- continue from the checkpoint: the run ends with exactly the parameters
                       of an uninterrupted run of the same epochs
         log        -- a function called with one line per epoch (train/validation loss)
+        log_path   -- a JSON Lines file: a record per step (with its epoch), one per epoch
+                      (train/validation loss, examples/s) and one at the end (`RunLog`);
+                      after `resume`, the records of the resumed part only (step numbers
+                      continue the checkpoint's)
 
         The learning-rate schedule runs over epochs × batches steps. Returns a TrainResult
         (`history`: one dict per epoch; `final_loss`: the validation loss at the returned
         parameters, or the training loss without a validation split)."""
+        with RunLog(log_path) as rec:
+            return self._fit_dataset(dataset, epochs, patience, checkpoint, resume, callback,
+                                     progress, log, rec)
+
+    def _fit_dataset(self, dataset, epochs, patience, checkpoint, resume, callback, progress,
+                     log, rec) -> TrainResult:
+        """The body of `fit_dataset`, every step and epoch recorded by `rec`."""
         prog = self.program
         dataset.require(prog.num_inputs, prog.num_outputs)
         rate = getattr(prog, "sample_rate", None)
@@ -530,12 +695,15 @@ class Trainer:
             raise FaustError("patience needs a validation split (val > 0) and a patience of "
                              "1 or more")
         val_segs = dataset.segments(dataset.val)
+        seg = dataset.segment if dataset.carry else None   # whole pairs, in chunks
         rng = np.random.default_rng([dataset.seed, 1])
         nb = len(dataset.batches(np.random.default_rng(0)))
         total_steps = int(epochs) * nb
         sign = {"labels": self.labels, "train": [p.name for p in dataset.train],
                 "val": [p.name for p in dataset.val], "segment": dataset.segment,
                 "batch": dataset.batch, "seed": dataset.seed}
+        if dataset.carry:
+            sign["carry"] = True
         u = self.to_coords(self.theta)
         state = {"epoch": 0, "step": 0, "losses": [], "traj": [], "history": [],
                  "best": None, "best_u": None, "bad": 0, "stopped": False}
@@ -583,9 +751,11 @@ class Trainer:
                     theta = self.from_coords(u)
                     w = np.array([s[2] for s in b])
                     value, g, _ = self.loss_and_grad(theta, [s[0] for s in b],
-                                                     [s[1] for s in b], w)
+                                                     [s[1] for s in b], w, segment=seg,
+                                                     outputs=False)
                     losses.append(value)
                     traj.append([float(v) for v in theta])
+                    rec.step(step, value, self.labels, theta, start, epoch=epoch + 1)
                     if bar:
                         bar.update(min(step + 1, bar.total), value, theta)
                     if not math.isfinite(value):
@@ -595,32 +765,35 @@ class Trainer:
                                                          dict(zip(self.labels, theta))):
                         state["stopped"] = True
                         break
-                    tl += value * float(w.sum())
-                    tw += float(w.sum())
+                    tl += value * _share(b, w, seg)
+                    tw += _share(b, w, seg)
                     self.optimizer.lr = lr0 * self.schedule(step, total_steps)
                     u = self._clip(self.optimizer.step(u, g * self._chain(u)))
                     self.optimizer.lr = lr0
                     state["step"] = step + 1
                 theta = self.from_coords(u)
                 secs = time.perf_counter() - t0
-                rec = {"epoch": epoch + 1, "steps": state["step"],
-                       "train_loss": tl / tw if tw else float("nan"), "val_loss": None,
-                       "seconds": secs, "examples_per_s": seen / secs if secs > 0 else 0.0}
+                hist = {"epoch": epoch + 1, "steps": state["step"],
+                        "train_loss": tl / tw if tw else float("nan"), "val_loss": None,
+                        "seconds": secs, "examples_per_s": seen / secs if secs > 0 else 0.0}
                 if val_segs:
-                    vl = self._dataset_loss(theta, val_segs, dataset.batch)
-                    rec["val_loss"] = vl
+                    vl = self._dataset_loss(theta, val_segs, dataset.batch, seg)
+                    hist["val_loss"] = vl
                     if state["best"] is None or vl < state["best"]:
                         state["best"], state["best_u"], state["bad"] = vl, list(map(float, u)), 0
                     else:
                         state["bad"] += 1
                         if patience is not None and state["bad"] >= int(patience):
                             state["stopped"] = True
-                state["history"].append(rec)
+                state["history"].append(hist)
                 state["epoch"] = epoch + 1
+                rec.epoch(hist, start)
                 if log is not None:
-                    vtxt = "" if rec["val_loss"] is None else f", validation {rec['val_loss']:.6g}"
-                    log(f"epoch {epoch + 1}/{epochs}: train {rec['train_loss']:.6g}{vtxt} "
-                        f"({rec['seconds']:.2f} s, {rec['examples_per_s']:.0f} segments/s)")
+                    shown = hist["val_loss"]
+                    vtxt = "" if shown is None else f", validation {shown:.6g}"
+                    log(f"epoch {epoch + 1}/{epochs}: train {hist['train_loss']:.6g}{vtxt} "
+                        f"({hist['seconds']:.2f} s, {hist['examples_per_s']:.0f} "
+                        f"{dataset.unit}/s)")
                 if path is not None:
                     self._write_checkpoint(path, sign, u, rng, state)
         finally:
@@ -630,9 +803,11 @@ class Trainer:
         theta = self.from_coords(u)
         self.theta = theta
         if val_segs:
-            final = self._dataset_loss(theta, val_segs, dataset.batch)
+            final = self._dataset_loss(theta, val_segs, dataset.batch, seg)
         else:
-            final = self._dataset_loss(theta, dataset.segments(dataset.train), dataset.batch)
+            final = self._dataset_loss(theta, dataset.segments(dataset.train), dataset.batch,
+                                       seg)
+        rec.end(state["step"], final, self.labels, theta, start)
         if bar:
             bar.close(final, theta)
         tr = np.array(traj + [list(map(float, theta))]).reshape(-1, len(self.labels))
@@ -690,6 +865,14 @@ class Trainer:
         return out
 
 
+def _share(examples, w, segment) -> float:
+    """The weight of a batch's mean loss in a mean over batches: Σ w_b, or in chunks
+    (`segment` given) Σ w_b · length_b, as `_chunked` weighs the samples."""
+    if segment is None:
+        return float(np.sum(w))
+    return float(np.dot(w, [e[1].shape[1] for e in examples]))
+
+
 GRAD_MODES = ("auto", "forward", "reverse")
 # Measured (benchmarks/bench_grad.py): forward mode is as fast or faster up to two
 # parameters, reverse mode faster from a few parameters on.
@@ -727,7 +910,8 @@ def fit(model, inputs, target, params="auto", loss="l2", optimizer="adam", lr=No
         steps: int = 100, **kw) -> TrainResult:
     """`Trainer(model, params, loss, optimizer, lr, **kw).fit(inputs, target, steps)`;
     keyword arguments of `fit` (callback, progress, tol) are passed on too."""
-    fit_kw = {k: kw.pop(k) for k in ("callback", "progress", "tol") if k in kw}
+    fit_kw = {k: kw.pop(k) for k in ("callback", "progress", "tol", "log_path", "segment")
+              if k in kw}
     return Trainer(model, params, loss, optimizer, lr, **kw).fit(inputs, target, steps,
                                                                    **fit_kw)
 
