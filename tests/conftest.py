@@ -196,3 +196,13 @@ def dsp(tmp_path):
         path.write_text(text + "\n")
         return path
     return make
+
+
+def diff_on_model(tmp_path_factory, name: str, source: str, labels) -> str:
+    """A model file (in a fresh temporary folder) whose sliders `labels` (their full label
+    text, metadata included) are marked `[diff:on]`, for `faustdiff train` tests."""
+    for label in labels:
+        source = source.replace(f'"{label}"', f'"{label} [diff:on]"')
+    path = tmp_path_factory.mktemp("model") / name
+    path.write_text(source + "\n")
+    return str(path)

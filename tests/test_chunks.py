@@ -12,6 +12,7 @@ from faustdiff.audio_io import write_audio
 from faustdiff.errors import FaustError
 from faustdiff.learn.dataset import Dataset
 from faustdiff.learn.train import Trainer, render
+from conftest import diff_on_model
 
 SR = 8000
 # a biquad: state that lasts (a resonance), two learned parameters
@@ -167,10 +168,7 @@ def test_carry_dataset_training(pairs, tmp_path):
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("m") / "bq.dsp"
-    path.write_text(BIQUAD.replace('"cutoff [scale:log]"', '"cutoff [scale:log] [diff:on]"')
-                    .replace('"q"', '"q [diff:on]"') + "\n")
-    return str(path)
+    return diff_on_model(tmp_path_factory, "bq.dsp", BIQUAD, ["cutoff [scale:log]", "q"])
 
 
 def test_cli_segment_with_a_target(cli, model, pairs):

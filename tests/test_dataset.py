@@ -19,6 +19,7 @@ from faustdiff.backend import grad as G
 from faustdiff.errors import FaustError
 from faustdiff.learn.dataset import Dataset, write_table
 from faustdiff.learn.train import Trainer
+from conftest import diff_on_model
 
 SR = 8000
 GAIN_DC = 'process = _ * hslider("gain", 0.1, 0, 1, .001) + hslider("dc", 0, -1, 1, .001);'
@@ -294,10 +295,7 @@ def test_per_file_fits_and_table(per_file_dir, prog, tmp_path):
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "gain_dc.dsp"
-    path.write_text(GAIN_DC.replace('"gain"', '"gain [diff:on]"')
-                    .replace('"dc"', '"dc [diff:on]"') + "\n")
-    return str(path)
+    return diff_on_model(tmp_path_factory, "gain_dc.dsp", GAIN_DC, ["gain", "dc"])
 
 
 def test_cli_dataset_training(cli, model, pairs_dir, tmp_path):

@@ -60,13 +60,19 @@ def test_fit_log_records_every_step(prog, tmp_path):
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
 
 
-def test_dataset_log_has_epochs(prog, tmp_path):
+def pair_folder(prog, tmp_path, count: int):
+    """A dataset folder of `count` pairs (400 samples each, from `example`)."""
     folder = tmp_path / "pairs"
     folder.mkdir()
-    for k in range(4):
+    for k in range(count):
         x, t = example(prog, 400, seed=k)
         write_audio(folder / f"e{k}.in.wav", x, SR, 64)
         write_audio(folder / f"e{k}.target.wav", t, SR, 64)
+    return folder
+
+
+def test_dataset_log_has_epochs(prog, tmp_path):
+    folder = pair_folder(prog, tmp_path, 4)
     ds = Dataset(folder, program=prog, val=0.25, batch=2, segment=0.025)
     r = Trainer(prog, lr=0.05).fit(ds, epochs=3, log_path=tmp_path / "ds.jsonl")
     recs = records(tmp_path / "ds.jsonl")
@@ -152,12 +158,7 @@ def test_cli_log_not_with_per_file(cli, model, tmp_path):
 
 def test_cli_dataset_log(cli, model, prog, tmp_path):
     dsp, _, _ = model
-    folder = tmp_path / "pairs"
-    folder.mkdir()
-    for k in range(3):
-        x, t = example(prog, 400, seed=k)
-        write_audio(folder / f"e{k}.in.wav", x, SR, 64)
-        write_audio(folder / f"e{k}.target.wav", t, SR, 64)
+    folder = pair_folder(prog, tmp_path, 3)
     out = tmp_path / "ds.jsonl"
     r = cli("train", dsp, "--dataset", folder, "--segment", "0.025", "--batch", "2",
             "--epochs", "4", "--val", "0.3", "-q", "--log", out)
