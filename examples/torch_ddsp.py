@@ -77,7 +77,7 @@ def train(steps: int = 150, seed: int = 0, lr: float = 0.1, verbose: bool = Fals
         opt.step()
         history.append(float(loss.detach()))
         if verbose and step % 10 == 0:
-            print(f"step {step:4d}  loss {float(loss):.5f}")
+            print(f"step {step:4d}  loss {history[-1]:.5f}")
     with torch.no_grad():
         history.append(float(mrstft(layer(x, curves(logits)), target)))
         err = (curves(logits) - curves(hidden_logits())).abs().amax(-1)[0]
