@@ -596,3 +596,57 @@ def test_only_the_backward_kernel_may_round_differently_from_faust():
     assert "fastmath={'contract', 'nsz', 'reassoc'}," in srcs["backward"]
     with pytest.raises(ValueError, match=r"fast-math flags \['nnan'\] are not allowed"):
         codegen._jit(("contract", "nnan"))
+
+
+# Three peaking bands: 12 parameter adjoints (sums) from 6 adjoint signals, enough for the
+# backward kernel to take the sums out of its serial loop (backend/reductions.py)
+BANDS = ('import("stdfaust.lib");\n'
+         'band(i) = fi.peak_eq(hslider("g%i", 4 - 3 * i, -12, 12, 0.1),\n'
+         '                     hslider("f%i", 300 * (i + 1), 20, 20000, 1),\n'
+         '                     hslider("b%i", 150, 20, 2000, 1));\n'
+         'process = seq(i, 3, band(i));')
+BAND_LABELS = [f"{k}{i}" for k in "bfg" for i in range(3)]
+
+
+def _backward_source(src, labels):
+    from faustdiff.backend import codegen
+    from faustdiff.backend.reverse import _parts
+    from faustdiff.frontend.source import evaluate_source
+    parts, _ = _parts(evaluate_source(src, "t.dsp", ()), labels, [])
+    o, b, i, k, opts = parts["backward"]
+    return codegen.generate_from_signals(o, b, i, 44100, keep=k, **opts)[0]
+
+
+def test_many_sums_leave_the_serial_loop_and_one_sum_stays():
+    code = _backward_source(BANDS, BAND_LABELS)
+    # (and the sum of the cotangent, which vjp checks for NaN: 13)
+    assert code.count("# sum ") == 13 and "cutb = stack(" in code
+    one = _backward_source(PROGRAMS["onepole"], ["a", "g"])
+    assert "# sum " not in one and "cutb" not in one
+
+
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 300])
+def test_sums_taken_out_of_the_loop_equal_forward_mode(n):
+    """Chunks of reductions.CHUNK samples: blocks shorter than one, exactly one, and one
+    past a chunk boundary."""
+    labels = BAND_LABELS
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((1, n))
+    ct = rng.standard_normal((1, n))
+    fwd = faustdiff.compile_source(BANDS, "t.dsp", wrt=labels, backend="interp")
+    y, partials = fwd.compute_with_grad(x, n)
+    rev = _compiled_bands()
+    rev.reset()
+    assert np.array_equal(rev.compute(x, n), y)
+    dp, _ = rev.vjp(ct)
+    assert _close(np.einsum("pon,on->p", partials, ct), dp, rel=1e-12)
+
+
+_BANDS_REV: list = []
+
+
+def _compiled_bands():
+    if not _BANDS_REV:
+        _BANDS_REV.append(faustdiff.compile_source(BANDS, "t.dsp", wrt=BAND_LABELS,
+                                                   mode="reverse", input_grads=False))
+    return _BANDS_REV[0]

@@ -39,6 +39,7 @@ from .. import __version__
 from ..core import primitives as P
 from ..signals import ir as S
 from ..errors import FaustError
+from . import reductions
 from .schedule import HISTORY_LIMIT, Context, Plan, plan as make_plan
 
 from .runtime import FORMAT   # bump it when the generated module's layout changes
@@ -557,11 +558,48 @@ class _Emitter:
             return self.slot(self.ctx.recs[id(line.rec)])
         return self.slot(line.regs[k - 1])
 
+    # -------------------------------------------------------- reductions
+
+    def sums(self, sp, index: dict) -> list[str]:
+        """The loops of the reductions taken out of the serial loop (reductions.split),
+        one per group, over the chunk c0..c1-1: the cut values from `cutb`, the rest of each
+        summand recomputed, each sum in a local (its slot `index[slot]` of state_f)."""
+        out = []
+        for grp, cone in zip(sp.groups, sp.cones):
+            keep = dict(self.name)
+            accs = [(self.fresh("r"), index[self.ctx.recs[id(rv)]], rv) for rv in grp]
+            out += [f"{r} = ld(state_f, {k})   # sum {rv.attrs[0]!r}[{rv.attrs[1]}]"
+                    for r, k, rv in accs]
+            if self.plan.reverse_io:   # (sample i reads column s0+s1-1-i: let j run up)
+                out += ["for j in range(s0 + s1 - c1, s0 + s1 - c0):",
+                        "    i = s0 + s1 - 1 - j"]
+            else:
+                out.append("for i in range(c0, c1):")
+            used = {id(a): a for n in cone for a in n.args if id(a) in sp.row}
+            used.update({id(sp.term[id(rv)]): sp.term[id(rv)] for rv in grp
+                         if id(sp.term[id(rv)]) in sp.row})
+            for n in sorted(used.values(), key=lambda n: sp.row[id(n)]):
+                u = self.name[id(n)] = self.fresh("u")
+                out.append(f"    {u} = ld(cutb, {sp.row[id(n)] * reductions.CHUNK} + "
+                           f"{self._cut_at()})")
+            for n in cone:
+                out += ["    " + line for line in self.node(n, True)]
+            out += [f"    {r} = {r} + {self.ref(sp.term[id(rv)])}" for r, k, rv in accs]
+            out += [f"st(state_f, {k}, {r})" for r, k, rv in accs]
+            self.name = keep
+        return out
+
+    def _cut_at(self) -> str:
+        """Sample i's column of the cut buffer: in the order the sums' loops read their
+        tapes (ascending memory, so that their loads vectorise without permutes)."""
+        return "(c1 - 1 - i)" if self.plan.reverse_io else "(i - c0)"
+
     # -------------------------------------------------------- end of sample
 
-    def post(self) -> dict:
+    def post(self, skip=frozenset()) -> dict:
         """The state at the end of the sample: scalar slot -> expression of its new value
-        (one simultaneous assignment: every expression reads this sample's values)."""
+        (one simultaneous assignment: every expression reads this sample's values); the
+        recursions whose definition is in `skip` are the sums' loops' own."""
         ctx = self.ctx
         new: dict = {}
         for line in ctx.lines.values():
@@ -573,7 +611,8 @@ class _Emitter:
                 new[line.regs[0]] = self.ref(line.x)
         for rv in ctx.rec_nodes:
             g, i = rv.attrs
-            new[ctx.recs[id(rv)]] = self.ref(g.defs[i])
+            if id(g.defs[i]) not in skip:
+                new[ctx.recs[id(rv)]] = self.ref(g.defs[i])
         for s in ctx.sample:
             if s.op == "prefix":
                 new[ctx.prefixes[id(s)]] = self.ref(s.args[1])
@@ -597,7 +636,12 @@ class _Emitter:
             control += self.node(s, False)
         guards = branch_guards(ctx)
         guarded = {id(n) for regions in guards.values() for r in regions for n in r}
+        sp = reductions.split(ctx, guarded) \
+            if "reassoc" in self.plan.fastmath and ctx.index == 0 else None
+        skip = sp.skip if sp else set()
         for s in ctx.sample:
+            if id(s) in skip:      # computed by the reductions' own loops (below)
+                continue
             if id(s) in guarded:   # emitted inside its select's branch
                 body += self.line_write(s)
             elif id(s) in guards:
@@ -611,7 +655,10 @@ class _Emitter:
             body.append(f"st(outs, {_row(c, 'no')}{at}, {self.ref(s)})")
         for c, s in enumerate(ctx.bargraphs):
             body.append(f"st(bars, {_row(c, 'nb')}i, {self.ref(s)})")
-        new = self.post()
+        if sp:
+            body += [f"st(cutb, {sp.row[id(n)] * reductions.CHUNK} + {self._cut_at()}, "
+                     f"{self.ref(n)})" for n in sp.cut]
+        new = self.post(skip)
         what: dict = {}
         for rv in ctx.rec_nodes:
             g, i = rv.attrs
@@ -639,6 +686,8 @@ class _Emitter:
             src.append(f"    {name} = stack({len(sls)}, {int(kind == 'fv')})")
             for k, (_, j) in enumerate(sls):
                 src.append(f"    st({name}, {k}, ld({kind}, {j}))   # {what[(kind, j)]}")
+        if sp:   # the cut values of a chunk (reductions.split)
+            src.append(f"    cutb = stack({max(1, len(sp.cut)) * reductions.CHUNK}, 1)")
         # signal c, sample i of ins/outs/bars is at c * n + i (see `ld`, `st`)
         if self.plan.num_inputs and ctx.index == 0:
             src.append("    ni = ins.shape[1]")
@@ -656,19 +705,32 @@ class _Emitter:
         if control:
             src.append("        # control rate: once per block")
             src += ["        " + line for line in control]
-        src.append("        for i in range(b0, b1):")
+        moved = {ctx.recs[id(rv)] for rv in sp.sums} if sp else set()
+        loop = "        "
+        if sp:   # chunks: the serial loop, then the sums' vectorised loops
+            src.append("        c0 = b0")
+            src.append("        while c0 < b1:")
+            src.append(f"            c1 = min(c0 + {reductions.CHUNK}, b1)")
+            loop += "    "
+        src.append(loop + f"for i in range({'c0, c1' if sp else 'b0, b1'}):")
         for kind, sls in groups:
             name = "state_i" if kind == "iv" else "state_f"
             for k, sl in enumerate(sls):
-                src.append(f"            {self.slot(sl)} = ld({name}, {k})")
-        src += ["            " + line for line in body]
+                if sl not in moved:
+                    src.append(f"{loop}    {self.slot(sl)} = ld({name}, {k})")
+        src += [loop + "    " + line for line in body]
         if groups:
-            src.append("            # end of sample: the new state")
+            src.append(loop + "    # end of sample: the new state")
         for kind, sls in groups:
             name = "state_i" if kind == "iv" else "state_f"
             for k, sl in enumerate(sls):
-                src.append(f"            st({name}, {k}, {new[sl]})   # {what[sl]}")
-        src.append("            t += 1")
+                if sl not in moved:
+                    src.append(f"{loop}    st({name}, {k}, {new[sl]})   # {what[sl]}")
+        src.append(loop + "    t += 1")
+        if sp:
+            index = {sl: k for k, sl in enumerate(dict(groups).get("fv", []))}
+            src += [loop + line for line in self.sums(sp, index)]
+            src.append("            c0 = c1")
         src.append("        b0 = b1")
         src.append("    st(iv, 0, t)")
         for kind, sls in groups:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..signals import ir as S
 from .interp import Interpreter
-from .runtime import check_inputs, group_traces, widget_hits, widget_values
+from .runtime import check_inputs, group_traces, remembered_hits, widget_values
 
 
 def _numba(outputs, bargraphs, num_inputs, sample_rate, keep=(), reverse_io=False):
@@ -79,7 +79,7 @@ class Program:
 
     def set_param(self, label: str, value: float) -> None:
         """Set a widget by full path, or by label (every widget with that label)."""
-        for j in widget_hits(self._labels, self._paths, label):
+        for j in remembered_hits(self, label):
             self._values[j] = float(value)
             self._backend.set_control(self.controls[j], float(value))
 
