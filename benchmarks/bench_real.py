@@ -135,7 +135,7 @@ def our_side(dsp: Path, samples: int) -> dict:
             # y', y''), as its shift register or ring is ours: the delay lines counted on
             # both sides are those of the other signals (Faust's fVec)
             return recs, sum(1 for c in p.contexts for line in c.lines.values()
-                             if line.x.op != "proj")
+                             if line.x.op not in ("proj", "recvar"))
         recs, lines = deep_call(count)
         def best(render) -> float:
             t = 1e300

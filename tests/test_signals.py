@@ -113,6 +113,18 @@ def test_simplifications():
     assert hoisted.name == "*" and hoisted.args[0].name == "/" and hoisted.args[0].rate == S.K_BLOCK
 
 
+def test_a_delay_of_a_constant_delay_is_one_delay():
+    """Faust's normal form: (x@c)@d is x@(c+d) for a constant c (tests/conformance/local/
+    nested_delays holds the compiler's render), not when the inner amount varies."""
+    x = S.input_(0)
+    d = S.prim("int", S.ui("hslider", "d", (), 3, 0, 40, 1))
+    merged = S.delay(S.delay(x, S.const(7)), d)
+    assert merged.args[0] is x and merged is S.delay(x, S.prim("+", S.const(7), d))
+    assert S.delay(S.delay(x, S.const(3)), S.const(2)) is S.delay(x, S.const(5))
+    inner = S.delay(x, d)
+    assert S.delay(inner, S.const(4)).args[0] is inner
+
+
 def test_noise_division_is_multiplication_by_reciprocal():
     # Faust emits random/2147483647.0 as random * 4.656612875245797e-10; bitwise the two
     # differ on 441 of the first 100000 samples (checked against faust-ref).

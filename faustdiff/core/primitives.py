@@ -164,6 +164,30 @@ def _real1(fn):
     return fold
 
 
+def _landmarks(values):
+    """A compile-time sin or cos the way the Faust compiler folds it: an argument whose
+    remainder by 2*pi (C's fmod: the sign of x) lies within 1e-5 of 0, pi/2, pi, 3*pi/2 or
+    2*pi gives the exact value there (sin(pi/2) is 1.0, cos(pi/2) 0.0: measured with faust
+    2.54.9, e.g. cos(1.57079) and sin(9.99999e-6) fold to 0.0, sin(1e-5) does not; a
+    negative argument near -pi is not snapped, one near 0 is); otherwise libm's value at
+    that remainder (sin(100*pi + 1.1e-5) is Faust's 1.0999999986e-05, not sin's own
+    1.0999999974e-05). Only constants fold so: sample-rate expressions are computed at
+    init by libm."""
+    def fn(fallback):
+        def f(x):
+            r = math.fmod(x, 2 * math.pi)
+            for k, v in enumerate(values):
+                if abs(r - k * math.pi / 2) < 1e-5:
+                    return v
+            return fallback(r)
+        return f
+    return fn
+
+
+_faust_sin = _landmarks((0.0, 1.0, 0.0, -1.0, 0.0))(math.sin)
+_faust_cos = _landmarks((1.0, 0.0, -1.0, 0.0, 1.0))(math.cos)
+
+
 def _real2(fn):
     def fold(vals, all_int):
         try:
@@ -887,9 +911,9 @@ ROWS = [
     PrimRow("float", 1, False, lambda v, i: float(float(v[0])), ty="cast_real", fimpl=float,
             interval=_iv_first, jvp=_j_first, vjp=_v_first),
     # d: sin(u)' = u' cos u
-    PrimRow("sin", 1, False, _real1(math.sin), **_r1(_safe1(math.sin), _iv_const(-1, 1)), jvp=_j_sin, vjp=_v_sin),
+    PrimRow("sin", 1, False, _real1(_faust_sin), **_r1(_safe1(math.sin), _iv_const(-1, 1)), jvp=_j_sin, vjp=_v_sin),
     # d: cos(u)' = -u' sin u
-    PrimRow("cos", 1, False, _real1(math.cos), **_r1(_safe1(math.cos), _iv_const(-1, 1)), jvp=_j_cos, vjp=_v_cos),
+    PrimRow("cos", 1, False, _real1(_faust_cos), **_r1(_safe1(math.cos), _iv_const(-1, 1)), jvp=_j_cos, vjp=_v_cos),
     # d: tan(u)' = u'/cos²u; seed: u'/max(cos²u, 1e-10)
     PrimRow("tan", 1, False, _real1(math.tan), **_r1(_safe1(math.tan)), jvp=_j_tan, seed_jvp=_j_tan_seed, vjp=_v_tan),
     # d: asin(u)' = u'/sqrt(1-u²)

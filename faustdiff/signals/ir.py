@@ -586,6 +586,10 @@ def delay(x: Sig, d: Sig) -> Sig:
     if is_const(d, 0) or is_const(x, 0):
         return x
     check_delay(x, d)
+    if x.op == "delay" and x.args[1].op == "const":
+        # (y@c)@d is y[t - d(t) - c] when c is a constant: one delay line of y, as in
+        # Faust's normal form (not when the inner amount varies: it is read at t - d)
+        return delay(x.args[0], prim("+", x.args[1], d))
     return _make("delay", (x, d), (), x.type, iv_union(x.interval, (0, 0)), K_SAMPLE)
 
 
