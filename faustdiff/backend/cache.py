@@ -282,8 +282,11 @@ class TooLargeForNumba(FaustError):
 
 
 # Numba's compile time is about linear in the kernel's size since kernels access arrays
-# through intrinsics and keep their state in a stack buffer (codegen): ~3.5 ms of CPU per
-# signal node (5,700 nodes: 19 s). Above this, the default backend is the interpreter.
+# through intrinsics and keep their state in a stack buffer (codegen): measured cold (front
+# end + Numba, CPU) on the Faust examples, 2.0-2.7 ms per signal node for the large ones
+# (jprev 1,997 nodes 5.4 s, vocoder 2,165 nodes 4.7 s, filterBank 1,736 nodes 3.5 s) and up
+# to 5 ms for smaller ones with many math calls (greyhole 1,219 nodes 5.5 s). At this limit
+# a compile is expected to take 20-40 s; above it, the default backend is the interpreter.
 NUMBA_NODE_LIMIT = 8000
 
 
