@@ -25,6 +25,8 @@ Per program (each in its own process, with a fresh faustdiff cache, killed after
   states   our loop-carried state (recursion variables and prefixes, + the delay lines of
            signals other than a recursion's output) against Faust's (fRec/iRec arrays,
            which hold a recursion's own delays, + fVec/iVec delay lines) in its C++;
+  ops      operations per sample in the loop of our kernel and of Faust's compute()
+           (operators, selects, conversions, calls; see `ops_cpp`);
 then the median and worst ratio. A program that fails is reported, not fatal.
 """
 from __future__ import annotations
@@ -105,7 +107,65 @@ def faust_side(dsp: Path, work: Path, samples: int) -> dict:
     text = cpp.read_text()
     recs = set(re.findall(r"\b([fi]Rec\d+)\[\d+\];", text))
     vecs = set(re.findall(r"\b([fi]Vec\d+)\[\d+\];", text))
-    return {**times, "recs": len(recs), "lines": len(vecs)}
+    return {**times, "recs": len(recs), "lines": len(vecs), "ops": ops_cpp(text)}
+
+
+# ---------------------------------------------------------------- operation counts
+
+# Operations of one sample: arithmetic, comparison and bit operators, selects, conversions
+# and calls (math functions, min/max, clamps count two), in the per-sample loop of Faust's
+# compute() and of our main kernel. State loads and stores and the indexing of inputs and
+# outputs are not operations on either side (C++ reads fRec0[1], we a local); the index
+# arithmetic of delay lines is, on both sides.
+_NUMBER = re.compile(r"(?<![\w.])\d+\.?\d*(?:e[-+]?\d+)?")
+_BINARY = re.compile(r"(<<|>>|<=|>=|==|!=|&&|\|\||[-+*/%&|^<>?])")
+
+
+def _count(text: str) -> int:
+    text = _NUMBER.sub("0", text)
+    calls = len(re.findall(r"[A-Za-z_][\w:]*\(", text))
+    return calls + len(_BINARY.findall(re.sub(r"[A-Za-z_][\w:]*\(", "(", text)))
+
+
+def ops_cpp(text: str) -> int:
+    """Operations in the sample loop of Faust's compute() (see above)."""
+    body = text[text.index("virtual void compute("):]
+    start = body.index("for (int i0 = 0; i0 < count; i0 = i0 + 1) {")
+    depth, k = 0, body.index("{", start)
+    for k in range(k, len(body)):
+        depth += {"{": 1, "}": -1}.get(body[k], 0)
+        if depth == 0:
+            break
+    loop = body[body.index("{", start) + 1:k]
+    loop = re.sub(r"<(double|int|float)>", "", loop)
+    loop = re.sub(r"FAUSTFLOAT\(", "(", loop)        # outputs' cast: a no-op in -double
+    loop = re.sub(r"\b(input|output)\d+\[i0\]", "x", loop)
+    loop = re.sub(r"\b([fi](Rec|Vec)\d+)\[(\d+)\]", "x", loop)   # state reads/shifts
+    return _count(loop)
+
+
+def ops_ours(module_text: str) -> int:
+    """Operations in the sample loop of our main kernel (see above)."""
+    k0 = module_text[module_text.index("def _k0("):]
+    k0 = k0[:k0.index("\ndef ") if "\ndef " in k0 else len(k0)]
+    loop = k0[k0.index("for i in range("):k0.index("t += 1")]
+    loop = loop[loop.index("\n"):]
+    out = []
+    for line in loop.splitlines():
+        line = line.split("#")[0].strip()
+        if re.match(r"s[fi]\d+ = ld\(state_[fi], \d+\)$", line):
+            continue                                   # a state load
+        line = re.sub(r"^st\(state_[fi], \d+, ", "(", line)     # a state store
+        line = re.sub(r"\b(ld|st)\((ins|outs|bars), (\d+ \* n[iob] \+ )?"
+                      r"(\(s0 \+ s1 - 1 - i\)|i)( [-+] \d+)?", "(x", line)
+        line = re.sub(r"\b(ld|st)\(\w+, ", "(", line)
+        line = re.sub(r"^\w+ = ", "", line)
+        line = re.sub(r"\bclip\(", "min(max(", line)
+        line = line.replace("np.int32(", "(")         # int32 wrap-around: no machine op
+        line = re.sub(r"\(0 \+ ", "(", line)              # a region's offset 0
+        line = line.replace(" if ", " ? ").replace(" else ", " ")
+        out.append(line)
+    return _count("\n".join(out))
 
 
 # ---------------------------------------------------------------- our side (child process)
@@ -149,9 +209,12 @@ def our_side(dsp: Path, samples: int) -> dict:
         def blocks():
             for s in range(0, samples, BLOCK):
                 prog.compute(None, min(BLOCK, samples - s))
+        mod = sys.modules.get(type(prog).__module__)
+        ops = ops_ours(Path(mod.__file__).read_text()) if getattr(mod, "__file__", None) \
+            else None
         return {"whole": best(lambda: prog.compute(None, samples)), "blocks": best(blocks),
                 "cold": cold_s, "cold_cpu": cold_cpu, "recs": recs, "lines": lines,
-                "backend": type(prog).__name__}
+                "ops": ops, "backend": type(prog).__name__}
     finally:
         shutil.rmtree(cold, ignore_errors=True)
 
@@ -222,7 +285,7 @@ def main(argv=None) -> int:
               f"CPU milliseconds; libraries: {os.environ.get('FAUST_LIB_PATH') or 'bundled'}")
         head = (f"{'program':34s} {'whole: ours':>11s} {'faust':>7s} {'ratio':>6s} "
                 f"{'blocks: ours':>12s} {'faust':>7s} {'ratio':>6s} {'cold s':>7s} {'(CPU)':>6s}"
-                f" {'states ours':>12s} {'faust':>8s}  notes")
+                f" {'states ours':>12s} {'faust':>8s} {'ops ours/f':>11s}  notes")
         print(head)
         print("-" * len(head))
         ratios: dict = {"whole": [], "blocks": []}
@@ -250,15 +313,16 @@ def main(argv=None) -> int:
                 notes.append("interpreter (too large for Numba)")
             st_o = f"{ours['recs']}+{ours['lines']}" if "recs" in ours else "-"
             st_f = f"{ref['recs']}+{ref['lines']}" if "recs" in ref else "-"
+            ops = f"{ours.get('ops') or '-'}/{ref.get('ops') or '-'}"
             print(f"{name:34s} {' '.join(cells)} {f(ours, 'cold', '.1f'):>7s} "
                   f"{f(ours, 'cold_cpu', '.1f'):>6s}"
-                  f" {st_o:>12s} {st_f:>8s}  {'; '.join(notes)}", flush=True)
+                  f" {st_o:>12s} {st_f:>8s} {ops:>11s}  {'; '.join(notes)}", flush=True)
         for kind in ("whole", "blocks"):
             r = ratios[kind]
             if r:
                 print(f"{kind}: median ratio {statistics.median(r):.2f}, worst {max(r):.2f} "
                       f"over {len(r)} programs")
-        print("(states: recursions+delay lines)")
+        print("(states: recursions+delay lines; ops: operations per sample, ours/Faust's)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
