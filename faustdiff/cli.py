@@ -414,7 +414,9 @@ def ui_description(text: str, filename: str, sr: int, include=()) -> dict:
     meta = {k: v for k, v in declares}
     name = meta.get("name") or os.path.splitext(base)[0]
     meta.update({"filename": base, "name": name})
-    nodes = S.ui_order(list(program.controls) + list(program.bargraph_nodes))
+    widgets = list(program.controls) + list(program.bargraph_nodes)
+    compiled = {id(s): k for k, s in enumerate(S.generation_order(program.outputs))}
+    nodes = S.ui_order(sorted(widgets, key=lambda s: compiled.get(id(s), len(compiled))))
 
     def split(label):
         pairs = re.findall(r"\[\s*([^:\]]*?)\s*(?::\s*([^\]]*?))?\s*\]", label)

@@ -1,0 +1,220 @@
+"""The order of a program's widgets: Faust's UI order (labels sorted within each group) with
+ties between equal labels broken by the order Faust's code generator compiles the signals.
+
+Faust 2.54.9 inserts each widget into its folder's list when the code generator first
+compiles it (`addUIWidget`), after the items whose labels compare less than or equal to its
+own (strcmp of the raw label). So widgets sharing a label (the six `bias` bargraphs of a
+faust-ddsp network) come in compile order, which `generation_order` reproduces from the
+generator's visit of the signals (InstructionsCompiler::CS, compiled with g++):
+
+* outputs left to right; a node after its operands (a bargraph registers after its value);
+* an infix operator's operands right to left (`genBinopInst(op, CS(a), CS(b))`: g++
+  evaluates those call arguments from the last); every other primitive, foreign function,
+  select, delay (value, then amount) and prefix left to right;
+* `attach(x, y)` and `control(x, y)`: y, then x;
+* an rwtable: its init signal, the written value, the write index, then the read index;
+* the first projection (or recursion variable) of a recursion group reached compiles all
+  of the group's used definitions, in their order; later ones compile nothing.
+
+What it does not reproduce: Faust's normal form orders the terms of sums and products by
+the addresses of their trees (creation order), which ours keeps as written.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from .ir import Sig, topo_order
+
+_INFIX = frozenset(("+", "-", "*", "/", "%", "<", "<=", ">", ">=", "==", "!=", "&", "|",
+                    "xor", "<<", ">>"))
+_SECOND_FIRST = frozenset(("attach", "control"))
+
+
+def generation_order(outputs: Iterable[Sig]) -> list[Sig]:
+    """Every node reachable from `outputs` (table init signals included), each once, in the
+    order Faust's code generator finishes compiling it (see the module docstring)."""
+    outputs = list(outputs)
+    used = _used_defs(outputs)
+    order: list[Sig] = []
+    seen: set[int] = set()
+    started: set[int] = set()
+    stack = [(s, False) for s in reversed(outputs)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for kid in reversed(_compiled_kids(node, used, started)):
+            if id(kid) not in seen:
+                stack.append((kid, False))
+    return order
+
+
+def _used_defs(outputs: list[Sig]) -> dict[int, list[Sig]]:
+    """Per recursion group (by id): the definitions whose value some reachable node reads
+    (a projection or a recursion variable), in index order: Faust compiles only those."""
+    reads: dict[int, tuple] = {}
+    for s in topo_order(outputs, follow_tables=True):
+        if s.op in ("proj", "recvar"):
+            group, i = s.attrs
+            g, idx = reads.setdefault(id(group), (group, set()))
+            idx.add(i)
+    return {k: [g.defs[i] for i in sorted(idx)] for k, (g, idx) in reads.items()}
+
+
+def _compiled_kids(node: Sig, used: dict, started: set) -> tuple:
+    """The operands the generator compiles before `node`, in the order it compiles them."""
+    op = node.op
+    if op in ("proj", "recvar"):
+        group = node.attrs[0]
+        if id(group) in started:
+            return ()
+        started.add(id(group))
+        return tuple(used.get(id(group), ()))
+    args = node.args
+    if op == "prim":
+        if node.name in ("+", "-"):
+            return _sum_compile_order(node)
+        if node.name in ("*", "/"):
+            return _product_compile_order(node)
+        if node.name in _INFIX:
+            return args[::-1]
+        if node.name in _SECOND_FIRST:
+            return (args[1], args[0])
+    if op == "rwtable":
+        init, widx, wval, ridx = args
+        return (init, wval, widx, ridx)
+    return args
+
+
+def _sum_terms(node: Sig, positive: bool, terms: list, sums: dict) -> frozenset:
+    """Flattens a sum (nested `+`/`-`, as Faust's `aterm` does) into `terms` (sign, node);
+    returns the set of its terms and records in `sums` the oldest of our sum nodes over
+    each set of terms (by `uid`): Faust's simplifier makes those partial sums too."""
+    if node.op == "prim" and node.name in ("+", "-"):
+        x, y = node.args
+        covered = (_sum_terms(x, positive, terms, sums)
+                   | _sum_terms(y, positive == (node.name == "+"), terms, sums))
+        sums[covered] = min(sums.get(covered, node.uid), node.uid)
+        return covered
+    terms.append((positive, node))
+    return frozenset((node,))
+
+
+def _sum_compile_order(node: Sig) -> list[Sig]:
+    """The terms of a sum in the order Faust compiles its normal form.
+
+    Faust groups the terms by sign and order (constant, init, block, sample rate) and
+    builds the whole as P1 + ((P2 + ((P3 + (c - N3)) - N2)) - N1); compiled right operand
+    first, that is N1, N2, N3, c, P3, P2, P1. A group adds its terms in creation order,
+    each step `simplifyingAdd(P, t)`: the older tree (serial number) on the left, so the
+    newer is compiled first. Our creation order (`uid`) stands for Faust's; a partial sum
+    is as old as our sum node over the same terms, or new when we have none."""
+    terms: list = []
+    sums: dict = {}
+    _sum_terms(node, True, terms, sums)
+    groups: dict = {}
+    for positive, t in terms:
+        group = groups.setdefault((positive, t.rate), [])
+        if t not in group:
+            group.append(t)
+    keys = [(False, r) for r in range(4)] + [(True, r) for r in range(3, -1, -1)]
+    out: list[Sig] = []
+    for key in keys:
+        out.extend(_chain_order(sorted(groups.get(key, ()), key=lambda t: t.uid), sums))
+    return out
+
+
+def _chain_order(group: list, sums: dict) -> list:
+    """The compile order of t_1 ⊕ t_2 ⊕ ... (`_sum_compile_order`), terms oldest first."""
+    if len(group) < 2:
+        return list(group)
+    order = [group[1], group[0]]
+    covered = frozenset(group[:2])
+    for t in group[2:]:
+        partial_is_older = sums.get(covered, float("inf")) <= t.uid
+        order = [t] + order if partial_is_older else order + [t]
+        covered = covered | {t}
+    return order
+
+
+def _factors(node: Sig, up: bool, out: list) -> None:
+    """The factors of a product (nested `*`/`/` flattened, as Faust's `mterm` does), each
+    with the sign of its power (True: numerator)."""
+    if node.op == "prim" and node.name in ("*", "/"):
+        x, y = node.args
+        _factors(x, up, out)
+        _factors(y, up == (node.name == "*"), out)
+    else:
+        out.append((up, node))
+
+
+def _product_compile_order(node: Sig) -> list[Sig]:
+    """The factors of a product in the order Faust compiles its normal form: numerators
+    A_k and denominators B_k per order k (each f_1 * f_2 * ... in creation order), the whole
+    ((coef * A1/B1) * A2/B2) * A3/B3; compiled right operand first: B3, A3, B2, A2, B1, A1,
+    and in a group the last factor first."""
+    factors: list = []
+    _factors(node, True, factors)
+    groups: dict = {}
+    for up, f in factors:
+        groups.setdefault((up, f.rate), []).append(f)
+    out: list[Sig] = []
+    for rate in range(3, -1, -1):
+        for up in (False, True):
+            out.extend(sorted(groups.get((up, rate), ()), key=lambda f: -f.uid))
+    return out
+
+
+def ui_order(nodes: Iterable[Sig]) -> list[Sig]:
+    """Widgets in the order of Faust's UI build (2.54.9): within each group, items sorted by
+    raw label (strcmp, metadata included: "[0]gain" < "[1]DC" < "a"), groups by their label
+    and merged when equal (same kind and label); ties keep the given order (give them in
+    `generation_order` to have Faust's)."""
+    class Folder:
+        def __init__(self, first):
+            self.first, self.items, self.subs = first, [], {}
+
+    root = Folder(0)
+    for idx, n in enumerate(nodes):
+        folder = root
+        for kind, label in n.attrs[2]:
+            sub = folder.subs.get((kind, label))
+            if sub is None:
+                sub = folder.subs[(kind, label)] = Folder(idx)
+                folder.items.append((label.encode(), idx, sub))
+            folder = sub
+        folder.items.append((n.attrs[1].encode(), idx, n))
+    return _emit_sorted(root, Folder)
+
+
+def _emit_sorted(root, folder_cls) -> list[Sig]:
+    out: list[Sig] = []
+
+    def emit(folder):
+        for _, _, item in sorted(folder.items, key=lambda e: (e[0], e[1])):
+            if isinstance(item, folder_cls):
+                emit(item)
+            else:
+                out.append(item)
+    emit(root)
+    return out
+
+
+def controls(outputs: Iterable[Sig]) -> list:
+    """The widgets `outputs` read (table init signals included), in Faust's UI order."""
+    return ui_order([s for s in generation_order(outputs) if s.op == "ui"])
+
+
+def bargraphs(outputs: Iterable[Sig]) -> list:
+    """The bargraphs shown per sample (not those inside table init signals), in Faust's UI
+    order: the bargraph columns of a program with these outputs."""
+    outputs = list(outputs)
+    per_sample = {id(s) for s in topo_order(outputs)}
+    return ui_order([s for s in generation_order(outputs)
+                     if s.op == "bargraph" and id(s) in per_sample])
+
