@@ -21,9 +21,19 @@ the addresses of their trees (creation order), which ours keeps as written.
 """
 from __future__ import annotations
 
-from typing import Iterable
+import math
+from collections import deque
+from typing import TYPE_CHECKING, Iterable, Optional
 
-from .ir import Sig, topo_order
+if TYPE_CHECKING:
+    from .ir import Sig
+
+
+def topo_order(roots, follow_tables: bool = False) -> list:
+    """`ir.topo_order`, imported on use: `ir` re-exports this module's functions (S.controls,
+    S.bargraphs), so this module must not import `ir` while loading."""
+    from .ir import topo_order as walk
+    return walk(roots, follow_tables)
 
 _INFIX = frozenset(("+", "-", "*", "/", "%", "<", "<=", ">", ">=", "==", "!=", "&", "|",
                     "xor", "<<", ">>"))
@@ -91,18 +101,51 @@ def _compiled_kids(node: Sig, used: dict, started: set) -> tuple:
     return args
 
 
-def _sum_terms(node: Sig, positive: bool, terms: list, sums: dict) -> frozenset:
-    """Flattens a sum (nested `+`/`-`, as Faust's `aterm` does) into `terms` (sign, node);
-    returns the set of its terms and records in `sums` the oldest of our sum nodes over
-    each set of terms (by `uid`): Faust's simplifier makes those partial sums too."""
-    if node.op == "prim" and node.name in ("+", "-"):
-        x, y = node.args
-        covered = (_sum_terms(x, positive, terms, sums)
-                   | _sum_terms(y, positive == (node.name == "+"), terms, sums))
-        sums[covered] = min(sums.get(covered, node.uid), node.uid)
-        return covered
-    terms.append((positive, node))
-    return frozenset((node,))
+_MIX, _MASK = 0x9E3779B97F4A7C15, (1 << 64) - 1
+
+
+def _term_hash(t: Sig) -> int:
+    """A term's part of the hash of a set of terms (the sum of its terms' parts, so that a
+    sum node's set hashes in O(1) from its operands')."""
+    return (id(t) * _MIX) & _MASK
+
+
+def _flatten(node: Sig, ops: tuple, nodes: Optional[dict] = None) -> list:
+    """The (sign, term) pairs of a tree of the operators `ops` (same sign, inverse: `+`/`-`
+    as Faust's `aterm` reads a sum, `*`/`/` as its `mterm` reads a product), left to right;
+    iterative (long sums). With `nodes`: the hash of each inner node's set of terms ->
+    the oldest such node's `uid`."""
+    terms: list = []
+    hashes: list = []
+    stack = [(node, True, False)]
+    while stack:
+        n, sign, done = stack.pop()
+        if done:
+            h = (hashes.pop() + hashes.pop()) & _MASK
+            nodes[h] = min(nodes.get(h, n.uid), n.uid)
+            hashes.append(h)
+        elif n.op == "prim" and n.name in ops:
+            x, y = n.args
+            if nodes is not None:
+                stack.append((n, sign, True))
+            stack.append((y, sign == (n.name == ops[0]), False))
+            stack.append((x, sign, False))
+        else:
+            terms.append((sign, n))
+            if nodes is not None:
+                hashes.append(_term_hash(n))
+    return terms
+
+
+def _grouped(terms: list) -> dict:
+    """(sign, rate) -> the distinct terms of that sign and rate, oldest (`uid`) first."""
+    groups: dict = {}
+    seen: set = set()
+    for sign, t in terms:
+        if (sign, id(t)) not in seen:
+            seen.add((sign, id(t)))
+            groups.setdefault((sign, t.rate), []).append(t)
+    return {k: sorted(g, key=lambda t: t.uid) for k, g in groups.items()}
 
 
 def _sum_compile_order(node: Sig) -> list[Sig]:
@@ -114,43 +157,27 @@ def _sum_compile_order(node: Sig) -> list[Sig]:
     each step `simplifyingAdd(P, t)`: the older tree (serial number) on the left, so the
     newer is compiled first. Our creation order (`uid`) stands for Faust's; a partial sum
     is as old as our sum node over the same terms, or new when we have none."""
-    terms: list = []
-    sums: dict = {}
-    _sum_terms(node, True, terms, sums)
-    groups: dict = {}
-    for positive, t in terms:
-        group = groups.setdefault((positive, t.rate), [])
-        if t not in group:
-            group.append(t)
+    partials: dict = {}
+    groups = _grouped(_flatten(node, ("+", "-"), partials))
     keys = [(False, r) for r in range(4)] + [(True, r) for r in range(3, -1, -1)]
     out: list[Sig] = []
     for key in keys:
-        out.extend(_chain_order(sorted(groups.get(key, ()), key=lambda t: t.uid), sums))
+        out.extend(_chain_order(groups.get(key, []), partials))
     return out
 
 
-def _chain_order(group: list, sums: dict) -> list:
-    """The compile order of t_1 ⊕ t_2 ⊕ ... (`_sum_compile_order`), terms oldest first."""
-    if len(group) < 2:
-        return list(group)
-    order = [group[1], group[0]]
-    covered = frozenset(group[:2])
+def _chain_order(group: list, partials: dict) -> list:
+    """The compile order of t_1 ⊕ t_2 ⊕ ... (`_sum_compile_order`), terms oldest first:
+    P + t (P the older) compiles t before P, t + P compiles P before t."""
+    order = deque(group[1::-1])
+    covered = sum(_term_hash(t) for t in group[:2]) & _MASK
     for t in group[2:]:
-        partial_is_older = sums.get(covered, float("inf")) <= t.uid
-        order = [t] + order if partial_is_older else order + [t]
-        covered = covered | {t}
-    return order
-
-
-def _factors(node: Sig, up: bool, out: list) -> None:
-    """The factors of a product (nested `*`/`/` flattened, as Faust's `mterm` does), each
-    with the sign of its power (True: numerator)."""
-    if node.op == "prim" and node.name in ("*", "/"):
-        x, y = node.args
-        _factors(x, up, out)
-        _factors(y, up == (node.name == "*"), out)
-    else:
-        out.append((up, node))
+        if partials.get(covered, math.inf) <= t.uid:
+            order.appendleft(t)
+        else:
+            order.append(t)
+        covered = (covered + _term_hash(t)) & _MASK
+    return list(order)
 
 
 def _product_compile_order(node: Sig) -> list[Sig]:
@@ -158,15 +185,11 @@ def _product_compile_order(node: Sig) -> list[Sig]:
     A_k and denominators B_k per order k (each f_1 * f_2 * ... in creation order), the whole
     ((coef * A1/B1) * A2/B2) * A3/B3; compiled right operand first: B3, A3, B2, A2, B1, A1,
     and in a group the last factor first."""
-    factors: list = []
-    _factors(node, True, factors)
-    groups: dict = {}
-    for up, f in factors:
-        groups.setdefault((up, f.rate), []).append(f)
+    groups = _grouped(_flatten(node, ("*", "/")))
     out: list[Sig] = []
     for rate in range(3, -1, -1):
         for up in (False, True):
-            out.extend(sorted(groups.get((up, rate), ()), key=lambda f: -f.uid))
+            out.extend(reversed(groups.get((up, rate), ())))
     return out
 
 
