@@ -415,8 +415,9 @@ def ui_description(text: str, filename: str, sr: int, include=()) -> dict:
     name = meta.get("name") or os.path.splitext(base)[0]
     meta.update({"filename": base, "name": name})
     widgets = list(program.controls) + list(program.bargraph_nodes)
-    compiled = {id(s): k for k, s in enumerate(S.generation_order(program.outputs))}
-    nodes = S.ui_order(sorted(widgets, key=lambda s: compiled.get(id(s), len(compiled))))
+    if S.shares_labels(widgets):   # equal labels: Faust's compile order decides
+        widgets = S.in_generation_order(program.outputs, widgets)
+    nodes = S.ui_order(widgets)
 
     def split(label):
         pairs = re.findall(r"\[\s*([^:\]]*?)\s*(?::\s*([^\]]*?))?\s*\]", label)

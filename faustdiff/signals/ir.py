@@ -962,4 +962,5 @@ def show(s: Sig, depth: int = 3) -> str:
 
 
 # the UI order lives in `order` (it needs the generator's visit order); S.controls etc.
-from .order import bargraphs, controls, generation_order, ui_order  # noqa: E402,F401
+from .order import (bargraphs, controls, generation_order, in_generation_order,  # noqa: E402,F401
+                    shares_labels, ui_order)

@@ -229,15 +229,29 @@ def _emit_sorted(root, folder_cls) -> list[Sig]:
 
 
 def controls(outputs: Iterable[Sig]) -> list:
-    """The widgets `outputs` read (table init signals included), in Faust's UI order."""
-    return ui_order([s for s in generation_order(outputs) if s.op == "ui"])
+    """The widgets `outputs` read (table init signals included), in Faust's UI order. (Two
+    controls never share a path, so their order needs no `generation_order`.)"""
+    return ui_order([s for s in topo_order(list(outputs), follow_tables=True) if s.op == "ui"])
 
 
 def bargraphs(outputs: Iterable[Sig]) -> list:
     """The bargraphs shown per sample (not those inside table init signals), in Faust's UI
-    order: the bargraph columns of a program with these outputs."""
+    order: the bargraph columns of a program with these outputs. `generation_order` (a
+    second walk, longer on long sums) only when two of them share a label in one group."""
     outputs = list(outputs)
     per_sample = {id(s) for s in topo_order(outputs)}
-    return ui_order([s for s in generation_order(outputs)
-                     if s.op == "bargraph" and id(s) in per_sample])
+    shown = [s for s in topo_order(outputs, follow_tables=True)
+             if s.op == "bargraph" and id(s) in per_sample]
+    return ui_order(in_generation_order(outputs, shown) if shares_labels(shown) else shown)
 
+
+def shares_labels(widgets: list) -> bool:
+    """Whether two of `widgets` have the same label in the same group (ties of `ui_order`)."""
+    keys = {(w.attrs[2], w.attrs[1]) for w in widgets}
+    return len(keys) < len(widgets)
+
+
+def in_generation_order(outputs: list, widgets: list) -> list:
+    """`widgets` (nodes reachable from `outputs`) sorted by `generation_order`."""
+    wanted = {id(w) for w in widgets}
+    return [s for s in generation_order(outputs) if id(s) in wanted]
