@@ -14,10 +14,16 @@ generator's visit of the signals (InstructionsCompiler::CS, compiled with g++):
 * `attach(x, y)` and `control(x, y)`: y, then x;
 * an rwtable: its init signal, the written value, the write index, then the read index;
 * the first projection (or recursion variable) of a recursion group reached compiles all
-  of the group's used definitions, in their order; later ones compile nothing.
+  of the group's used definitions, in their order; later ones compile nothing;
+* a sum or a product is compiled in the shape of Faust's normal form (`_sum_compile_order`,
+  `_product_compile_order`), whatever the shape of ours.
 
-What it does not reproduce: Faust's normal form orders the terms of sums and products by
-the addresses of their trees (creation order), which ours keeps as written.
+What it approximates: Faust orders the terms within a sum or product by its trees' serial
+numbers, i.e. by when its propagation (right to left through `,`) or its simplifier (left to
+right, for each term it rewrites) made them; our nodes' creation order (`uid`) stands in
+for that. They differ for terms that all exist before any partial sum here but not in
+Faust (a merged bank `par(i, n, ...) :> _`) and for bargraphs of constants
+(docs/faust-test-suites.md, "Known differences").
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ def topo_order(roots, follow_tables: bool = False) -> list:
     S.bargraphs), so this module must not import `ir` while loading."""
     from .ir import topo_order as walk
     return walk(roots, follow_tables)
+
 
 _INFIX = frozenset(("+", "-", "*", "/", "%", "<", "<=", ">", ">=", "==", "!=", "&", "|",
                     "xor", "<<", ">>"))
