@@ -414,7 +414,10 @@ def ui_description(text: str, filename: str, sr: int, include=()) -> dict:
     meta = {k: v for k, v in declares}
     name = meta.get("name") or os.path.splitext(base)[0]
     meta.update({"filename": base, "name": name})
-    nodes = S.ui_order(list(program.controls) + list(program.bargraph_nodes))
+    widgets = list(program.controls) + list(program.bargraph_nodes)
+    if S.shares_labels(widgets):   # equal labels: Faust's compile order decides
+        widgets = S.in_generation_order(program.outputs, widgets)
+    nodes = S.ui_order(widgets)
 
     def split(label):
         pairs = re.findall(r"\[\s*([^:\]]*?)\s*(?::\s*([^\]]*?))?\s*\]", label)

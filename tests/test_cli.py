@@ -581,3 +581,18 @@ def test_readme_test_command_is_what_ci_runs():
     test_command = first[1]
     assert "pytest" in test_command
     assert re.search(r"^\s*" + re.escape(test_command) + r"(\s|$)", ci, re.M), test_command
+
+
+def test_python_m_faustdiff_is_the_command_line(tmp_path):
+    dsp = tmp_path / "a.dsp"
+    dsp.write_text("process = 0.5;\n")
+    out = tmp_path / "a.csv"
+    r = subprocess.run([sys.executable, "-m", "faustdiff", "run", str(dsp), "--samples", "2",
+                        "-o", str(out)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert r.returncode == 0, r.stderr
+    assert out.read_text().splitlines() == ["out0", "0.5", "0.5"]
+    r = subprocess.run([sys.executable, "-m", "faustdiff", "run", str(tmp_path / "no.dsp")],
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert (r.returncode, r.stderr) == (1, f"faustdiff: error: {tmp_path / 'no.dsp'}: no such file\n")

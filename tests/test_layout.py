@@ -2,7 +2,8 @@
 
 Every import statement of the package (module level or inside a function) is read from the
 source; a module may import only its own stage and the stages below it. `errors` and
-`audio_io` are leaves every stage may use; `api` and `cli` sit on top, with the framework
+`audio_io` are leaves every stage may use; `api` and `cli` sit on top (`__main__`, for
+`python -m faustdiff`, over `cli`), with the framework
 bindings (`torch`: the PyTorch layer, `jax`: the JAX function) beside `api`."""
 import ast
 from pathlib import Path
@@ -12,7 +13,7 @@ import faustdiff
 PKG = Path(faustdiff.__file__).resolve().parent
 # Lowest first. A module of stage k may import modules of stages 0..k.
 STAGES = ["errors", "core", "frontend", "signals", "ad", "backend", "audio_io", "learn",
-          "api", "torch", "jax", "cli", "__init__"]
+          "api", "torch", "jax", "cli", "__main__", "__init__"]
 
 
 def _stage(module: str) -> str:
@@ -73,7 +74,7 @@ def test_stage_folders():
                   if (p / "__init__.py").is_file() and p.name not in DATA)
     assert subs == ["ad", "backend", "core", "frontend", "learn", "signals"]
     top = sorted(p.stem for p in PKG.glob("*.py") if p.name != "__init__.py")
-    assert top == ["api", "audio_io", "cli", "errors", "jax", "torch"]
+    assert top == ["__main__", "api", "audio_io", "cli", "errors", "jax", "torch"]
     for sub in subs:   # each says what it holds and what it may import
         doc = ast.get_docstring(ast.parse((PKG / sub / "__init__.py").read_text("utf-8")))
         assert doc and "import" in doc.lower(), sub

@@ -230,6 +230,33 @@ def test_ui_order_sorts_by_raw_label_within_groups():
     assert S.ui_order([g1, two, g0]) == [two, g0, g1]
 
 
+def test_bargraphs_sharing_a_label_come_in_faust_compile_order():
+    # the orders faust-ref gives (tests/conformance/local/l03-l05 check the renders)
+    x = S.input_(0)
+
+    def bg(k):
+        return S.bargraph("hbargraph", "b", (), -9, 9, S.prim("*", x, S.real_const(k)))
+    # a sum written b1 + b2 + b3: b1 + b2 is older than b3, so b3 is compiled first
+    b1, b2 = bg(1.0), bg(2.0)
+    partial = S.prim("+", b1, b2)
+    b3 = bg(3.0)
+    assert S.bargraphs([S.prim("+", partial, b3)]) == [b3, b2, b1]
+    # the same terms made before any partial sum (a weighted sum with its bias): Faust's
+    # normal form sums them oldest first, the second term compiled first
+    b9, b10, b11 = bg(9.0), bg(10.0), bg(11.0)
+    assert S.bargraphs([S.prim("+", S.prim("+", b9, b10), b11)]) == [b10, b9, b11]
+    # a product: the denominator first, then the numerator's factors last first
+    b4, b5, b6 = bg(4.0), bg(5.0), bg(6.0)
+    assert S.bargraphs([S.prim("/", S.prim("*", b4, b5), b6)]) == [b6, b5, b4]
+    # a recursion: its definitions together, in order, when first reached
+    g = S.RecGroup(("real", "real"))
+    b7, b8 = bg(7.0), bg(8.0)
+    g.define((S.prim("+", b7, g.var(1)), S.prim("+", b8, g.var(0))))
+    assert S.bargraphs([g.proj(1), g.proj(0)]) == [b7, b8]
+    # attach: its second input first
+    assert S.bargraphs([S.prim("attach", b1, b2)]) == [b2, b1]
+
+
 def test_strip_metadata():
     assert S.strip_metadata("freq [unit:Hz]") == "freq"
     assert S.strip_metadata("[0]gain") == "gain"

@@ -930,20 +930,6 @@ def recvars(order: Iterable[Sig]) -> list[Sig]:
     return [s for s in order if s.op == "recvar"]
 
 
-def controls(outputs: Iterable[Sig]) -> list:
-    """The widgets `outputs` read (table init signals included), in Faust's UI order."""
-    return ui_order([s for s in topo_order(list(outputs), follow_tables=True) if s.op == "ui"])
-
-
-def bargraphs(outputs: Iterable[Sig]) -> list:
-    """The bargraphs shown per sample (not those inside table init signals), in Faust's UI
-    order: the bargraph columns of a program with these outputs."""
-    outputs = list(outputs)
-    per_sample = {id(s) for s in topo_order(outputs)}
-    return ui_order([s for s in topo_order(outputs, follow_tables=True)
-                     if s.op == "bargraph" and id(s) in per_sample])
-
-
 def strip_metadata(label: str) -> str:
     """A label without its `[key:value]` metadata (and the spaces around them)."""
     return re.sub(r"\s*\[[^\]]*\]\s*", " ", label).strip() if "[" in label else label
@@ -954,45 +940,6 @@ def widget_path(s: Sig, root: str = "") -> str:
     kind, label, groups = s.attrs[0], s.attrs[1], s.attrs[2]
     parts = ([root] if root else []) + [strip_metadata(g[1]) for g in groups]
     return "/" + "/".join(parts + [strip_metadata(label)])
-
-
-def _strcmp_key(label: str) -> bytes:
-    return label.encode("utf-8")
-
-
-def ui_order(nodes: Iterable[Sig]) -> list[Sig]:
-    """Widgets in the order of Faust's UI build (2.54.9): within each group, items sorted by
-    raw label (strcmp, metadata included: "[0]gain" < "[1]DC" < "a"), groups by their label
-    and merged when equal (same kind and label); ties keep the given order."""
-    class Folder:
-        def __init__(self, first):
-            self.first, self.items, self.subs = first, [], {}
-
-    root = Folder(0)
-    for idx, n in enumerate(nodes):
-        folder = root
-        for kind, label in n.attrs[2]:
-            sub = folder.subs.get((kind, label))
-            if sub is None:
-                sub = folder.subs[(kind, label)] = Folder(idx)
-                folder.items.append((label.encode(), idx, sub))
-            folder = sub
-        folder.items.append((n.attrs[1].encode(), idx, n))
-
-    return _emit_sorted(root, Folder)
-
-
-def _emit_sorted(root, folder_cls) -> list[Sig]:
-    out: list[Sig] = []
-
-    def emit(folder):
-        for _, _, item in sorted(folder.items, key=lambda e: (e[0], e[1])):
-            if isinstance(item, folder_cls):
-                emit(item)
-            else:
-                out.append(item)
-    emit(root)
-    return out
 
 
 # ---------------------------------------------------------------- printing
@@ -1016,3 +963,8 @@ def show(s: Sig, depth: int = 3) -> str:
     if depth <= 0:
         return f"{head}(…)"
     return f"{head}({', '.join(show(a, depth - 1) for a in s.args)})"
+
+
+# the UI order lives in `order` (it needs the generator's visit order); S.controls etc.
+from .order import (bargraphs, controls, generation_order, in_generation_order,  # noqa: E402,F401
+                    shares_labels, ui_order)
