@@ -22,9 +22,10 @@ What runs where:
   rows are gathered in the dataset's order.
 * Tasks are pure functions of their arguments (the trainer's configuration, θ, segment ids
   and the pairs' samples): when a worker is lost, the scheduler runs its tasks again on
-  another one and the result is the same. The samples of data-parallel training are
-  scattered once per run to every worker (`broadcast`: no single worker holds the only
-  copy); a per-file task carries its own pair.
+  another one and the result is the same. The samples of data-parallel training are sent
+  once per run, each pair as the result of a task that returns it (`pair_arrays`: lost
+  with a worker, it is computed again from the arguments the scheduler keeps); a per-file
+  task carries its own pair.
 * Compiling: a task carries the model's recipe (`Trainer.recipe`: source text and the
   `compile_program` arguments); each worker process compiles a recipe once (`_PROGRAMS`,
   keyed by the recipe's content hash; `COMPILES` counts) and keeps free program pools
@@ -63,6 +64,7 @@ _LOCK = threading.Lock()
 _PROGRAMS: dict = {}     # recipe key -> the compiled program (this process)
 _FREE: dict = {}         # recipe key -> pools of programs no task is using
 COMPILES: dict = {}      # recipe key -> how many times this process compiled it
+TASKS: dict = {}         # recipe key -> tasks this process ran with it
 
 
 def recipe_key(recipe: dict) -> str:
@@ -84,9 +86,10 @@ def _program(recipe: dict, key: str):
 
 
 def compile_counts() -> dict:
-    """{recipe key: compiles} of this process (`client.run(compile_counts)`: per worker)."""
+    """{recipe key: (compiles, tasks)} of this process (`client.run(compile_counts)`: per
+    worker): a worker compiles a recipe once, whatever the number of its tasks."""
     with _LOCK:
-        return dict(COMPILES)
+        return {k: (COMPILES[k], TASKS.get(k, 0)) for k in COMPILES}
 
 
 def _checkout(cfg: dict) -> Trainer:
@@ -95,6 +98,7 @@ def _checkout(cfg: dict) -> Trainer:
     key = cfg["key"]
     base = _program(cfg["recipe"], key)
     with _LOCK:
+        TASKS[key] = TASKS.get(key, 0) + 1
         free = _FREE.setdefault(key, [])
         pool = free.pop() if free else None
     if pool is None:
@@ -113,6 +117,11 @@ def _checkout(cfg: dict) -> Trainer:
 def _checkin(cfg: dict, tr: Trainer) -> None:
     with _LOCK:
         _FREE.setdefault(cfg["key"], []).append(tr._pool)
+
+
+def pair_arrays(x, t) -> tuple:
+    """A task: a pair's (input, target), so that workers hold them (see `_futures`)."""
+    return x, t
 
 
 def share_terms(cfg: dict, theta, ids, chunk, need, *arrays) -> list:
@@ -190,14 +199,16 @@ class DaskExecutor:
         return max(1, sum(self.client.nthreads().values()))
 
     def _futures(self, dataset, indexes) -> list:
-        """Futures of the (input, target) of dataset.pairs[i], scattered to every worker
-        the first time a pair is needed."""
-        missing = [dataset.pairs[i] for i in indexes
-                   if id(dataset.pairs[i]) not in self._data]
-        if missing:
-            futs = self.client.scatter([(p.x, p.t) for p in missing], broadcast=True)
-            for p, f in zip(missing, futs):
-                self._data[id(p)] = (p, f)
+        """Futures of the (input, target) of dataset.pairs[i], made the first time a pair
+        is needed by a task that returns them (not `scatter`: scattered data has no
+        lineage, and Dask's memory manager keeps one replica, so a lost worker would lose
+        it; a task's result is computed again from the arguments the scheduler keeps)."""
+        for i in indexes:
+            p = dataset.pairs[i]
+            if id(p) not in self._data:
+                with _quiet_size():
+                    self._data[id(p)] = (p, self.client.submit(pair_arrays, p.x, p.t,
+                                                               pure=False))
         return [self._data[id(dataset.pairs[i])][1] for i in indexes]
 
     def batch_terms(self, trainer, theta, dataset, batches) -> list:
@@ -222,18 +233,30 @@ class DaskExecutor:
         """The rows of `fit_each`, one task per pair, yielded in the dataset's order."""
         cfg = _config(trainer)
         theta0 = np.asarray(theta0, dtype=np.float64)
-        futs = [self.client.submit(pair_fit, cfg, p.x, p.t, p.name, theta0, steps, tol,
-                                   pure=False) for p in dataset.pairs]
+        with _quiet_size():
+            futs = [self.client.submit(pair_fit, cfg, p.x, p.t, p.name, theta0, steps, tol,
+                                       pure=False) for p in dataset.pairs]
         try:
             for f in futs:
                 yield f.result()
-        finally:
-            for f in futs:
-                f.cancel()
+        finally:   # a run stopped early (an error) leaves no task behind
+            try:
+                self.client.cancel(futs)
+            except Exception:   # noqa: BLE001 - the client may be closed already
+                pass
 
     def compile_counts(self) -> dict:
-        """{worker address: {recipe key: compiles}} over the cluster."""
+        """{worker address: {recipe key: (compiles, tasks)}} over the cluster."""
         return self.client.run(compile_counts)
+
+
+@contextmanager
+def _quiet_size():
+    """No warning about the samples a task carries: shipping them is the point."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ll]arge (object|graph)")
+        yield
 
 
 # ---------------------------------------------------------------- clients

@@ -912,6 +912,8 @@ class Trainer:
                     log(f"{row['file']}: loss {row['loss']:.6g}, {vals}")
         finally:
             self.theta = theta0
+            if hasattr(rows, "close"):   # an executor's generator ends its tasks now
+                rows.close()
         return out
 
     def fit_pair(self, x, t, name: str, theta0, steps: int, tol=None, progress=False) -> dict:
