@@ -231,6 +231,40 @@ def test_a_trainer_without_its_source_cannot_be_shipped(pairs):
                                "Trainer from a .dsp path or source text (or give recipe=)")
 
 
+# ---------------------------------------------------------------- the README's example
+
+def _readme_block(marker: str) -> tuple:
+    """(the Python block after `marker`, the `faustdiff train` lines after it)."""
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    part = readme[readme.index(marker):]
+    code = part[part.index("```python\n") + 10:part.index("\n```\n")]
+    return code, [line.split()[1:] for line in part.splitlines()
+                  if line.startswith("    faustdiff train ")]
+
+
+@needs_dask
+@pytest.mark.filterwarnings("ignore:Port .* is already in use")   # its dashboard's default
+def test_readme_dask_example(cli, tmp_path, monkeypatch):
+    """The dataset example, then the block after `<!-- dask-example -->` (its own
+    LocalCluster) and its first command (`--workers 2`): the same run and table."""
+    monkeypatch.chdir(tmp_path)
+    code, commands = _readme_block("<!-- dataset-example -->")
+    one: dict = {}
+    exec(compile(code, "README.md", "exec"), one)
+    assert cli(*commands[1], "-q").exit_code == 0          # the per-file table, one process
+    os.rename("presets.csv", "presets-one.csv")
+    code = _readme_block("<!-- dask-example -->")[0]
+    commands = _readme_block("### Many machines: Dask distributed")[1]
+    many: dict = {"__name__": "__main__"}
+    exec(compile(code, "README.md", "exec"), many)
+    assert many["r"].params == one["r"].params and len(many["rows"]) == 6
+    assert "--workers" in commands[0]
+    r = cli(*commands[0], "-q")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.splitlines()[0].endswith(" on 2 local Dask worker(s)")
+    assert open("presets.csv").read() == open("presets-one.csv").read()
+
+
 # ---------------------------------------------------------------- a worker lost mid-run
 
 class KillsItsWorkerOnce(L2):

@@ -44,6 +44,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from contextlib import contextmanager
 from typing import Optional
 
@@ -192,11 +193,17 @@ class DaskExecutor:
         self.client = client
         self.shares = shares
         self._data: dict = {}   # id(pair) -> (pair, future of its (input, target))
+        self._threads = None    # (worker threads, when asked)
 
     def _parts(self) -> int:
+        """Shares per batch: `shares`, else the cluster's threads (asked again every few
+        seconds: a round trip to the scheduler; the count changes no result)."""
         if self.shares is not None:
             return max(1, int(self.shares))
-        return max(1, sum(self.client.nthreads().values()))
+        now = time.monotonic()
+        if self._threads is None or now - self._threads[1] > 5.0:
+            self._threads = (max(1, sum(self.client.nthreads().values())), now)
+        return self._threads[0]
 
     def _futures(self, dataset, indexes) -> list:
         """Futures of the (input, target) of dataset.pairs[i], made the first time a pair
