@@ -31,6 +31,12 @@ losses and gradients summed weighted by the segments' lengths (`Trainer._chunked
 step holds one segment's outputs, partials or tapes at a time. `fit(..., log_path=PATH)`
 writes the run as JSON Lines (`RunLog`).
 
+Elsewhere (`fit(dataset, executor=...)`, `fit_each(dataset, executor=...)`): an evaluation
+is `example_terms` (per example, a pure function of θ and the examples) then
+`combine_terms` (their weighted mean, summed in example order), so an executor that
+computes the terms of shares of a batch elsewhere gives the one-process numbers;
+`faustdiff.learn.distributed.DaskExecutor` does it on Dask workers.
+
 Automatic parameter normalisation (default): a parameter with range [lo, hi] is learned as
 u in [0, 1] (p = lo + u·(hi − lo), or p = lo·(hi/lo)^u for a log scale: the widget's
 `[scale:log]` metadata or `scales={"cutoff": "log"}`), with dL/du = dL/dp · dp/du, and u is
