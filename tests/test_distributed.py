@@ -320,3 +320,18 @@ def test_a_worker_killed_mid_task_does_not_change_the_result(pairs, cluster, tmp
         same_run(undisturbed, disturbed)
     client.wait_for_workers(2, timeout=60)      # its nanny started a new one
     assert len(before - set(client.scheduler_info()["workers"])) == 1
+
+
+@needs_dask
+def test_workers_of_another_version_are_refused(pairs, cluster, monkeypatch):
+    import faustdiff
+    from faustdiff.errors import FaustError
+    from faustdiff.learn.distributed import DaskExecutor
+    real = faustdiff.__version__
+    monkeypatch.setattr(faustdiff, "__version__", "0.0.test")
+    tr, ds = setup(pairs)
+    with pytest.raises(FaustError) as e:
+        tr.fit_each(ds, steps=1, executor=DaskExecutor(cluster[1]))
+    address = sorted(cluster[1].scheduler_info()["workers"])[0]
+    assert e.value.message == (f"the Dask worker at {address} runs faustdiff {real}, this "
+                               "process 0.0.test: install the same version")

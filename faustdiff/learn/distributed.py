@@ -120,6 +120,13 @@ def _checkin(cfg: dict, tr: Trainer) -> None:
         _FREE.setdefault(cfg["key"], []).append(tr._pool)
 
 
+def worker_version() -> str:
+    """faustdiff's version in this process (checked on every worker before the first
+    task: `DaskExecutor._check`)."""
+    from .. import __version__
+    return __version__
+
+
 def pair_arrays(x, t) -> tuple:
     """A task: a pair's (input, target), so that workers hold them (see `_futures`)."""
     return x, t
@@ -194,6 +201,23 @@ class DaskExecutor:
         self.shares = shares
         self._data: dict = {}   # id(pair) -> (pair, future of its (input, target))
         self._threads = None    # (worker threads, when asked)
+        self._checked = False
+
+    def _check(self) -> None:
+        """Once: every worker imports faustdiff, the same version as this process."""
+        if self._checked:
+            return
+        from .. import __version__
+        try:
+            versions = self.client.run(worker_version)
+        except ImportError as e:
+            raise FaustError(f"the Dask workers cannot import faustdiff ({e}): install it "
+                             "where they run") from None
+        for address, v in sorted(versions.items()):
+            if v != __version__:
+                raise FaustError(f"the Dask worker at {address} runs faustdiff {v}, this "
+                                 f"process {__version__}: install the same version")
+        self._checked = True
 
     def _parts(self) -> int:
         """Shares per batch: `shares`, else the cluster's threads (asked again every few
@@ -222,6 +246,7 @@ class DaskExecutor:
         """For every batch of (segment ids, chunk length or None): its examples' terms, in
         order, computed by one task per share."""
         cfg = _config(trainer)
+        self._check()
         theta = np.asarray(theta, dtype=np.float64)
         self._futures(dataset, sorted({i for ids, _ in batches for i, _, _ in ids}))
         k = self._parts()
@@ -233,19 +258,23 @@ class DaskExecutor:
                 row.append(self.client.submit(share_terms, cfg, theta, part, chunk, need,
                                               *self._futures(dataset, need), pure=False))
             futs.append(row)
-        done = self.client.gather(futs)
+        with _task_errors():
+            done = self.client.gather(futs)
         return [[term for part in row for term in part] for row in done]
 
     def fit_pairs(self, trainer, dataset, theta0, steps, tol):
         """The rows of `fit_each`, one task per pair, yielded in the dataset's order."""
         cfg = _config(trainer)
+        self._check()
         theta0 = np.asarray(theta0, dtype=np.float64)
         with _quiet_size():
             futs = [self.client.submit(pair_fit, cfg, p.x, p.t, p.name, theta0, steps, tol,
                                        pure=False) for p in dataset.pairs]
         try:
             for f in futs:
-                yield f.result()
+                with _task_errors():
+                    row = f.result()
+                yield row
         finally:   # a run stopped early (an error) leaves no task behind
             try:
                 self.client.cancel(futs)
@@ -255,6 +284,18 @@ class DaskExecutor:
     def compile_counts(self) -> dict:
         """{worker address: {recipe key: (compiles, tasks)}} over the cluster."""
         return self.client.run(compile_counts)
+
+
+@contextmanager
+def _task_errors():
+    """A task that kept killing its workers (Dask gives up after a few: `KilledWorker`)
+    as a FaustError; the tasks' own errors (FaustError included) pass unchanged."""
+    from distributed.scheduler import KilledWorker
+    try:
+        yield
+    except KilledWorker as e:
+        raise FaustError(f"a Dask task ended the process of every worker that ran it "
+                         f"({e}); see the workers' logs") from None
 
 
 @contextmanager
