@@ -98,6 +98,18 @@ def test_data_parallel_training_is_the_one_process_run(pairs, executor, grad_mod
 
 
 @needs_dask
+def test_weighted_pairs_are_weighted_as_in_one_process(pairs, executor, tmp_path):
+    manifest = tmp_path / "weighted.csv"
+    manifest.write_text("input,target,weight\n" + "".join(
+        f"{pairs}/ex{k}.in.wav,{pairs}/ex{k}.target.wav,{w}\n"
+        for k, w in enumerate([3, 1, 0.5, 2, 1, 0.25])))
+    tr, ds = setup(str(manifest), grad_mode="reverse")
+    one = tr.fit(ds, epochs=2)
+    tr, ds = setup(str(manifest), grad_mode="reverse")
+    same_run(one, tr.fit(ds, epochs=2, executor=executor))
+
+
+@needs_dask
 def test_a_mini_batch_is_shared_out_in_order(pairs, cluster):
     from faustdiff.learn.distributed import DaskExecutor, shares
     assert shares(list(range(7)), 3) == [[0, 1, 2], [3, 4], [5, 6]]
@@ -125,14 +137,19 @@ def test_per_file_fits_on_the_workers_are_the_one_process_table(pairs, executor)
 def test_the_cli_per_file_table_is_the_same_on_workers(pairs, cluster, cli, tmp_path):
     model = tmp_path / "onepole.dsp"
     model.write_text(ONEPOLE + "\n")
+    # pole: not learned, set to 0.4 for the fits (the workers must set it too)
     args = ["train", model, "--dataset", pairs, "--per-file", "--steps", "30", "--lr", "0.05",
-            "--params", "gain,pole", "--set", "pole=0.4", "-q"]
+            "--params", "gain", "--set", "pole=0.4", "--set", "gain=0.2", "-q"]
     local = cli(*args, "--results", tmp_path / "one.csv")
     assert local.exit_code == 0, local.stderr
     remote = cli(*args, "--results", tmp_path / "many.csv",
                  "--scheduler", cluster[0].scheduler_address)
     assert remote.exit_code == 0, remote.stderr
-    assert (tmp_path / "many.csv").read_text() == (tmp_path / "one.csv").read_text()
+    table = (tmp_path / "one.csv").read_text()
+    assert (tmp_path / "many.csv").read_text() == table
+    assert table.startswith("file,gain,loss,steps\nex0.target.wav,")
+    default = cli(*args[:-5], "-q", "--results", tmp_path / "default.csv")
+    assert default.exit_code == 0 and (tmp_path / "default.csv").read_text() != table
     assert remote.stdout.splitlines()[0].endswith(
         f" on the Dask cluster at {cluster[0].scheduler_address}")
 
