@@ -729,8 +729,8 @@ class Trainer:
             w = np.array([e[2] for e in ex])
             plans.append((ids, ex, w, chunk_length([e[1] for e in ex], seg)))
         if executor is None:
-            terms = [self.example_terms(theta, [e[0] for e in ex], [e[1] for e in ex], chunk)[0]
-                     for _, ex, _, chunk in plans]
+            terms = [self.example_terms(theta, [e[0] for e in ex], [e[1] for e in ex],
+                                        chunk)[0] for _, ex, _, chunk in plans]
         else:
             terms = executor.batch_terms(self, theta, dataset,
                                          [(ids, chunk) for ids, _, _, chunk in plans])
