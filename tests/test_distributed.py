@@ -263,7 +263,8 @@ def _readme_block(marker: str) -> tuple:
 @pytest.mark.filterwarnings("ignore:Port .* is already in use")   # its dashboard's default
 def test_readme_dask_example(cli, tmp_path, monkeypatch):
     """The dataset example, then the block after `<!-- dask-example -->` (its own
-    LocalCluster) and its first command (`--workers 2`): the same run and table."""
+    LocalCluster; the same results as its calls in one process) and the section's first
+    command (`--workers 2`: the same table as the dataset example's --per-file one)."""
     monkeypatch.chdir(tmp_path)
     code, commands = _readme_block("<!-- dataset-example -->")
     one: dict = {}
@@ -274,7 +275,11 @@ def test_readme_dask_example(cli, tmp_path, monkeypatch):
     commands = _readme_block("### Many machines: Dask distributed")[1]
     many: dict = {"__name__": "__main__"}
     exec(compile(code, "README.md", "exec"), many)
-    assert many["r"].params == one["r"].params and len(many["rows"]) == 6
+    # the same calls in this process
+    tr = Trainer("gain_dc.dsp", optimizer="adam", lr=0.03, sample_rate=8000)
+    ds = Dataset("pairs", program=tr, val=0.2, batch=2, segment=0.025, seed=1)
+    assert "epochs=5," in code and many["r"].params == tr.fit(ds, epochs=5).params
+    assert many["rows"] == tr.fit_each(ds, steps=250) and len(many["rows"]) == 6
     assert "--workers" in commands[0]
     r = cli(*commands[0], "-q")
     assert r.exit_code == 0, r.stderr
