@@ -17,6 +17,7 @@ default; `_Main.main` runs click in non-standalone mode and maps every error to 
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import os
@@ -517,6 +518,14 @@ def json_cmd(file, sr, include):
               "of --dataset (from the same start), --steps steps each.")
 @click.option("--results", metavar="TABLE.csv|TABLE.json", help="The --per-file table: a row "
               "per file (file, each parameter, loss, steps).")
+@click.option("--scheduler", metavar="ADDRESS", help="Run --dataset training (data-parallel: "
+              "each worker renders a share of every mini-batch) or the --per-file fits (a "
+              "task per pair) on the Dask cluster of this scheduler (tcp://HOST:8786; needs "
+              "faustdiff[distributed]).")
+@click.option("--workers", type=int, metavar="N", help="As --scheduler, on a local Dask "
+              "cluster of N worker processes started for the run.")
+@click.option("--scheduler-timeout", type=float, metavar="SECONDS", help="Give up reaching "
+              "--scheduler after SECONDS (default 10).")
 @click.option("--lr", type=float, help="Learning rate (normalised units). Default: the "
               "optimiser's (adam/rmsprop 0.001, sgd/momentum 0.01).")
 @click.option("--schedule", default="constant", show_default=True, metavar="S",
@@ -555,7 +564,7 @@ def json_cmd(file, sr, include):
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train_cmd(file, targets, inputs, params, loss, optimizer, steps, dataset, batch, val,
               epochs, patience, segment, carry_state, checkpoint, resume, seed, skip_bad,
-              per_file, results,
+              per_file, results, scheduler, workers, scheduler_timeout,
               lr, schedule, settings, scales, no_normalize, parallel, grad_mode, sr, include,
               plot, export, preset, log_path, quiet):
     """Learn parameters of MODEL.dsp so that its output matches the target audio (--target,
@@ -564,6 +573,7 @@ def train_cmd(file, targets, inputs, params, loss, optimizer, steps, dataset, ba
     _check_train_options(targets, inputs, steps, dataset, batch, val, epochs, patience,
                          segment, checkpoint, resume, seed, skip_bad, per_file, results, plot,
                          export, preset, carry_state)
+    _check_dask_options(dataset, scheduler, workers, scheduler_timeout)
     if log_path is not None:
         if per_file:
             raise FaustError("--log records one run: not with --per-file")
@@ -598,11 +608,15 @@ def train_cmd(file, targets, inputs, params, loss, optimizer, steps, dataset, ba
         sr = sr or file_sr or DEFAULT_SR
     try:
         api = _api()
-        mode = T.choose_grad_mode(api.read_source(file), file, params, grad_mode, sr,
-                                  tuple(include))
+        text = api.read_source(file)
+        mode = T.choose_grad_mode(text, file, params, grad_mode, sr, tuple(include))
         more = {"mode": "reverse"} if mode == "reverse" else {}
         prog = api.compile_file(file, sample_rate=sr, include=tuple(include), wrt=params,
                                 **more)
+        # how it was compiled, for Dask workers (api.compile_file -> compile_program)
+        recipe = {"text": text, "filename": file, "sample_rate": sr,
+                  "include": tuple(include), "backend": None, "wrt": params,
+                  "mode": more.get("mode"), "input_grads": True}
     except FaustError as e:
         if "declares no parameter" not in str(e):
             raise
@@ -620,19 +634,25 @@ def train_cmd(file, targets, inputs, params, loss, optimizer, steps, dataset, ba
             prog.set_param(label, value)
     trainer = T.Trainer(prog, loss=loss, optimizer=optimizer, lr=lr, init=init,
                         scales=scale_map, normalize=not no_normalize, parallel=parallel,
-                        schedule=None if schedule == "constant" else schedule)
+                        schedule=None if schedule == "constant" else schedule,
+                        recipe=recipe)
     if ds is not None:
         _require_dataset(ds, prog, quiet)
-    if per_file:
-        _per_file(file, trainer, ds, steps, results, sr, loss, optimizer, quiet)
-        return
-    with np.errstate(all="ignore"):
-        if ds is not None:
+    where = _where(scheduler, workers)
+    if ds is not None:
+        with _executor(scheduler, workers, scheduler_timeout) as executor:
+            if per_file:
+                _per_file(file, trainer, ds, steps, results, sr, loss, optimizer, executor,
+                          where, quiet)
+                return
             log = None if quiet else (lambda line: click.echo(line, err=True))
-            result = trainer.fit(ds, epochs=10 if epochs is None else epochs,
-                                 patience=patience, checkpoint=checkpoint, resume=resume,
-                                 progress=not quiet, log=log, log_path=log_path)
-        else:
+            with np.errstate(all="ignore"):
+                result = trainer.fit(ds, epochs=10 if epochs is None else epochs,
+                                     patience=patience, checkpoint=checkpoint, resume=resume,
+                                     progress=not quiet, log=log, log_path=log_path,
+                                     executor=executor)
+    else:
+        with np.errstate(all="ignore"):
             result = trainer.fit(data_i, data_t, steps=steps, progress=not quiet,
                                  log_path=log_path, segment=segment)
     if ds is not None:
@@ -641,7 +661,7 @@ def train_cmd(file, targets, inputs, params, loss, optimizer, steps, dataset, ba
                    f"{' (state carried)' if ds.carry else ''} at {sr} Hz, batch "
                    f"{ds.batch}, loss {loss}, {optimizer}, {trainer.grad_mode} mode, "
                    f"{len(result.history)} epoch(s), {result.steps} steps in "
-                   f"{result.seconds:.2f} s")
+                   f"{result.seconds:.2f} s{where}")
         what = "validation loss" if ds.val else "training loss"
         click.echo(f"  {what}: {result.final_loss:.6g}")
     else:
@@ -718,6 +738,50 @@ def _check_train_options(targets, inputs, steps, dataset, batch, val, epochs, pa
         raise FaustError(f"--epochs must be 0 or more, got {epochs}")
 
 
+def _check_dask_options(dataset, scheduler, workers, timeout) -> None:
+    """--scheduler/--workers/--scheduler-timeout: one-line errors for what makes no sense,
+    and for a missing Dask (the extra named)."""
+    used = [k for k, v in (("--scheduler", scheduler), ("--workers", workers),
+                           ("--scheduler-timeout", timeout)) if v is not None]
+    if not used:
+        return
+    if dataset is None:
+        raise FaustError(f"{'/'.join(used)}: only with --dataset DIR_OR_MANIFEST")
+    if scheduler is not None and workers is not None:
+        raise FaustError("--scheduler and --workers: give one (a running scheduler, or N "
+                         "local workers)")
+    if timeout is not None and scheduler is None:
+        raise FaustError("--scheduler-timeout: only with --scheduler ADDRESS")
+    if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
+        raise FaustError(f"--scheduler-timeout must be a positive number of seconds, got "
+                         f"{timeout}")
+    if workers is not None and workers < 1:
+        raise FaustError(f"--workers must be 1 or more, got {workers}")
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        from .learn.distributed import NEED_DASK
+        raise FaustError(NEED_DASK) from None
+
+
+@contextlib.contextmanager
+def _executor(scheduler, workers, timeout):
+    """The DaskExecutor of --scheduler/--workers for the `with` block, or None."""
+    if scheduler is None and workers is None:
+        yield None
+        return
+    from .learn import distributed as D
+    with D.dask_client(scheduler, workers, D.DEFAULT_TIMEOUT if timeout is None
+                       else timeout) as client:
+        yield D.DaskExecutor(client)
+
+
+def _where(scheduler, workers) -> str:
+    if workers is not None:
+        return f" on {workers} local Dask worker(s)"
+    return "" if scheduler is None else f" on the Dask cluster at {scheduler}"
+
+
 def _open_dataset(source, sr, segment, val, batch, seed, skip_bad, carry):
     """The Dataset of --dataset, its skipped pairs reported on standard error."""
     import warnings
@@ -742,18 +806,19 @@ def _require_dataset(ds, prog, quiet) -> None:
         click.echo(f"faustdiff: warning: skipped: {msg}", err=True)
 
 
-def _per_file(file, trainer, ds, steps, results, sr, loss, optimizer, quiet) -> None:
+def _per_file(file, trainer, ds, steps, results, sr, loss, optimizer, executor, where,
+              quiet) -> None:
     """--per-file: one fit per pair, the table written whole at the end."""
     import time
     from .learn.dataset import write_table
     start = time.perf_counter()
     log = None if quiet else (lambda line: click.echo(line, err=True))
     with np.errstate(all="ignore"):
-        rows = trainer.fit_each(ds, steps=steps, log=log)
+        rows = trainer.fit_each(ds, steps=steps, log=log, executor=executor)
     write_table(results, rows, trainer.labels)
     click.echo(f"{file}: dataset {ds.source}: {len(rows)} pair(s) fitted separately at {sr} "
                f"Hz, loss {loss}, {optimizer}, {trainer.grad_mode} mode, {steps} steps each, "
-               f"in {time.perf_counter() - start:.2f} s")
+               f"in {time.perf_counter() - start:.2f} s{where}")
     click.echo(f"  results: {results}")
 
 

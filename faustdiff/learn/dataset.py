@@ -337,26 +337,36 @@ class Dataset:
         self.val = [p for i, p in enumerate(self.pairs) if i in held]
         self.train = [p for i, p in enumerate(self.pairs) if i not in held]
 
+    def segment_ids(self, pairs) -> list:
+        """(pair index in `self.pairs`, start, stop) of every example of `segments(pairs)`,
+        in the same order: what a Dask task receives instead of the samples."""
+        index = {id(p): i for i, p in enumerate(self.pairs)}
+        if self.carry:
+            return [(index[id(p)], 0, p.n) for p in pairs]
+        L = self.segment
+        return [(index[id(p)], k * L, (k + 1) * L) for p in pairs for k in range(p.n // L)]
+
+    def example(self, sid) -> tuple:
+        """(input or None, target, weight) of the example a segment id names."""
+        p = self.pairs[sid[0]]
+        return (*cut(p.x, p.t, sid[1], sid[2]), p.weight)
+
     def segments(self, pairs) -> list:
         """(input segment or None, target segment, weight) for every whole segment; with
         carry=True, (input, target, weight) of every whole pair (the trainer cuts them)."""
-        if self.carry:
-            return [(p.x, p.t, p.weight) for p in pairs]
-        L = self.segment
-        out = []
-        for p in pairs:
-            for k in range(p.n // L):
-                sl = slice(k * L, (k + 1) * L)
-                out.append((None if p.x is None else p.x[:, sl], p.t[:, sl], p.weight))
-        return out
+        return [self.example(s) for s in self.segment_ids(pairs)]
+
+    def batch_ids(self, rng: np.random.Generator) -> list:
+        """The mini-batches of one epoch as lists of segment ids, shuffled by rng."""
+        ids = self.segment_ids(self.train)
+        order = rng.permutation(len(ids))
+        return [[ids[int(i)] for i in order[j:j + self.batch]]
+                for j in range(0, len(ids), self.batch)]
 
     def batches(self, rng: np.random.Generator) -> list:
         """The mini-batches of one epoch (lists of segments, or of pairs with carry=True),
-        shuffled by rng."""
-        segs = self.segments(self.train)
-        order = rng.permutation(len(segs))
-        return [[segs[int(i)] for i in order[j:j + self.batch]]
-                for j in range(0, len(segs), self.batch)]
+        shuffled by rng (the same draws as `batch_ids`)."""
+        return [[self.example(s) for s in b] for b in self.batch_ids(rng)]
 
     @property
     def unit(self) -> str:
@@ -371,6 +381,15 @@ class Dataset:
         return (f"Dataset({self.source!r}: {len(self.train)} training, {len(self.val)} "
                 f"validation pair(s), segment {self.segment} samples{how}, batch "
                 f"{self.batch})")
+
+
+def cut(x, t, start: int, stop: int) -> tuple:
+    """(input, target) samples start..stop-1 of a pair's arrays (the arrays themselves for
+    the whole pair): the one way an example is cut, in this process and on a Dask worker."""
+    if start == 0 and stop == t.shape[1]:
+        return x, t
+    sl = slice(start, stop)
+    return (None if x is None else x[:, sl]), t[:, sl]
 
 
 # ---------------------------------------------------------------- per-file tables

@@ -31,6 +31,12 @@ losses and gradients summed weighted by the segments' lengths (`Trainer._chunked
 step holds one segment's outputs, partials or tapes at a time. `fit(..., log_path=PATH)`
 writes the run as JSON Lines (`RunLog`).
 
+Elsewhere (`fit(dataset, executor=...)`, `fit_each(dataset, executor=...)`): an evaluation
+is `example_terms` (per example, a pure function of θ and the examples) then
+`combine_terms` (their weighted mean, summed in example order), so an executor that
+computes the terms of shares of a batch elsewhere gives the one-process numbers;
+`faustdiff.learn.distributed.DaskExecutor` does it on Dask workers.
+
 Automatic parameter normalisation (default): a parameter with range [lo, hi] is learned as
 u in [0, 1] (p = lo + u·(hi − lo), or p = lo·(hi/lo)^u for a log scale: the widget's
 `[scale:log]` metadata or `scales={"cutoff": "log"}`), with dL/du = dL/dp · dp/du, and u is
@@ -345,16 +351,23 @@ class Trainer:
                  "reverse" (ignored for a compiled program: its own mode)
     schedule  -- learning-rate schedule over a `fit`: None (constant), "cosine" (lr·½(1 +
                  cos(π·step/steps))), "exp:R" (lr·R^step), or `f(step, steps) -> factor`
+    recipe    -- for a compiled `model`: the keyword arguments of
+                 `backend.build.compile_program` that built it (text, filename, sample_rate,
+                 include, backend, wrt, mode, input_grads), so that Dask workers can compile
+                 the same program (`faustdiff.learn.distributed`); a model given as a path
+                 or source records its own (`self.recipe`; None when unknown)
     """
 
     def __init__(self, model, params="auto", loss="l2", optimizer="adam", lr=None,
                  normalize: bool = True, init: Optional[dict] = None,
                  scales: Optional[dict] = None, ranges: Optional[dict] = None,
                  sample_rate: float = 44100, include=(), backend: Optional[str] = None,
-                 parallel: str = "auto", schedule=None, grad_mode: str = "auto"):
+                 parallel: str = "auto", schedule=None, grad_mode: str = "auto",
+                 recipe: Optional[dict] = None):
         if grad_mode not in GRAD_MODES:
             raise FaustError(f"grad_mode: one of {', '.join(GRAD_MODES)}, not {grad_mode!r}")
         self.source = None
+        self.recipe = None if recipe is None else dict(recipe)
         if isinstance(model, (G.GradProgram, R.ReverseProgram)):
             prog = model
         else:
@@ -369,6 +382,10 @@ class Trainer:
                                         input_grads=False)
             else:
                 prog = G.compile_source(text, filename, sample_rate, include, params, backend)
+            # what compile_program(**recipe) builds: the same program, the same cache entry
+            self.recipe = {"text": text, "filename": filename, "sample_rate": sample_rate,
+                           "include": tuple(include), "backend": backend, "wrt": params,
+                           "mode": mode, "input_grads": mode != "reverse"}
         self.grad_mode = "reverse" if isinstance(prog, R.ReverseProgram) else "forward"
         self.program = prog
         self.labels = list(prog.wrt)
@@ -434,28 +451,39 @@ class Trainer:
                    length, the state carried from one to the next (see `_chunked`);
                    examples may then differ in length
         outputs -- False: the third value is None (a chunked evaluation then keeps no
-                   output longer than a segment)"""
-        progs = self._programs(len(target))
-        for p in progs:
-            for lab, v in zip(self.labels, theta):
-                p.set_param(lab, float(v))
-            p.reset()
+                   output longer than a segment)
+
+        = `combine_terms(example_terms(θ, inputs, target, chunk_length(target, segment)),
+        weights)`: the split a Dask executor makes (terms on the workers, their
+        combination here), so both give the same numbers."""
         xs = list(inputs)
         if len(xs) == 1 and len(target) > 1:
             xs = xs * len(target)
         w = np.ones(len(target)) if weights is None else np.asarray(weights, dtype=np.float64)
-        if segment is not None and (any(t.shape[1] > int(segment) for t in target)
-                                    or len({t.shape[1] for t in target}) > 1):
-            return self._chunked(progs, xs, list(target), w, int(segment), outputs)
-        n = target[0].shape[1]
+        chunk = chunk_length(target, segment)
+        terms, ys = self.example_terms(theta, xs, list(target), chunk, outputs)
+        value, g = combine_terms(terms, w, chunk is not None)
+        return value, g, ys
+
+    def example_terms(self, theta, xs, ts, chunk: Optional[int] = None,
+                      outputs: bool = False) -> tuple:
+        """(terms, outputs or None) of every example at θ, each rendered from the reset
+        state: a term is (loss, dL/dθ) of the whole example, or with `chunk` (samples) the
+        list of (segment length, loss, dL/dθ) of its consecutive segments, state carried
+        (`_chunked`). A pure function of θ and the examples (the programs are reset and
+        their parameters set first): a Dask task computes the terms of its share of a
+        batch, `combine_terms` weighs them."""
+        progs = self._programs(len(ts))
+        for p in progs:
+            for lab, v in zip(self.labels, theta):
+                p.set_param(lab, float(v))
+            p.reset()
+        if chunk is not None:
+            return self._chunked(progs, list(xs), list(ts), int(chunk), outputs)
+        n = ts[0].shape[1]
         xs = [None if x is None else x[:, :n] for x in xs]
-        per = self._evaluate(progs, xs, list(target), n)
-        total, g = 0.0, np.zeros(len(self.labels))
-        for wk, (v, gk, _) in zip(w, per):
-            total += wk * v
-            g += wk * gk
-        k = float(w.sum())
-        return total / k, g / k, ([y for _, _, y in per] if outputs else None)
+        per = self._evaluate(progs, xs, list(ts), n)
+        return [(v, gk) for v, gk, _ in per], ([y for _, _, y in per] if outputs else None)
 
     def _evaluate(self, progs, xs, ts, n: int) -> list:
         """(loss, dL/dθ, outputs) of every example: programs[b] (parameters set, its state
@@ -486,22 +514,21 @@ class Trainer:
         run_each(one, len(ts), 1 if serial else _threads())
         return per
 
-    def _chunked(self, progs, xs, ts, w, seg: int, outputs: bool):
-        """loss_and_grad in segments of `seg` samples (long files in chunks): each example
+    def _chunked(self, progs, xs, ts, seg: int, outputs: bool):
+        """example_terms in segments of `seg` samples (long files in chunks): each example
         is rendered from the reset state in consecutive segments, its program's state
         carried from one to the next, so at most one segment's outputs, partials or tapes
-        exist at a time. Every segment's loss is computed on the segment alone; the mean is
-        Σ_b Σ_k w_b m_bk L_bk / Σ_b Σ_k w_b m_bk (m_bk: the segment's samples), the same
-        weighting for the gradient. Reverse mode treats each segment's incoming state as a
-        constant (truncated backpropagation through time at segment boundaries); forward
-        mode carries the tangents with the state, so its gradient stays that of the whole
-        example. A segment as long as the example is the whole-example evaluation."""
+        exist at a time. Every segment's loss is computed on the segment alone (its term:
+        length, loss, gradient; `combine_terms` weighs them by w_b · length). Reverse mode
+        treats each segment's incoming state as a constant (truncated backpropagation
+        through time at segment boundaries); forward mode carries the tangents with the
+        state, so its gradient stays that of the whole example. A segment as long as the
+        example is the whole-example evaluation."""
         ns = [t.shape[1] for t in ts]
         if any(x is not None and x.shape[1] < n for x, n in zip(xs, ns)):
             raise FaustError("chunked training: an input is shorter than its target")
         ys = [np.empty((t.shape[0], n)) for t, n in zip(ts, ns)] if outputs else None
-        total = wsum = 0.0
-        g = np.zeros(len(self.labels))
+        terms: list = [[] for _ in ts]
         for a in range(0, max(ns), seg):
             groups: dict = {}   # segment length -> examples (the last segments are shorter)
             for b, n in enumerate(ns):
@@ -513,12 +540,10 @@ class Trainer:
                                      [None if xs[b] is None else xs[b][:, sl] for b in members],
                                      [ts[b][:, sl] for b in members], m)
                 for b, (v, gk, y) in zip(members, per):
-                    total += w[b] * m * v
-                    g += w[b] * m * gk
-                    wsum += w[b] * m
+                    terms[b].append((m, v, gk))
                     if ys is not None:
                         ys[b][:, sl] = y
-        return total / wsum, g / wsum, ys
+        return terms, ys
 
     # ------------------------------------------------------------ training
 
@@ -543,7 +568,7 @@ class Trainer:
             progress=False, tol: Optional[float] = None, *, epochs: int = 10,
             patience: Optional[int] = None, checkpoint=None, resume: bool = False,
             log: Optional[Callable] = None, log_path=None,
-            segment: Optional[float] = None) -> TrainResult:
+            segment: Optional[float] = None, executor=None) -> TrainResult:
         """Run `steps` optimiser steps from the current values; returns a TrainResult.
 
         inputs/target: one example (an array (channels, n), (n,) for one channel, or a
@@ -565,16 +590,22 @@ class Trainer:
 
         `fit(dataset, epochs=..., patience=..., checkpoint=DIR, resume=...)` with a
         `faustdiff.learn.dataset.Dataset` trains over its mini-batches instead (`steps` and
-        `tol` are then ignored; `log` receives one line per epoch): see `fit_dataset`."""
+        `tol` are then ignored; `log` receives one line per epoch): see `fit_dataset`;
+        `executor=` (datasets only) evaluates the mini-batches elsewhere, e.g.
+        `faustdiff.learn.distributed.DaskExecutor(client)` (data-parallel on Dask)."""
         from .dataset import Dataset
         if isinstance(inputs, Dataset):
             if target is not None:
                 raise FaustError("fit(dataset): the dataset holds the targets")
             return self.fit_dataset(inputs, epochs=epochs, patience=patience,
                                     checkpoint=checkpoint, resume=resume, callback=callback,
-                                    progress=progress, log=log, log_path=log_path)
+                                    progress=progress, log=log, log_path=log_path,
+                                    executor=executor)
         if target is None:
             raise FaustError("fit: give a target (or a Dataset)")
+        if executor is not None:
+            raise FaustError("fit: executor= runs datasets (fit(dataset), fit_each), not "
+                             "examples given as arrays or files")
         xs, ts = self._data(inputs, target)
         seg = None if segment is None else self.segment_samples(segment)
         with RunLog(log_path) as rec:
@@ -654,7 +685,7 @@ class Trainer:
 
     def fit_dataset(self, dataset, epochs: int = 10, patience: Optional[int] = None,
                     checkpoint=None, resume: bool = False, callback: Optional[Callable] = None,
-                    progress=False, log=None, log_path=None) -> TrainResult:
+                    progress=False, log=None, log_path=None, executor=None) -> TrainResult:
         """Train over a Dataset: every epoch, one optimiser step per shuffled mini-batch of
         training segments (weighted mean loss of the batch), then the loss over the
         validation segments (when the dataset holds some out) at the new values.
@@ -672,16 +703,55 @@ class Trainer:
                       (train/validation loss, examples/s) and one at the end (`RunLog`);
                       after `resume`, the records of the resumed part only (step numbers
                       continue the checkpoint's)
+        executor   -- None: every evaluation in this process; else an object whose
+                      `batch_terms(trainer, θ, dataset, batches)` returns, for each batch
+                      of (segment ids, chunk length or None), the terms of its examples
+                      (`example_terms`, in order): `faustdiff.learn.distributed.
+                      DaskExecutor(client)` computes them on Dask workers, a share of
+                      each mini-batch per worker. The driver combines them
+                      (`combine_terms`) and steps the optimiser, so the run is the same
+                      as in one process (see docs/architecture.md)
 
         The learning-rate schedule runs over epochs × batches steps. Returns a TrainResult
         (`history`: one dict per epoch; `final_loss`: the validation loss at the returned
         parameters, or the training loss without a validation split)."""
         with RunLog(log_path) as rec:
             return self._fit_dataset(dataset, epochs, patience, checkpoint, resume, callback,
-                                     progress, log, rec)
+                                     progress, log, rec, executor)
+
+    def _batch_results(self, theta, dataset, batches, seg, executor) -> list:
+        """(mean loss, mean dL/dθ, share) of every batch of segment ids at θ (`seg`: whole
+        pairs in chunks of that length; share: the batch's weight in a mean over batches,
+        see `_share`), the examples' terms computed here or by the executor."""
+        plans = []
+        for ids in batches:
+            ex = [dataset.example(i) for i in ids]
+            w = np.array([e[2] for e in ex])
+            plans.append((ids, ex, w, chunk_length([e[1] for e in ex], seg)))
+        if executor is None:
+            terms = [self.example_terms(theta, [e[0] for e in ex], [e[1] for e in ex],
+                                        chunk)[0] for _, ex, _, chunk in plans]
+        else:
+            terms = executor.batch_terms(self, theta, dataset,
+                                         [(ids, chunk) for ids, _, _, chunk in plans])
+        out = []
+        for (_, ex, w, chunk), t in zip(plans, terms):
+            value, g = combine_terms(t, w, chunk is not None)
+            out.append((value, g, _share(ex, w, seg)))
+        return out
+
+    def _ids_loss(self, theta, dataset, ids, seg, executor) -> float:
+        """`_dataset_loss` over segment ids, the batches evaluated at once (an executor
+        spreads them over its workers)."""
+        batches = [ids[j:j + dataset.batch] for j in range(0, len(ids), dataset.batch)]
+        total = wsum = 0.0
+        for value, _, k in self._batch_results(theta, dataset, batches, seg, executor):
+            total += value * k
+            wsum += k
+        return total / wsum
 
     def _fit_dataset(self, dataset, epochs, patience, checkpoint, resume, callback, progress,
-                     log, rec) -> TrainResult:
+                     log, rec, executor=None) -> TrainResult:
         """The body of `fit_dataset`, every step and epoch recorded by `rec`."""
         prog = self.program
         dataset.require(prog.num_inputs, prog.num_outputs)
@@ -694,10 +764,10 @@ class Trainer:
         if patience is not None and (int(patience) < 1 or not dataset.val):
             raise FaustError("patience needs a validation split (val > 0) and a patience of "
                              "1 or more")
-        val_segs = dataset.segments(dataset.val)
+        val_ids = dataset.segment_ids(dataset.val)
         seg = dataset.segment if dataset.carry else None   # whole pairs, in chunks
         rng = np.random.default_rng([dataset.seed, 1])
-        nb = len(dataset.batches(np.random.default_rng(0)))
+        nb = len(dataset.batch_ids(np.random.default_rng(0)))
         total_steps = int(epochs) * nb
         sign = {"labels": self.labels, "train": [p.name for p in dataset.train],
                 "val": [p.name for p in dataset.val], "segment": dataset.segment,
@@ -745,14 +815,12 @@ class Trainer:
                 t0 = time.perf_counter()
                 tl = tw = 0.0
                 seen = 0
-                for b in dataset.batches(rng):
-                    seen += len(b)
+                for ids in dataset.batch_ids(rng):
+                    seen += len(ids)
                     step = state["step"]
                     theta = self.from_coords(u)
-                    w = np.array([s[2] for s in b])
-                    value, g, _ = self.loss_and_grad(theta, [s[0] for s in b],
-                                                     [s[1] for s in b], w, segment=seg,
-                                                     outputs=False)
+                    (value, g, share), = self._batch_results(theta, dataset, [ids], seg,
+                                                             executor)
                     losses.append(value)
                     traj.append([float(v) for v in theta])
                     rec.step(step, value, self.labels, theta, start, epoch=epoch + 1)
@@ -765,8 +833,8 @@ class Trainer:
                                                          dict(zip(self.labels, theta))):
                         state["stopped"] = True
                         break
-                    tl += value * _share(b, w, seg)
-                    tw += _share(b, w, seg)
+                    tl += value * share
+                    tw += share
                     self.optimizer.lr = lr0 * self.schedule(step, total_steps)
                     u = self._clip(self.optimizer.step(u, g * self._chain(u)))
                     self.optimizer.lr = lr0
@@ -776,8 +844,8 @@ class Trainer:
                 hist = {"epoch": epoch + 1, "steps": state["step"],
                         "train_loss": tl / tw if tw else float("nan"), "val_loss": None,
                         "seconds": secs, "examples_per_s": seen / secs if secs > 0 else 0.0}
-                if val_segs:
-                    vl = self._dataset_loss(theta, val_segs, dataset.batch, seg)
+                if val_ids:
+                    vl = self._ids_loss(theta, dataset, val_ids, seg, executor)
                     hist["val_loss"] = vl
                     if state["best"] is None or vl < state["best"]:
                         state["best"], state["best_u"], state["bad"] = vl, list(map(float, u)), 0
@@ -802,11 +870,8 @@ class Trainer:
             u = np.array(state["best_u"])
         theta = self.from_coords(u)
         self.theta = theta
-        if val_segs:
-            final = self._dataset_loss(theta, val_segs, dataset.batch, seg)
-        else:
-            final = self._dataset_loss(theta, dataset.segments(dataset.train), dataset.batch,
-                                       seg)
+        final = self._ids_loss(theta, dataset, val_ids or dataset.segment_ids(dataset.train),
+                               seg, executor)
         rec.end(state["step"], final, self.labels, theta, start)
         if bar:
             bar.close(final, theta)
@@ -829,25 +894,41 @@ class Trainer:
             json.dump(data, f)
 
     def fit_each(self, dataset, steps: int = 100, tol: Optional[float] = None,
-                 progress=False, log=None) -> list:
+                 progress=False, log=None, executor=None) -> list:
         """Fit the parameters separately for every pair of the dataset (the whole pair, not
         its segments; the validation split is ignored), each from the same starting values
-        with a fresh optimiser. Returns one dict per pair: `file`, each label, `loss` (at
-        the learned values), `steps`."""
+        with a fresh optimiser. Returns one dict per pair, in the dataset's order: `file`,
+        each label, `loss` (at the learned values), `steps`. `executor`: an object whose
+        `fit_pairs(trainer, dataset, θ0, steps, tol)` yields those rows in order, each
+        computed by `fit_pair` elsewhere (`faustdiff.learn.distributed.DaskExecutor`: one
+        Dask task per pair)."""
         dataset.require(self.program.num_inputs, self.program.num_outputs)
         theta0 = self.theta.copy()
-        rows = []
-        for pair in dataset.pairs:
-            self.theta = theta0.copy()
-            self.optimizer.reset()
-            r = self.fit(pair.x, pair.t, steps=steps, tol=tol, progress=progress)
-            row = {"file": pair.name, **r.params, "loss": r.final_loss, "steps": r.steps}
-            rows.append(row)
-            if log is not None:
-                vals = " ".join(f"{k}={_fmt(v)}" for k, v in r.params.items())
-                log(f"{pair.name}: loss {r.final_loss:.6g}, {vals}")
-        self.theta = theta0
-        return rows
+        if executor is None:
+            rows = (self.fit_pair(p.x, p.t, p.name, theta0, steps, tol, progress)
+                    for p in dataset.pairs)
+        else:
+            rows = executor.fit_pairs(self, dataset, theta0, steps, tol)
+        out = []
+        try:
+            for row in rows:
+                out.append(row)
+                if log is not None:
+                    vals = " ".join(f"{k}={_fmt(row[k])}" for k in self.labels)
+                    log(f"{row['file']}: loss {row['loss']:.6g}, {vals}")
+        finally:
+            self.theta = theta0
+            if hasattr(rows, "close"):   # an executor's generator ends its tasks now
+                rows.close()
+        return out
+
+    def fit_pair(self, x, t, name: str, theta0, steps: int, tol=None, progress=False) -> dict:
+        """One row of `fit_each`: `fit(x, t, steps, tol)` from θ0 with the optimiser reset
+        (a pure function of its arguments and the trainer's configuration)."""
+        self.theta = np.array(theta0, dtype=np.float64)
+        self.optimizer.reset()
+        r = self.fit(x, t, steps=steps, tol=tol, progress=progress)
+        return {"file": name, **r.params, "loss": r.final_loss, "steps": r.steps}
 
     def _paths(self) -> dict:
         """label -> Faust UI path of the learned widgets (the first, for a shared label)."""
@@ -871,6 +952,40 @@ def _share(examples, w, segment) -> float:
     if segment is None:
         return float(np.sum(w))
     return float(np.dot(w, [e[1].shape[1] for e in examples]))
+
+
+def chunk_length(targets, segment) -> Optional[int]:
+    """The segment length (samples) a batch is evaluated in, or None for whole examples:
+    chunks when `segment` is given and an example is longer than it or the lengths differ
+    (decided for the whole batch, before it is shared out)."""
+    if segment is None:
+        return None
+    lengths = [t.shape[1] for t in targets]
+    if any(n > int(segment) for n in lengths) or len(set(lengths)) > 1:
+        return int(segment)
+    return None
+
+
+def combine_terms(terms, w, chunked: bool) -> tuple:
+    """(mean loss, mean dL/dθ) of a batch from its examples' terms (`example_terms`, in
+    example order) and weights: Σ w_b L_b / Σ w_b, or chunked Σ_b Σ_k w_b m_bk L_bk /
+    Σ_b Σ_k w_b m_bk. Summed in example order, so the terms computed anywhere (threads,
+    Dask workers) give the same floating-point result."""
+    if not chunked:
+        total, g = 0.0, 0.0
+        for wk, (v, gk) in zip(w, terms):
+            total += wk * v
+            g = g + wk * gk
+        k = float(np.sum(w))
+        return total / k, g / k
+    total = wsum = 0.0
+    g = 0.0
+    for wb, segs in zip(w, terms):
+        for m, v, gk in segs:
+            total += wb * m * v
+            g = g + wb * m * gk
+            wsum += wb * m
+    return total / wsum, g / wsum
 
 
 GRAD_MODES = ("auto", "forward", "reverse")
