@@ -312,6 +312,22 @@ def _own(sel, k: int, here: set, users: dict, roots: set, claimed: set) -> set:
     return set(own)
 
 
+def _block_rate_recursions(ctx) -> set:
+    """Slots of the recursions whose definition is computed once per block (control rate)
+    and that no sample reads (neither a node nor a delay line's register): the value after
+    the block is the definition's, stored once after its samples, not at every sample
+    (reverse mode's inline Jacobian: 120 of them in the 30-band equaliser's backward kernel).
+    A block has at least one sample, so the store always follows one."""
+    read = {id(a) for s in ctx.sample for a in s.args}
+    read |= {id(line.rec) for line in ctx.lines.values() if line.rec is not None}
+    out = set()
+    for rv in ctx.rec_nodes:
+        g, i = rv.attrs
+        if g.defs[i].rate <= S.K_BLOCK and id(rv) not in read:
+            out.add(ctx.recs[id(rv)])
+    return out
+
+
 def _line_array(line) -> str:
     """The state array a ring (`di`/`df`) or whole-history (`hi`/`hf`) line lives in."""
     if line.kind == "ring":
@@ -706,6 +722,8 @@ class _Emitter:
             src.append("        # control rate: once per block")
             src += ["        " + line for line in control]
         moved = {ctx.recs[id(rv)] for rv in sp.sums} if sp else set()
+        once = _block_rate_recursions(ctx)   # stored after the block's samples
+        moved |= once
         loop = "        "
         if sp:   # chunks: the serial loop, then the sums' vectorised loops
             src.append("        c0 = b0")
@@ -731,6 +749,10 @@ class _Emitter:
             index = {sl: k for k, sl in enumerate(dict(groups).get("fv", []))}
             src += [loop + line for line in self.sums(sp, index)]
             src.append("            c0 = c1")
+        for kind, sls in groups:
+            name = "state_i" if kind == "iv" else "state_f"
+            src += [f"        st({name}, {k}, {new[sl]})   # {what[sl]} (block rate)"
+                    for k, sl in enumerate(sls) if sl in once]
         src.append("        b0 = b1")
         src.append("    st(iv, 0, t)")
         for kind, sls in groups:

@@ -56,7 +56,7 @@ from .interp import Interpreter
 from .program import Program, Wrapper
 from .runtime import check_inputs, group_traces
 
-_FORMAT = 12   # bump when the modules or the spec this file writes change
+_FORMAT = 13   # bump when the modules or the spec this file writes change
 _HOLE = "@KEY@"
 _PARTS = ("forward", "backward", "jacobian")
 
@@ -132,11 +132,11 @@ def _parts(box, wrt, signals, input_grads=True):
 
 # A Jacobian of at most this many signal nodes is computed by the backward kernel itself
 # (kept values, control rate: once per block) instead of by the interpreter. Measured on the
-# 30-parameter equaliser (1346 nodes; typing_memo on): +1.4 s CPU of cold compile (4.1 ->
-# 5.4 s, once: the module is cached on disk), -0.25 ms per value+gradient step (2.33 ->
-# 2.08 ms per second of audio: the interpreter's run, the widget sync and the gather). Larger
-# ones stay interpreted: compile time grows with the nodes (~1 ms each), the saving does not.
-JACOBIAN_INLINE = 2000
+# 30-parameter equaliser (1346 nodes), interleaved in one process: the interpreter's run
+# costs 47 us a step, and a value+gradient step takes the same time either way (1.44 ms per
+# second of audio), while inlining adds ~2 s CPU to its cold compile (3.6 -> 5.5 s: 1.7 s for
+# the plain program). So only small Jacobians (a few filters' coefficients) are inlined.
+JACOBIAN_INLINE = 200
 
 
 def _held(values: list) -> list:
