@@ -808,3 +808,25 @@ def test_delay_and_table_clamps_only_where_the_program_does_not_bound_the_amount
     compiled = faustdiff.compile_file(str(dsp))
     interp = faustdiff.compile_file(str(dsp), backend="interp")
     assert _same(compiled.compute(x), interp.compute(x))
+
+
+def test_recursions_of_a_control_value_read_by_a_recursion_or_an_output():
+    """A recursion whose definition is control rate is stored once per block when no sample
+    reads it (codegen._block_rate_recursions); one read as another recursion's definition or
+    as an output (its value one sample late: the previous block's at a block's first sample)
+    stays per sample. Both backends, the slider moved between blocks."""
+    from faustdiff.backend.program import Program
+    from faustdiff.signals import ir as S
+    a = S.ui("hslider", "g", (), 0.5, 0, 1, 0.01)
+    late = S.RecGroup(["real"])
+    late.define([a])                       # late.var(0): a one sample ago
+    echo = S.RecGroup(["real"])
+    echo.define([late.var(0)])             # echo: a one sample ago, as a recursion's value
+    outs = [S.prim("*", echo.var(0), S.real_const(2.0)), late.var(0)]
+    progs = [Program(outs, 0, 44100, "", b) for b in ("interp", "numba")]
+    for v, n in ((0.5, 3), (0.25, 1), (0.75, 4)):
+        ys = []
+        for p in progs:
+            p.set_param("g", v)
+            ys.append(p.compute(None, n))
+        assert np.array_equal(ys[0], ys[1]), (v, ys)

@@ -320,6 +320,9 @@ def _block_rate_recursions(ctx) -> set:
     A block has at least one sample, so the store always follows one."""
     read = {id(a) for s in ctx.sample for a in s.args}
     read |= {id(line.rec) for line in ctx.lines.values() if line.rec is not None}
+    read |= set(ctx.lines)   # (a delayed signal may be a RecVar itself)
+    read |= {id(s) for s in list(ctx.outputs) + list(ctx.bargraphs)}
+    read |= {id(rv.attrs[0].defs[rv.attrs[1]]) for rv in ctx.rec_nodes}   # x ~ (y's var)
     out = set()
     for rv in ctx.rec_nodes:
         g, i = rv.attrs
