@@ -158,11 +158,13 @@ def ops_ours(module_text: str) -> int:
         line = re.sub(r"^st\(state_[fi], \d+, ", "(", line)     # a state store
         line = re.sub(r"\b(ld|st)\((ins|outs|bars), (\d+ \* n[iob] \+ )?"
                       r"(\(s0 \+ s1 - 1 - i\)|i)( [-+] \d+)?", "(x", line)
+        # a delay line's or table's region of di/df: its start offset is the address of
+        # Faust's own array (fVec0[...]), not an operation
+        line = re.sub(r"\b(ld|st)\((di|df), \d+ \+ ", "(", line)
         line = re.sub(r"\b(ld|st)\(\w+, ", "(", line)
         line = re.sub(r"^\w+ = ", "", line)
         line = re.sub(r"\bclip\(", "min(max(", line)
         line = line.replace("np.int32(", "(")         # int32 wrap-around: no machine op
-        line = re.sub(r"\(0 \+ ", "(", line)              # a region's offset 0
         line = line.replace(" if ", " ? ").replace(" else ", " ")
         out.append(line)
     return _count("\n".join(out))
