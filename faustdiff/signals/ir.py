@@ -653,6 +653,11 @@ def delay(x: Sig, d: Sig) -> Sig:
     if is_const(d, 0) or is_const(x, 0):
         return x
     check_delay(x, d)
+    if x.op == "prim" and x.name == "*" and x.args[0].rate < K_BLOCK:
+        # Faust's normaliser takes a constant-rate left factor (a number, the sample rate)
+        # out of a delay: (k * y)@d is k * (y@d), the same values; it decides which signal
+        # has the delay line (a conditional one, in `signals.conditions`).
+        return prim("*", x.args[0], delay(x.args[1], d))
     return _make("delay", (x, d), (), x.type, iv_union(x.interval, (0, 0)), K_SAMPLE)
 
 
