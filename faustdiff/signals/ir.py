@@ -470,6 +470,10 @@ def _simp_add(x, y):
 def _simp_sub(x, y):
     if is_const(y, 0):
         return to_type(x, _result_type("-", x, y))
+    if is_const(x, 0) and y.op != "const" and _result_type("-", x, y) == "real":
+        # Faust's normal form of a lone negated term: 0 - y is (-1) * y, a product (a
+        # factor of a later one gives it its -1: (0 - s) * x is 0 - s*x)
+        return _raw_prim("*", (real_const(-1.0), to_real(y)))
     if y.op == "const" and x.op != "const":   # x - c is x + (-c), exactly
         return prim("+", x, prim("-", zero(y.type), y))
     if _is_plus_const(x) and y.op != "const":  # (a + c) - y -> (a - y) + c
@@ -517,8 +521,8 @@ def _simp_div(x, y):
 # rate), control, sample -- each the product of that rate's factors (powers for repeated
 # ones), divided by the product of its divisors when it has some:
 #     c * K1 * K2 * (C1 / C2) * S1 * S2        (C++ evaluates it from the left)
-# Faust's C++ prints `a * (b * c)` as `a * b * c`, so a rate's factors multiply into the
-# running product one by one. Factors of one rate are ordered by memory address in Faust
+# A negative coefficient makes the product `0 - |c| * ...`. Faust's C++ prints `a * (b * c)`
+# as `a * b * c`, so a rate's factors multiply into the running product one by one. Factors of one rate are ordered by memory address in Faust
 # (not reproducible): we keep the order in which they were met, left operand first.
 
 def _mterm_factors(s: Sig, q: int, acc: dict, coef: Sig) -> Sig:
@@ -527,13 +531,27 @@ def _mterm_factors(s: Sig, q: int, acc: dict, coef: Sig) -> Sig:
     if s.op == "const":
         return prim("*" if q > 0 else "/", coef, real_const(float(s.value)))
     if s.op == "prim" and s.type == "real" and s.name in ("*", "/") and \
-            all(a.type == "real" for a in s.args) and not _zero_divisor(s):
+            all(a.type == "real" for a in s.args) and not _zero_divisor(s) and \
+            not _power_of_product(s):
         a, b = s.args
         coef = _mterm_factors(a, q, acc, coef)
         return _mterm_factors(b, q if s.name == "*" else -q, acc, coef)
     f = to_real(s)
     acc[f] = acc.get(f, 0) + q
     return coef
+
+
+def _power_of_product(s: Sig) -> bool:
+    """s is `a^n` of a product or quotient a (a*a*...*a, as `_simp_pow` builds it): Faust
+    keeps such a power one factor (`(x*s)^2 * 0.5` is 0.5 * pow2(x*s))."""
+    base = s.args[1]
+    if not (base.op == "prim" and base.name in ("*", "/")):
+        return False
+    while s is not base:
+        if not (s.op == "prim" and s.name == "*" and s.args[1] is base):
+            return False
+        s = s.args[0]
+    return True
 
 
 def _zero_divisor(s: Sig) -> bool:
@@ -552,6 +570,9 @@ def _mterm_product(terms) -> Sig:
         coef = _mterm_factors(s, q, acc, coef)
     if coef.value == 0:
         return real_const(0.0)
+    negative = coef.value < 0
+    if negative:
+        coef = real_const(-coef.value)
     out = None if coef.value == 1 else coef
     for rate in (K_CONST, K_INIT, K_BLOCK, K_SAMPLE):
         num = [_power(f, q) for f, q in acc.items() if q > 0 and f.rate == rate]
@@ -564,7 +585,11 @@ def _mterm_product(terms) -> Sig:
         elif den:
             out = _raw_prim("/", (real_const(1.0) if out is None else out,
                                   _left_product(den)))
-    return real_const(1.0) if out is None else out
+    if out is None:
+        return real_const(-coef.value if negative else coef.value)
+    # a negative coefficient: Faust's product is 0 - (|c| * ...), which a later product
+    # keeps as one factor (3 * (0 - s*x), not (-3*s) * x)
+    return _raw_prim("-", (real_const(0.0), out)) if negative else out
 
 
 def _times(acc, f: Sig) -> Sig:
