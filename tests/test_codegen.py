@@ -575,7 +575,9 @@ def test_delay_lines_start_in_different_cache_sets():
     from faustdiff.backend import schedule
     from faustdiff.signals import ir as S
     x = S.input_(0)
-    outs = [S.delay(S.prim("*", x, S.real_const(float(k + 2))), S.int_const(1000 + k))
+    # x + k, not k * x: a constant factor leaves a delay (Faust's normal form), so 12
+    # products would share x's one line
+    outs = [S.delay(S.prim("+", x, S.real_const(float(k + 2))), S.int_const(1000 + k))
             for k in range(12)]
     main = schedule.plan(outs, (), 1).main
     offsets = sorted(line.offset for line in main.lines.values())

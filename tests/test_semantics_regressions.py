@@ -54,6 +54,19 @@ CASES = {
         "process = select2(0, 2147483647, 0.5) + 1, select3(1, 0.5, 2147483647, 0.5) + 1,"
         "select2(0@0, 2147483647, 0.5) + 1;",
         [[2147483648, 2147483648, 2147483648]]),
+    # Faust's normal form takes a constant factor out of a delay ((x*2)@3 is 2*(x@3)): inside
+    # a control, the delay line is x's, shared with the unconditional x@3 and written always.
+    "constant_factor_leaves_a_delay": (
+        "ramp = +(1) ~ _; c = ramp % 3 == 0; x = ramp : sin;"
+        "process = control((x * 2) @ 3, c), x @ 3, control((x * 0.5) @ 2, c);",
+        [[0, 0, 0], [0, 0, 0], [0, 0, 0.42073549240394825],
+         [0, 0.8414709848078965, 0.42073549240394825],
+         [0, 0.90929742682568171, 0.42073549240394825],
+         [0.28224001611973443, 0.14112000805986721, -0.3784012476539641],
+         [0.28224001611973443, -0.7568024953079282, -0.3784012476539641],
+         [0.28224001611973443, -0.95892427466313845, -0.3784012476539641],
+         [-0.55883099639785172, -0.27941549819892586, 0.32849329935939453],
+         [-0.55883099639785172, 0.65698659871878906, 0.32849329935939453]]),
     # control/enable compute only while the condition holds (Faust 2.54.9): a recursion keeps
     # its state, a computed value is held, a copy delay line shifts only then (its registers
     # are read live), a ring buffer (@(17): 32 slots) is written only then; a signal also

@@ -7,6 +7,11 @@ so a test takes about a second once its program is in the compile cache.
 """
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -285,22 +290,34 @@ process = no.noise <: df.fit(truth, model, df.%s, df.%s);
 '''
 
 
-@pytest.mark.parametrize("loss, opt, within, tol", [
+# Adam's step is its normalised gradient: once the error is rounding noise, it still moves the
+# cutoff by ~lr per sample, so the trajectory makes excursions after converging. Faust's own
+# render of the same circuit (tools/sig2faust, faust-ref) does too: within 10 Hz from sample
+# 2046 to 12782, then up to 259.9 Hz off (at 43821), 503.69 Hz at 1 s; ours from 2046 to
+# 12824, up to 256.5 Hz off (at 38822), 500.00 Hz at 1 s. (Before products were in Faust's
+# normal form, another rounding happened to stay within 0.24 Hz.)
+ADAM_EXCURSION = 300
+
+
+@pytest.mark.parametrize("loss, opt, within, until, tol", [
     # measured: the first sample from which the cutoff stays within 10 Hz of 500 Hz
-    ("mse(1)", "adam(1e-3, .9, .999)", 3000, 10),    # 2046
-    ("mse(16)", "momentum(1e-3, .9)", 2500, 10),     # 1834
-    ("mae(1)", "sgd(1e-4)", 6000, 10),               # 5075
-    ("huber(8, 0.1)", "sgd(1e-2)", 3500, 10),        # 2750
-    ("mse(1)", "rmsprop(1e-4, .99)", 10000, 30),     # per-sample normalised steps jitter
+    ("mse(1)", "adam(1e-3, .9, .999)", 3000, 12000, 10),    # 2046 (until 12782, see above)
+    ("mse(16)", "momentum(1e-3, .9)", 2500, None, 10),      # 1834
+    ("mae(1)", "sgd(1e-4)", 6000, None, 10),                # 5075
+    ("huber(8, 0.1)", "sgd(1e-2)", 3500, None, 10),         # 2750
+    ("mse(1)", "rmsprop(1e-4, .99)", 10000, None, 30),      # per-sample normalised steps jitter
 ], ids=lambda v: str(v))
-def test_fit_learns_a_log_scale_cutoff_in_circuit(loss, opt, within, tol):
-    """df.fit with a [scale:log] parameter over 20 Hz-20 kHz: 5 kHz -> 500 Hz in 1 s of noise."""
+def test_fit_learns_a_log_scale_cutoff_in_circuit(loss, opt, within, until, tol):
+    """df.fit with a [scale:log] parameter over 20 Hz-20 kHz: 5 kHz -> 500 Hz in 1 s of noise
+    (with Adam: within `tol` until `until`, then the excursions Faust's render has too)."""
     p = faustdiff.compile_source(LOWPASS_FIT % (loss, opt))
     p.compute(n=44100)
     c = p.bargraphs["cutoff"]
     assert c[0] == pytest.approx(5000, rel=1e-3)
     assert np.all((c >= 20) & (c <= 20000))
-    assert np.abs(c[within:] - 500).max() < tol, (c[within], c[-1])
+    assert np.abs(c[within:until] - 500).max() < tol, (c[within], c[-1])
+    if until is not None:
+        assert np.abs(c[until:] - 500).max() < ADAM_EXCURSION
     assert abs(c[-1] - 500) < 5
 
 
@@ -384,9 +401,44 @@ def test_lowpass_auto_example():
     p = faustdiff.compile_file(ROOT / "examples" / "lowpass_auto.dsp")
     p.compute(n=44100)
     c = p.bargraphs["cutoff"]
-    # measured: within 10 Hz from sample 2046, 500.00 Hz at 1 s
-    assert np.abs(c[3000:] - 500).max() < 10
-    assert abs(c[-1] - 500) < 0.01
+    # measured: within 10 Hz from sample 2046 to 12824, Adam's excursions up to 256.5 Hz
+    # later, 500.00 Hz at 1 s (Faust's render of the circuit: see ADAM_EXCURSION)
+    assert np.abs(c[3000:12000] - 500).max() < 10
+    assert np.abs(c[12000:] - 500).max() < ADAM_EXCURSION
+    assert abs(c[-1] - 500) < 5
+
+
+FAUST_REF = ROOT.parent / "shared" / "tools" / "faust-ref"
+
+
+@pytest.mark.skipif(not (shutil.which("faust") and shutil.which("g++") and FAUST_REF.exists()),
+                    reason="needs Debian's faust, g++ and shared/tools/faust-ref beside the "
+                           "repository")
+def test_lowpass_auto_circuit_as_faust_renders_it(tmp_path):
+    """The in-circuit training of examples/lowpass_auto.dsp printed as plain Faust
+    (tools/sig2faust) and rendered by Faust 2.54.9: the target agrees bit for bit, the learned
+    cutoff bit for bit for its first 4764 samples (then Faust's normal form of sums, which
+    we do not build, rounds the error differently) and in the figures of ADAM_EXCURSION."""
+    plain = tmp_path / "plain.dsp"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FAUST_REF_CACHE": str(tmp_path / "cache")}
+    plain.write_text(subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "sig2faust"),
+         str(ROOT / "examples" / "lowpass_auto.dsp")],
+        capture_output=True, text=True, check=True, env=env).stdout)
+    out = subprocess.run([str(FAUST_REF), str(plain), "44100"], capture_output=True, text=True,
+                         check=True, env=env).stdout.splitlines()
+    assert out[0] == "out0,out1,out2,cutoff,cutoff,loss"
+    ref = np.array([[float(v) for v in line.split(",")] for line in out[1:]]).T
+    p = faustdiff.compile_file(ROOT / "examples" / "lowpass_auto.dsp")
+    got = p.compute(n=44100)
+    c = p.bargraphs["cutoff"]
+    np.testing.assert_array_equal(got[1], ref[1])
+    first = np.nonzero(c != ref[3])[0][0]
+    assert first >= 4000, first
+    faust = ref[3]
+    assert np.abs(faust[3000:12000] - 500).max() < 10
+    assert np.abs(faust[12000:] - 500).max() < ADAM_EXCURSION
+    assert abs(faust[-1] - 500) < 5
 
 
 def test_interpreter_backend_trains_too():

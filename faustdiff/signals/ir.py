@@ -443,10 +443,6 @@ def _is_plus_const(s: Sig) -> bool:
     return s.op == "prim" and s.name == "+" and s.args[1].op == "const"
 
 
-def _is_coef_product(s: Sig) -> bool:
-    return s.op == "prim" and s.name == "*" and s.args[0].op == "const"
-
-
 # Faust's normaliser keeps one constant per sum (last: `(y + x) + -0.1`) and one coefficient
 # per product (`225 * SR / 44100` is `(225/44100) * SR`, the division done on the constants).
 # Library code relies on it bitwise (freeverb's delay lengths `int(val*SR/44100)` differ by
@@ -474,6 +470,10 @@ def _simp_add(x, y):
 def _simp_sub(x, y):
     if is_const(y, 0):
         return to_type(x, _result_type("-", x, y))
+    if is_const(x, 0) and y.op != "const" and _result_type("-", x, y) == "real":
+        # Faust's normal form of a lone negated term: 0 - y is (-1) * y, a product (a
+        # factor of a later one gives it its -1: (0 - s) * x is 0 - s*x)
+        return _raw_prim("*", (real_const(-1.0), to_real(y)))
     if y.op == "const" and x.op != "const":   # x - c is x + (-c), exactly
         return prim("+", x, prim("-", zero(y.type), y))
     if _is_plus_const(x) and y.op != "const":  # (a + c) - y -> (a - y) + c
@@ -489,31 +489,123 @@ def _simp_mul(x, y):
         return to_type(y, t)
     if is_const(x, 0) or is_const(y, 0):
         return zero(t)   # Faust drops x in x*0, for reals too (log(0)*0 is 0, not NaN)
+    if t == "real":
+        return _mterm_product(((x, 1), (y, 1)))
     if y.op == "const" and x.op != "const":
         x, y = y, x                       # the coefficient goes first
     if x.op == "const":
-        # c1 * (c2 * a) -> (c2 * c1) * a, but never across an int -> real conversion: an int
-        # product must wrap to 32 bits before it meets a real coefficient (as in Faust).
+        # c1 * (c2 * a) -> (c2 * c1) * a; an int product is never taken apart into a real
+        # one (it wraps to 32 bits before it meets a real coefficient, as in Faust).
         if _is_coef_product(y) and y.type == t:
             return prim("*", prim("*", y.args[0], x), y.args[1])
         return _raw_prim("*", (x, y))
     return None
 
 
+def _is_coef_product(s: Sig) -> bool:
+    return s.op == "prim" and s.name == "*" and s.args[0].op == "const"
+
+
 def _simp_div(x, y):
-    # Faust emits a division by a constant as a multiplication by its reciprocal (folded into
-    # the product's coefficient: (c*a)/k is (c/k)*a), and a division by a control-rate value
-    # (slider, sample rate) as x * (1/y) with 1/y hoisted; bitwise x/k != x*(1/k), so we must
-    # do the same (faust-language.md §6.3).
-    if y.op == "const":
-        if y.value == 0 or not math.isfinite(y.value):
-            return None
-        if _is_coef_product(x) and x.type == "real":   # an int product wraps first
-            return prim("*", prim("/", x.args[0], y), x.args[1])
-        return prim("*", real_const(1.0 / float(y.value)), to_real(x))
-    if y.rate <= K_BLOCK and x.op != "const":
-        return prim("*", _raw_prim("/", (real_const(1.0), y)), x)
-    return None
+    # Faust divides a constant divisor into the product's coefficient ((c*a)/k is (c/k)*a,
+    # a/k is (1/k)*a), and a control-rate divisor becomes a hoisted 1/y factor: bitwise
+    # x/k != x*(1/k), so we must do the same (faust-language.md §6.3). A divisor 0 or
+    # non-finite is left to IEEE at run time.
+    if y.op == "const" and (y.value == 0 or not math.isfinite(y.value)):
+        return None
+    return _mterm_product(((x, 1), (y, -1)))
+
+
+# Faust's normal form of a real product (its normaliser's `mterm`), which decides the order
+# of the roundings: one numeric coefficient, then a term per rate -- constant (the sample
+# rate), control, sample -- each the product of that rate's factors (powers for repeated
+# ones), divided by the product of its divisors when it has some:
+#     c * K1 * K2 * (C1 / C2) * S1 * S2        (C++ evaluates it from the left)
+# A negative coefficient makes the product `0 - |c| * ...`. Faust's C++ prints `a * (b * c)`
+# as `a * b * c`, so a rate's factors multiply into the running product one by one. Factors of one rate are ordered by memory address in Faust
+# (not reproducible): we keep the order in which they were met, left operand first.
+
+def _mterm_factors(s: Sig, q: int, acc: dict, coef: Sig) -> Sig:
+    """Adds s**q's factors to acc ({factor: exponent}, in the order met) and returns coef
+    times s**q's numbers (multiplied or divided in the order met, as Faust's normaliser)."""
+    if s.op == "const":
+        return prim("*" if q > 0 else "/", coef, real_const(float(s.value)))
+    if s.op == "prim" and s.type == "real" and s.name in ("*", "/") and \
+            all(a.type == "real" for a in s.args) and not _zero_divisor(s) and \
+            not _power_of_product(s):
+        a, b = s.args
+        coef = _mterm_factors(a, q, acc, coef)
+        return _mterm_factors(b, q if s.name == "*" else -q, acc, coef)
+    f = to_real(s)
+    acc[f] = acc.get(f, 0) + q
+    return coef
+
+
+def _power_of_product(s: Sig) -> bool:
+    """s is `a^n` of a product or quotient a (a*a*...*a, as `_simp_pow` builds it): Faust
+    keeps such a power one factor (`(x*s)^2 * 0.5` is 0.5 * pow2(x*s))."""
+    base = s.args[1]
+    if not (base.op == "prim" and base.name in ("*", "/")):
+        return False
+    while s is not base:
+        if not (s.op == "prim" and s.name == "*" and s.args[1] is base):
+            return False
+        s = s.args[0]
+    return True
+
+
+def _zero_divisor(s: Sig) -> bool:
+    """s is x/k with k 0 or not finite (left as it is: IEEE decides at run time)."""
+    b = s.args[1]
+    return s.name == "/" and b.op == "const" and (b.value == 0 or not math.isfinite(b.value))
+
+
+def _mterm_product(terms) -> Sig:
+    """The product of the signals**exponents in `terms`, built in Faust's normal form
+    (invariant: a real product is always kept in that shape, so taking it apart again gives
+    back its coefficient and factors)."""
+    acc = {}
+    coef = real_const(1.0)
+    for s, q in terms:
+        coef = _mterm_factors(s, q, acc, coef)
+    if coef.value == 0:
+        return real_const(0.0)
+    negative = coef.value < 0
+    if negative:
+        coef = real_const(-coef.value)
+    out = None if coef.value == 1 else coef
+    for rate in (K_CONST, K_INIT, K_BLOCK, K_SAMPLE):
+        num = [_power(f, q) for f, q in acc.items() if q > 0 and f.rate == rate]
+        den = [_power(f, -q) for f, q in acc.items() if q < 0 and f.rate == rate]
+        if num and den:
+            out = _times(out, _raw_prim("/", (_left_product(num), _left_product(den))))
+        elif num:
+            for f in num:
+                out = _times(out, f)
+        elif den:
+            out = _raw_prim("/", (real_const(1.0) if out is None else out,
+                                  _left_product(den)))
+    if out is None:
+        return real_const(-coef.value if negative else coef.value)
+    # a negative coefficient: Faust's product is 0 - (|c| * ...), which a later product
+    # keeps as one factor (3 * (0 - s*x), not (-3*s) * x)
+    return _raw_prim("-", (real_const(0.0), out)) if negative else out
+
+
+def _times(acc, f: Sig) -> Sig:
+    return f if acc is None else _raw_prim("*", (acc, f))
+
+
+def _left_product(fs) -> Sig:
+    acc = None
+    for f in fs:
+        acc = _times(acc, f)
+    return acc
+
+
+def _power(f: Sig, q: int) -> Sig:
+    """f**q as Faust computes an integer power (a left-nested product up to 8, else pow)."""
+    return f if q == 1 else prim("^", f, int_const(q))
 
 
 def _simp_pow(x, y):
@@ -590,6 +682,11 @@ def delay(x: Sig, d: Sig) -> Sig:
         # (y@c)@d is y[t - d(t) - c] when c is a constant: one delay line of y, as in
         # Faust's normal form (not when the inner amount varies: it is read at t - d)
         return delay(x.args[0], prim("+", x.args[1], d))
+    if x.op == "prim" and x.name == "*" and x.args[0].rate < K_BLOCK:
+        # Faust's normaliser takes a constant-rate left factor (a number, the sample rate)
+        # out of a delay: (k * y)@d is k * (y@d), the same values; it decides which signal
+        # has the delay line (a conditional one, in `signals.conditions`).
+        return prim("*", x.args[0], delay(x.args[1], d))
     return _make("delay", (x, d), (), x.type, iv_union(x.interval, (0, 0)), K_SAMPLE)
 
 
