@@ -650,3 +650,27 @@ def _compiled_bands():
         _BANDS_REV.append(faustdiff.compile_source(BANDS, "t.dsp", wrt=BAND_LABELS,
                                                    mode="reverse", input_grads=False))
     return _BANDS_REV[0]
+
+
+# A memoryless layer: its 8 weights' sums need no cut value, and the weights (control
+# values c1, c2, ... of the generated kernel) are read in the serial loop too
+LAYER = ('import("stdfaust.lib");\n'
+         'process = _ <: par(i, 8, *(hslider("w%i", (i + 1) / 9 - 0.4, -1, 1, 0.01)) : ma.tanh)'
+         ' :> _;')
+
+
+def test_sums_out_of_the_loop_keep_the_control_values_and_the_input_gradients():
+    labels = [f"w{i}" for i in range(8)]
+    assert "cutb = stack(" in _backward_source(LAYER, labels)
+    n = 200
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (1, n))
+    ct = rng.standard_normal((1, n))
+    got = []
+    for backend in ("interp", None):
+        rev = faustdiff.compile_source(LAYER, "t.dsp", wrt=labels, mode="reverse",
+                                       backend=backend)
+        rev.compute(x, n)
+        got.append(rev.vjp(ct))
+    assert _close(got[0][0], got[1][0], rel=1e-12)
+    assert _close(got[0][1], got[1][1], rel=1e-12)

@@ -581,7 +581,7 @@ class _Emitter:
 
     def sums(self, sp, index: dict) -> list[str]:
         """The loops of the reductions taken out of the serial loop (reductions.split),
-        one per group, over the chunk c0..c1-1: the cut values from `cutb`, the rest of each
+        one per group, over the chunk ch0..ch1-1: the cut values from `cutb`, the rest of each
         summand recomputed, each sum in a local (its slot `index[slot]` of state_f)."""
         out = []
         for grp, cone in zip(sp.groups, sp.cones):
@@ -590,10 +590,10 @@ class _Emitter:
             out += [f"{r} = ld(state_f, {k})   # sum {rv.attrs[0]!r}[{rv.attrs[1]}]"
                     for r, k, rv in accs]
             if self.plan.reverse_io:   # (sample i reads column s0+s1-1-i: let j run up)
-                out += ["for j in range(s0 + s1 - c1, s0 + s1 - c0):",
+                out += ["for j in range(s0 + s1 - ch1, s0 + s1 - ch0):",
                         "    i = s0 + s1 - 1 - j"]
             else:
-                out.append("for i in range(c0, c1):")
+                out.append("for i in range(ch0, ch1):")
             used = {id(a): a for n in cone for a in n.args if id(a) in sp.row}
             used.update({id(sp.term[id(rv)]): sp.term[id(rv)] for rv in grp
                          if id(sp.term[id(rv)]) in sp.row})
@@ -611,7 +611,7 @@ class _Emitter:
     def _cut_at(self) -> str:
         """Sample i's column of the cut buffer: in the order the sums' loops read their
         tapes (ascending memory, so that their loads vectorise without permutes)."""
-        return "(c1 - 1 - i)" if self.plan.reverse_io else "(i - c0)"
+        return "(ch1 - 1 - i)" if self.plan.reverse_io else "(i - ch0)"
 
     # -------------------------------------------------------- end of sample
 
@@ -728,12 +728,13 @@ class _Emitter:
         once = _block_rate_recursions(ctx)   # stored after the block's samples
         moved |= once
         loop = "        "
-        if sp:   # chunks: the serial loop, then the sums' vectorised loops
-            src.append("        c0 = b0")
-            src.append("        while c0 < b1:")
-            src.append(f"            c1 = min(c0 + {reductions.CHUNK}, b1)")
+        if sp:   # chunks ch0..ch1-1: the serial loop, then the sums' vectorised loops (not
+            #    c-names: those are the control section's values)
+            src.append("        ch0 = b0")
+            src.append("        while ch0 < b1:")
+            src.append(f"            ch1 = min(ch0 + {reductions.CHUNK}, b1)")
             loop += "    "
-        src.append(loop + f"for i in range({'c0, c1' if sp else 'b0, b1'}):")
+        src.append(loop + f"for i in range({'ch0, ch1' if sp else 'b0, b1'}):")
         for kind, sls in groups:
             name = "state_i" if kind == "iv" else "state_f"
             for k, sl in enumerate(sls):
@@ -751,7 +752,7 @@ class _Emitter:
         if sp:
             index = {sl: k for k, sl in enumerate(dict(groups).get("fv", []))}
             src += [loop + line for line in self.sums(sp, index)]
-            src.append("            c0 = c1")
+            src.append("            ch0 = ch1")
         for kind, sls in groups:
             name = "state_i" if kind == "iv" else "state_f"
             src += [f"        st({name}, {k}, {new[sl]})   # {what[sl]} (block rate)"

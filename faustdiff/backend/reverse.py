@@ -56,7 +56,7 @@ from .interp import Interpreter
 from .program import Program, Wrapper
 from .runtime import check_inputs, group_traces
 
-_FORMAT = 13   # bump when the modules or the spec this file writes change
+_FORMAT = 14   # bump when the modules or the spec this file writes change
 _HOLE = "@KEY@"
 _PARTS = ("forward", "backward", "jacobian")
 
