@@ -153,3 +153,73 @@ def test_batch_kernel_is_vectorised():
     kernel = prog.BATCH_KERNELS[0]
     asm = kernel.inspect_asm(kernel.signatures[0])
     assert re.search(r"\bv(mul|add)pd\s[^\n]*%[yz]mm", asm), "no packed double arithmetic"
+
+
+BIQUAD = """
+import("stdfaust.lib");
+process = fi.peak_eq(hslider("g0", 0, -12, 12, 0.1), hslider("f0", 300, 20, 20000, 1),
+                     hslider("b0", 200, 20, 2000, 1)) : + ~ *(hslider("fb", 0.3, 0, 0.9, 0.01));
+"""
+
+
+def test_reverse_batch_equals_one_instance_at_a_time():
+    """Forward bit for bit; the gradient within the backward kernel's fast-math rounding."""
+    from faustdiff.backend import reverse as R
+    labels = ["g0", "f0", "b0", "fb"]
+    prog = R.compile_source(BIQUAD, wrt=labels)
+    rng = np.random.default_rng(5)
+    B, lengths = 6, (500, 300)
+    vals = {"g0": rng.uniform(-10, 10, B), "f0": rng.uniform(100, 5000, B),
+            "b0": rng.uniform(50, 1000, B), "fb": rng.uniform(0, 0.8, B)}
+    x = rng.uniform(-1, 1, (B, 1, sum(lengths)))
+    ct = rng.uniform(-1, 1, (B, 1, sum(lengths)))
+    rb = prog.batch(B)
+    for lab, v in vals.items():
+        rb.set_param(lab, v)
+    rb.reset()
+    got, a = [], 0
+    for n in lengths:   # state carried from one block to the next
+        y = rb.compute(x[:, :, a:a + n])
+        got.append((y,) + rb.vjp(ct[:, :, a:a + n]))
+        a += n
+    for b in range(B):
+        q = prog.clone()
+        for lab, v in vals.items():
+            q.set_param(lab, float(v[b]))
+        q.reset()
+        a = 0
+        for n, (y, dp, dx) in zip(lengths, got):
+            assert np.array_equal(q.compute(x[b, :, a:a + n]), y[b])
+            dp1, dx1 = q.vjp(ct[b, :, a:a + n])
+            assert np.max(np.abs(dp1 - dp[b])) <= 1e-12 * np.max(np.abs(dp1))
+            assert np.max(np.abs(dx1 - dx[b])) <= 1e-12 * np.max(np.abs(dx1))
+            a += n
+    with pytest.raises(FaustError, match=r"vjp: the cotangent must have shape \(6, 1, 300\) "
+                                         r"\(dL/dy of the last block\), got \(6, 300\)"):
+        rb.vjp(np.zeros((6, 300)))
+
+
+@pytest.mark.parametrize("grad_mode, params", [("forward", ["cutoff"]),
+                                               ("reverse", ["cutoff", "gain"])])
+def test_trainer_vectorized_equals_threads(grad_mode, params):
+    from faustdiff.learn.train import Trainer
+    text = """import("stdfaust.lib");
+    process = *(hslider("gain", 0.5, 0, 2, 0.01)) : *(1 - p) : + ~ *(p)
+        with { p = exp(-2 * ma.PI * hslider("cutoff [scale:log]", 1000, 20, 20000, 1) / ma.SR); };
+    """
+    rng = np.random.default_rng(2)
+    xs = rng.uniform(-1, 1, (5, 1, 800))
+    ts = 0.3 * xs
+    res = {}
+    for mode in ("threads", "vectorized"):
+        tr = Trainer(text, params=params, lr=0.05, parallel=mode, grad_mode=grad_mode)
+        res[mode] = (tr.loss_and_grad(tr.theta, list(xs), list(ts)),
+                     tr.loss_and_grad(tr.theta, list(xs), list(ts), segment=300))
+    for whole_or_chunked in (0, 1):
+        (v0, g0, y0), (v1, g1, y1) = (res[m][whole_or_chunked] for m in ("threads", "vectorized"))
+        assert all(np.array_equal(a, b) for a, b in zip(y0, y1))
+        assert v0 == v1
+        if grad_mode == "forward":
+            assert np.array_equal(g0, g1)
+        else:
+            assert np.allclose(g0, g1, rtol=1e-12, atol=0)

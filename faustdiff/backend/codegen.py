@@ -337,11 +337,18 @@ def _line_array(line) -> str:
 # Batch kernels (`_Emitter.batch_kernel`): B instances of the program in one call, LANES of
 # them side by side as the innermost index of every state array (a lane group), so that
 # LLVM computes one sample of LANES instances with vector instructions. A literal: the
-# state lives in `stack` buffers of LANES slots per scalar, and the lane loops have a
-# known trip count (unrolled and SLP-vectorised when the body is small, loop-vectorised
-# without run-time alias checks otherwise). 8 doubles: one AVX-512 register, two AVX2
-# ones (two independent chains hide the latency of a recursion's multiply-add).
+# state lives in `stack` buffers of LANES slots per scalar, and the lane loop has a known
+# trip count equal to the vector width, so that the loop vectoriser leaves one vector
+# iteration whose state SROA keeps in vector registers. 4 doubles: one AVX2 register (8,
+# two registers, left the state in memory: the 30-band equaliser's lanes ran 2x slower).
 LANES = 4
+# samples per chunk of a batch kernel's staged inputs and outputs (stack buffers of at most
+# BATCH_BUFFER doubles)
+BATCH_CHUNK = 64
+# lane bodies of at most this many statements are unrolled by LLVM (its threshold: ~300
+# instructions for 4 lanes): their state stays in memory for the SLP vectoriser
+SMALL_BODY = 60
+BATCH_BUFFER = 16384
 BATCH_ARGS = "block, s0, s1, ins, outs, bars, ctl, ivs, fvs, dis, dfs, his, hfs"
 # the arrays a batch kernel indexes per lane: flat index k of one instance -> k * LANES + b
 _LANE_ARRAYS = frozenset({"iv", "fv", "di", "df", "hi", "hf", "state_i", "state_f"})
@@ -366,17 +373,20 @@ def _split_args(text: str, start: int) -> tuple[list, int]:
         i += 1
 
 
-def lane_indexed(code: str, lanes: int = LANES) -> str:
+def lane_indexed(code: str, lanes: int = LANES, opaque: bool = False) -> str:
     """One instance's kernel code made lane b's: every `ld`/`st` of a state array
-    (_LANE_ARRAYS) at flat index k goes to `(k) * lanes + b` (operands rewritten too)."""
+    (_LANE_ARRAYS) at flat index k goes to `(k) * lanes + b` (operands rewritten too);
+    `opaque`: the scalar state's (`state_i`/`state_f`) at `... + z`, z a zero LLVM cannot
+    see (see batch_kernel)."""
     out, i = [], 0
     for m in re.finditer(r"\b(ld|st)\(", code):
         if m.start() < i:
             continue
         args, end = _split_args(code, m.end())
-        args = [lane_indexed(a, lanes) for a in args]
+        args = [lane_indexed(a, lanes, opaque) for a in args]
         if args[0].strip() in _LANE_ARRAYS:
-            args[1] = f"({args[1].strip()}) * {lanes} + b"
+            z = " + z" if opaque and args[0].strip() in ("state_i", "state_f") else ""
+            args[1] = f"({args[1].strip()}) * {lanes} + b{z}"
         out.append(code[i:m.start()] + f"{m.group(1)}({', '.join(a.strip() for a in args)})")
         i = end
     out.append(code[i:])
@@ -441,7 +451,8 @@ class _Emitter:
             shift = self.plan.in_offset - (s.attrs[1] if len(s.attrs) > 1 else 0)
             if self.batch:   # staged per sample into xin (see batch_kernel)
                 k = self.staged.setdefault((s.attrs[0], shift), len(self.staged))
-                return [f"{v} = ld(xin, {k * LANES} + b)   # input {s.attrs[0]}"]
+                return [f"{v} = ld(xin, ({k * self.chunk} + j) * {LANES} + b)"
+                        f"   # input {s.attrs[0]}"]
             at = "(s0 + s1 - 1 - i)" if self.plan.reverse_io else "i"
             if shift:
                 at = f"{at} + {shift}" if shift > 0 else f"{at} - {-shift}"
@@ -636,7 +647,7 @@ class _Emitter:
 
     def sums(self, sp, index: dict) -> list[str]:
         """The loops of the reductions taken out of the serial loop (reductions.split),
-        one per group, over the chunk c0..c1-1: the cut values from `cutb`, the rest of each
+        one per group, over the chunk q0..q1-1: the cut values from `cutb`, the rest of each
         summand recomputed, each sum in a local (its slot `index[slot]` of state_f)."""
         out = []
         for grp, cone in zip(sp.groups, sp.cones):
@@ -645,10 +656,10 @@ class _Emitter:
             out += [f"{r} = ld(state_f, {k})   # sum {rv.attrs[0]!r}[{rv.attrs[1]}]"
                     for r, k, rv in accs]
             if self.plan.reverse_io:   # (sample i reads column s0+s1-1-i: let j run up)
-                out += ["for j in range(s0 + s1 - c1, s0 + s1 - c0):",
+                out += ["for j in range(s0 + s1 - q1, s0 + s1 - q0):",
                         "    i = s0 + s1 - 1 - j"]
             else:
-                out.append("for i in range(c0, c1):")
+                out.append("for i in range(q0, q1):")
             used = {id(a): a for n in cone for a in n.args if id(a) in sp.row}
             used.update({id(sp.term[id(rv)]): sp.term[id(rv)] for rv in grp
                          if id(sp.term[id(rv)]) in sp.row})
@@ -666,7 +677,7 @@ class _Emitter:
     def _cut_at(self) -> str:
         """Sample i's column of the cut buffer: in the order the sums' loops read their
         tapes (ascending memory, so that their loads vectorise without permutes)."""
-        return "(c1 - 1 - i)" if self.plan.reverse_io else "(i - c0)"
+        return "(q1 - 1 - i)" if self.plan.reverse_io else "(i - q0)"
 
     # -------------------------------------------------------- end of sample
 
@@ -788,11 +799,11 @@ class _Emitter:
         moved = {ctx.recs[id(rv)] for rv in sp.sums} if sp else set()
         loop = "        "
         if sp:   # chunks: the serial loop, then the sums' vectorised loops
-            src.append("        c0 = b0")
-            src.append("        while c0 < b1:")
-            src.append(f"            c1 = min(c0 + {reductions.CHUNK}, b1)")
+            src.append("        q0 = b0")   # (c<k> are control values)
+            src.append("        while q0 < b1:")
+            src.append(f"            q1 = min(q0 + {reductions.CHUNK}, b1)")
             loop += "    "
-        src.append(loop + f"for i in range({'c0, c1' if sp else 'b0, b1'}):")
+        src.append(loop + f"for i in range({'q0, q1' if sp else 'b0, b1'}):")
         for kind, sls in groups:
             name = "state_i" if kind == "iv" else "state_f"
             for k, sl in enumerate(sls):
@@ -810,7 +821,7 @@ class _Emitter:
         if sp:
             index = {sl: k for k, sl in enumerate(dict(groups).get("fv", []))}
             src += [loop + line for line in self.sums(sp, index)]
-            src.append("            c0 = c1")
+            src.append("            q0 = q1")
         src.append("        b0 = b1")
         src.append("    st(iv, 0, t)")
         for kind, sls in groups:
@@ -827,14 +838,24 @@ class _Emitter:
         instances per row g of ivs/fvs/dis/dfs (g, slot, lane) and his/hfs (g, row, t,
         lane): instance g * LANES + b is lane b of group g. Lanes past the last instance
         (B not a multiple of LANES) repeat it: same widgets, inputs and state, hence the
-        same values, written to its rows a second time. Every sample: the inputs of the
-        group's lanes are copied into the stack buffer `xin`, the lanes computed (the
-        per-instance code of `kernel` with its state indexes made the lane's), the
-        outputs copied out of `yout`; the control-rate values are computed once per block
-        and lane into `cf`/`ci`. All lanes of a group share t (one batch: reset and run
-        together). Between the copies the lane loop touches stack buffers and the delay
-        lines and tables only, so LLVM needs no run-time alias checks to vectorise it."""
+        same values, written to its rows a second time. All lanes of a group share t
+        (one batch: reset and run together).
+
+        Samples run in chunks of `chunk`: the chunk's inputs are copied into the stack
+        buffer `xin` in lane order (slot, sample, lane), the lanes computed sample by
+        sample (the per-instance code of `kernel`, its state indexes made the lane's,
+        reading xin, writing `yout` in lane order), then yout copied out to the
+        instances' rows. The lane loop so touches stack buffers, and the delay lines and
+        tables only: LLVM needs no run-time alias checks to vectorise it (one vector
+        iteration: the loop disappears and the lanes' state stays in vector registers),
+        and when its body is small enough to be unrolled first, the SLP vectoriser finds
+        whole vectors to load and store (`runtime.call_batch_kernel`). Control-rate
+        values are computed once per block and lane into `cf`/`ci`."""
         ctx, W = self.ctx, LANES
+        nin = len({(s.attrs[0], s.attrs[1] if len(s.attrs) > 1 else 0)
+                   for s in ctx.sample if s.op == "input" and id(s) not in ctx.folded})
+        rows = nin + len(ctx.outputs) + len(ctx.bargraphs)
+        ch = self.chunk = max(8, min(BATCH_CHUNK, BATCH_BUFFER // max(1, rows * W)))
         control = []
         for s in ctx.control:
             control += self.node(s, False)
@@ -842,9 +863,9 @@ class _Emitter:
         for s in ctx.sample:
             body += self.node(s, True)
         for c, s in enumerate(ctx.outputs):
-            body.append(f"st(yout, {c * W} + b, {self.ref(s)})")
+            body.append(f"st(yout, ({c * ch} + j) * {W} + b, {self.ref(s)})")
         for c, s in enumerate(ctx.bargraphs):
-            body.append(f"st(ybar, {c * W} + b, {self.ref(s)})")
+            body.append(f"st(ybar, ({c * ch} + j) * {W} + b, {self.ref(s)})")
         new = self.post()
         what, groups = self.scalar_state()
         after = [f"st({'state_i' if kind == 'iv' else 'state_f'}, {k}, {new[sl]})   # {what[sl]}"
@@ -860,7 +881,12 @@ class _Emitter:
         loads += [f"{c} = np.int32(ld(ci, {k * W} + b))" for k, c in enumerate(ints)]
         keep = [f"st(cf, {k * W} + b, {c})" for k, c in enumerate(reals)]
         keep += [f"st(ci, {k * W} + b, {c})" for k, c in enumerate(ints)]
-        lanes = [lane_indexed(line) for line in loads + body + after]
+        # A small body is unrolled (4 lanes of scalar code) before the loop vectoriser
+        # runs; SLP then packs lanes from their memory accesses, which SROA would have
+        # turned into registers had the state's indexes been constants: an opaque zero
+        # keeps them loads and stores (to L1, forwarded), so SLP finds whole vectors.
+        opaque = len(body) + len(after) <= SMALL_BODY
+        lanes = [lane_indexed(line, W, opaque) for line in loads + body + after]
         control = [lane_indexed(line) for line in control]
 
         at_in = "(s0 + s1 - 1 - i)" if self.plan.reverse_io else "i"
@@ -871,18 +897,20 @@ class _Emitter:
                "    nctl = ctl.shape[1]"]
         if self.staged:
             src += ["    ni = ins.shape[2]", "    isz = ins.shape[1] * ni",
-                    f"    xin = stack({len(self.staged) * W}, 1)"]
+                    f"    xin = stack({len(self.staged) * ch * W}, 1)"]
         src += ["    no = outs.shape[2]", "    osz = outs.shape[1] * no",
-                f"    yout = stack({max(1, len(ctx.outputs)) * W}, 1)"]
+                f"    yout = stack({max(1, len(ctx.outputs)) * ch * W}, 1)"]
         if ctx.bargraphs:
             src += ["    nb = bars.shape[2]", "    bsz = bars.shape[1] * nb",
-                    f"    ybar = stack({len(ctx.bargraphs) * W}, 1)"]
+                    f"    ybar = stack({len(ctx.bargraphs) * ch * W}, 1)"]
         for name, vals, real in (("cf", reals, 1), ("ci", ints, 0)):
             if vals:
                 src.append(f"    {name} = stack({len(vals) * W}, {real})")
         for kind, sls in groups:
             name = "state_i" if kind == "iv" else "state_f"
             src.append(f"    {name} = stack({len(sls) * W}, {int(kind == 'fv')})")
+        if opaque:
+            src.append("    z = min(B - 1, 0)   # 0 (B >= 1), unknown to LLVM: see SMALL_BODY")
         src += ["    for g in range(ivs.shape[0]):",
                 f"        g0 = g * {W}",
                 "        iv = ivs[g]", "        fv = fvs[g]", "        di = dis[g]",
@@ -903,38 +931,46 @@ class _Emitter:
                 "            b1 = min(b0 + block, s1)",
                 "            count = b1 - b0"]
         if control or keep:
-            src += [f"            for b in range({W}):   # control rate: per block and lane",
+            # (a run-time trip count: the loop is not unrolled, its code stays one lane's)
+            src += ["            for b in range(ivs.shape[2]):   # control rate: per lane",
                     "                bb = min(g0 + b, B - 1)"]
             src += ["                " + line for line in control + keep]
-        src.append("            for i in range(b0, b1):")
+        src += ["            q0 = b0   # a chunk: q0..q1-1 (c<k> are control values)",
+                "            while q0 < b1:",
+                f"                q1 = min(q0 + {ch}, b1)"]
         if self.staged:
-            src += [f"                for b in range({W}):",
-                    "                    bb = min(g0 + b, B - 1) * isz"]
+            src += ["                for j in range(q1 - q0):   # the chunk's inputs, lane order",
+                    "                    i = q0 + j",
+                    f"                    for b in range({W}):",
+                    "                        bb = min(g0 + b, B - 1) * isz"]
             for (row, shift), k in sorted(self.staged.items(), key=lambda kv: kv[1]):
                 at = at_in + (f" + {shift}" if shift > 0 else f" - {-shift}" if shift else "")
-                src.append(f"                    st(xin, {k * W} + b, "
+                src.append(f"                        st(xin, ({k * ch} + j) * {W} + b, "
                            f"ld(ins, bb + {_row(row, 'ni')}{at}))")
-        src.append(f"                for b in range({W}):")
-        src += ["                    " + line for line in lanes]
+        src += ["                for j in range(q1 - q0):",
+                f"                    for b in range({W}):   # the lanes (vectorised)"]
+        src += ["                        " + line for line in lanes]
+        src.append("                    t += 1")
         if ctx.outputs or ctx.bargraphs:
-            src.append(f"                for b in range({W}):")
+            src += ["                for j in range(q1 - q0):   # the chunk's outputs",
+                    "                    i = q0 + j",
+                    f"                    for b in range({W}):"]
         if ctx.outputs:
-            src.append("                    bb = min(g0 + b, B - 1) * osz")
-            src += [f"                    st(outs, bb + {_row(c, 'no')}{at_out}, "
-                    f"ld(yout, {c * W} + b))" for c in range(len(ctx.outputs))]
+            src.append("                        bb = min(g0 + b, B - 1) * osz")
+            src += [f"                        st(outs, bb + {_row(c, 'no')}{at_out}, "
+                    f"ld(yout, ({c * ch} + j) * {W} + b))" for c in range(len(ctx.outputs))]
         if ctx.bargraphs:
-            src.append("                    bb = min(g0 + b, B - 1) * bsz")
-            src += [f"                    st(bars, bb + {_row(c, 'nb')}i, ld(ybar, {c * W} + b))"
-                    for c in range(len(ctx.bargraphs))]
-        src += ["                t += 1", "            b0 = b1", f"        for b in range({W}):",
-                f"            st(iv, b, t)"]
+            src.append("                        bb = min(g0 + b, B - 1) * bsz")
+            src += [f"                        st(bars, bb + {_row(c, 'nb')}i, "
+                    f"ld(ybar, ({c * ch} + j) * {W} + b))" for c in range(len(ctx.bargraphs))]
+        src += ["                q0 = q1", "            b0 = b1", f"        for b in range({W}):",
+                "            st(iv, b, t)"]
         for kind, sls in groups:
             name = "state_i" if kind == "iv" else "state_f"
             src += [f"            st({kind}, {j * W} + b, ld({name}, {k * W} + b))"
                     for k, (_, j) in enumerate(sls)]
         text = "\n".join(src) + "\n"
         return re.sub(r"\bf2i\(", "f2iv(", text)
-
 
 def generate(plan: Plan, source: str = "", key: str = "") -> str:
     """The module's source text."""

@@ -523,3 +523,50 @@ class BatchProgram:
                               bars[e],
                               self.controls[e], *[a[g] for a in arrays])
         run_each(share, k, k)
+
+    # ------------------------------------------------------------ single programs
+
+    def gather(self, progs) -> None:
+        """Take the widgets and state of B single instances of this program (its
+        `FaustProgram`s, all at the same sample count) into the lanes."""
+        B, W, st = self.batch, self.lanes, self._state
+        if len(progs) != B:
+            raise ValueError(f"gather: give {B} programs, got {len(progs)}")
+        states = [p._state for p in progs]
+        if len({int(s.iv[0]) for s in states}) > 1:
+            raise ValueError("gather: the programs must be at the same sample count "
+                             "(reset together)")
+        self.controls[:] = [p._ctl for p in progs]
+        pad = [B - 1] * (st.iv.shape[0] * W - B)
+        for name in ("iv", "fv", "di", "df"):
+            lanes = getattr(st, name)
+            if lanes.shape[1]:
+                rows = np.stack([getattr(s, name) for s in states])[list(range(B)) + pad]
+                lanes[...] = rows.reshape(-1, W, lanes.shape[1]).transpose(0, 2, 1)
+        for name in ("hi", "hf"):
+            h = getattr(st, name)
+            if h.shape[1]:
+                cols = max(getattr(s, name).shape[1] for s in states)
+                full = np.zeros((B, h.shape[1], cols), h.dtype)
+                for k, s in enumerate(states):
+                    a = getattr(s, name)
+                    full[k, :, :a.shape[1]] = a
+                full = full[list(range(B)) + pad]
+                setattr(st, name, np.ascontiguousarray(
+                    full.reshape(-1, W, h.shape[1], cols).transpose(0, 2, 3, 1)))
+
+    def scatter(self, progs) -> None:
+        """Give the lanes' state back to the B single programs `gather` took it from."""
+        B, W, st = self.batch, self.lanes, self._state
+        for name in ("iv", "fv", "di", "df"):
+            lanes = getattr(st, name)
+            if lanes.shape[1]:
+                rows = lanes.transpose(0, 2, 1).reshape(-1, lanes.shape[1])
+                for k, p in enumerate(progs):
+                    getattr(p._state, name)[:] = rows[k]
+        for name in ("hi", "hf"):
+            h = getattr(st, name)
+            if h.shape[1]:
+                rows = h.transpose(0, 3, 1, 2).reshape(-1, h.shape[1], h.shape[2])
+                for k, p in enumerate(progs):
+                    setattr(p._state, name, rows[k].copy())
