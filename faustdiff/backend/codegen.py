@@ -868,19 +868,28 @@ class _Emitter:
             body.append(f"st(ybar, ({c * ch} + j) * {W} + b, {self.ref(s)})")
         new = self.post()
         what, groups = self.scalar_state()
+        # held slots: a recursion whose definition is a control-rate value that nothing in
+        # the sample reads (reverse mode's kept Jacobian entries): its state after a block
+        # is that value, stored once per block and lane instead of every sample
+        text = "\n".join(body + [new[sl] for _, sls in groups for sl in sls])
+        held = {sl for _, sls in groups for sl in sls if new[sl] in self.ctypes
+                and not re.search(rf"\b{self.slot(sl)}\b", text)}
         after = [f"st({'state_i' if kind == 'iv' else 'state_f'}, {k}, {new[sl]})   # {what[sl]}"
-                 for kind, sls in groups for k, sl in enumerate(sls)]
+                 for kind, sls in groups for k, sl in enumerate(sls) if sl not in held]
         # control-rate values the lanes read: one slot per lane each in cf (real) / ci (int)
         used = set(re.findall(r"\bc\d+\b", "\n".join(body + after)))
         used = sorted((c for c in used if c in self.ctypes), key=lambda c: int(c[1:]))
         reals = [c for c in used if self.ctypes[c] == "real"]
         ints = [c for c in used if self.ctypes[c] != "real"]
         loads = [f"{self.slot(sl)} = ld({'state_i' if kind == 'iv' else 'state_f'}, {k})"
-                 for kind, sls in groups for k, sl in enumerate(sls)]
+                 for kind, sls in groups for k, sl in enumerate(sls) if sl not in held]
         loads += [f"{c} = ld(cf, {k * W} + b)" for k, c in enumerate(reals)]
         loads += [f"{c} = np.int32(ld(ci, {k * W} + b))" for k, c in enumerate(ints)]
         keep = [f"st(cf, {k * W} + b, {c})" for k, c in enumerate(reals)]
         keep += [f"st(ci, {k * W} + b, {c})" for k, c in enumerate(ints)]
+        keep += [f"st({'state_i' if kind == 'iv' else 'state_f'}, {k * W} + b, {new[sl]})"
+                 f"   # {what[sl]} (held)" for kind, sls in groups for k, sl in enumerate(sls)
+                 if sl in held]
         # A small body is unrolled (4 lanes of scalar code) before the loop vectoriser
         # runs; SLP then packs lanes from their memory accesses, which SROA would have
         # turned into registers had the state's indexes been constants: an opaque zero
