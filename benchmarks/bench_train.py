@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train.py [--seconds 1.0] [--steps 20] [--no-jax]
     python benchmarks/bench_train.py --memory [--minutes 10] [--segment 10]
+    python benchmarks/bench_train.py --vectorized [--seconds 1.0] [--steps 20]
 
 The model is the one-pole lowpass of the tests (cutoff on a log scale, 20 Hz - 20 kHz) on
 1 s of noise at 44.1 kHz. One step = render the whole block with its forward-mode partial
@@ -13,6 +14,12 @@ With jax installed (`pip install jax`) and the `faust` compiler on PATH, the sam
 also compiled by Faust's JAX backend (`faust -lang jax -double`): its generated `tick` is
 run with `jax.lax.scan` and differentiated with `jax.grad` (reverse mode through the scan),
 jit-compiled, batch 16 with `jax.vmap`.
+
+`--vectorized`: batch 16 through `parallel="vectorized"` (the generated batch kernels: four
+examples per group of vector registers) against `parallel="threads"`, side by side and
+interleaved round by round, for the one-pole (forward mode) and the 30-parameter equaliser
+benchmarks/dsp/peq10.dsp (reverse mode); the ratio of examples/s and how far apart the two
+gradients are.
 
 `--memory`: the peak resident memory of one training step (`Trainer.fit(x, t, steps=1)`:
 the step's evaluation, the optimiser step, the final loss) on a long stereo file, 2 channels
@@ -167,8 +174,50 @@ def bench_memory(minutes: float, segment: float) -> None:
               f"{rec['peak_mb']:7.0f} MB {rec['seconds']:8.1f}")
 
 
+DSP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dsp")
+
+
+def bench_vectorized(n: int, steps: int, rounds: int = 3) -> None:
+    """--vectorized: batch 16, parallel="vectorized" against "threads", for the one-pole
+    (forward mode, 1 parameter) and the 30-parameter equaliser (reverse mode), the two
+    interleaved round by round (the machine's load shifts: each round times both); prints
+    the examples/s of each round, the median ratio, and how close the results are."""
+    from faustdiff.learn.train import Trainer
+    # (the equaliser's gains start at 3 dB: at 0 dB every band is flat and the gradient is
+    # rounding noise, |dL/dθ| ~ 1e-15, whose relative differences mean nothing)
+    models = (("onepole.dsp", ["cutoff"], {}),
+              ("peq10.dsp", PEQ_LABELS, {f"g{i}": 3.0 for i in range(10)}))
+    rng = np.random.default_rng(0)
+    xs = rng.uniform(-1, 1, (16, 1, n))
+    print(f"{'model':12s} {'mode':>10s} {'grad':>8s} {'examples/s per round':>34s}")
+    for name, labels, init in models:
+        path = os.path.join(DSP, name)
+        trs = {m: Trainer(path, params=labels, lr=0.01, parallel=m, sample_rate=SR, init=init)
+               for m in ("threads", "vectorized")}
+        ts = 0.5 * xs   # (what the target is does not change the speed)
+        got = {m: tr.loss_and_grad(tr.theta, list(xs), list(ts)) for m, tr in trs.items()}
+        for tr in trs.values():
+            tr.fit(xs, ts, steps=2)              # warm up: JIT, pools, buffers
+        rates: dict = {m: [] for m in trs}
+        for _ in range(rounds):
+            for m, tr in trs.items():
+                t0 = time.perf_counter()
+                tr.fit(xs, ts, steps=steps)
+                rates[m].append(16 * (steps + 1) / (time.perf_counter() - t0))
+        for m, tr in trs.items():
+            cells = " ".join(f"{r:10.0f}" for r in rates[m])
+            print(f"{name:12s} {m:>10s} {tr.grad_mode:>8s} {cells:>34s}")
+        (v0, g0, _), (v1, g1, _) = got["threads"], got["vectorized"]
+        rel = float(np.max(np.abs(g1 - g0)) / max(np.max(np.abs(g0)), 1e-300))
+        print(f"{name:12s} vectorized/threads = "
+              f"{np.median(rates['vectorized']) / np.median(rates['threads']):.2f}x (median "
+              f"of {rounds} rounds); loss equal: {v0 == v1}, gradient max rel. diff {rel:.1e}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--vectorized", action="store_true", help="batch 16: the batch kernels "
+                    "(parallel='vectorized') against threads, one-pole and peq10")
     ap.add_argument("--memory", action="store_true", help="peak RSS of one step on a long "
                     "stereo file: whole vs segments (see the docstring)")
     ap.add_argument("--minutes", type=float, default=10.0, help="--memory: file length")
@@ -184,6 +233,10 @@ def main():
     if args.memory:
         return bench_memory(args.minutes, args.segment)
     n = int(args.seconds * SR)
+    if args.vectorized:
+        print(f"batch 16, {n} samples per example, {os.cpu_count()} CPUs, load average "
+              f"{os.getloadavg()[0]:.1f}")
+        return bench_vectorized(n, max(2, args.steps // 4))
     try:
         import numba
         threads = numba.get_num_threads()

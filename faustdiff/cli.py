@@ -536,7 +536,8 @@ def json_cmd(file, sr, include):
               help="Normalisation of a parameter (default: its [scale:log] metadata).")
 @click.option("--no-normalize", is_flag=True,
               help="Learn in the parameters' own units instead of [0, 1] over their range.")
-@click.option("--parallel", type=click.Choice(["auto", "prange", "threads", "serial"]),
+@click.option("--parallel", type=click.Choice(["auto", "vectorized", "prange", "threads",
+                                               "serial"]),
               default="auto", show_default=True, help="How a batch runs.")
 @click.option("--grad-mode", type=click.Choice(["auto", "forward", "reverse"]),
               default="auto", show_default=True,

@@ -188,6 +188,21 @@ def f2i(typingctx, x):
                               _ir.Constant(i32, -2147483648))
     return types.int32(types.float64), codegen
 ''',
+    "f2iv": '''
+@intrinsic
+def f2iv(typingctx, x):
+    """`f2i` of the batch kernels: the same values (truncation toward 0; NaN, inf and
+    out-of-range values give INT_MIN) with a compare and a select, which LLVM vectorises
+    across the lanes (x86's cvttsd2si intrinsic is scalar only)."""
+    def codegen(context, builder, signature, args):
+        (v,) = args
+        i32 = _ir.IntType(32)
+        lo = builder.fcmp_ordered(">", v, _ir.Constant(_ir.DoubleType(), -2147483649.0))
+        hi = builder.fcmp_ordered("<", v, _ir.Constant(_ir.DoubleType(), 2147483648.0))
+        return builder.select(builder.and_(lo, hi), builder.fptosi(v, i32),
+                              _ir.Constant(i32, -2147483648))
+    return types.int32(types.float64), codegen
+''',
     "irem": '''
 @njit(cache=True, fastmath=False, error_model="numpy")
 def irem(a, b):
@@ -236,7 +251,7 @@ def _row(c: int, n: str) -> str:
 
 
 def _helpers_used(code: str) -> list[str]:
-    return sorted({m for m in re.findall(r"\b(c_[a-z0-9]+|f2i|irem)\(", code)})
+    return sorted({m for m in re.findall(r"\b(c_[a-z0-9]+|f2iv?|irem)\(", code)})
 
 
 # Guarded selects: a select2 whose selector is control rate computes only the chosen
@@ -338,11 +353,73 @@ def _line_array(line) -> str:
     return "hi" if line.type == "int" else "hf"
 
 
-class _Emitter:
-    """Emits the kernel of one context."""
+# Batch kernels (`_Emitter.batch_kernel`): B instances of the program in one call, LANES of
+# them side by side as the innermost index of every state array (a lane group), so that
+# LLVM computes one sample of LANES instances with vector instructions. A literal: the
+# state lives in `stack` buffers of LANES slots per scalar, and the lane loop has a known
+# trip count equal to the vector width, so that the loop vectoriser leaves one vector
+# iteration whose state SROA keeps in vector registers. 4 doubles: one AVX2 register (8,
+# two registers, left the state in memory: the 30-band equaliser's lanes ran 2x slower).
+LANES = 4
+# samples per chunk of a batch kernel's staged inputs and outputs (stack buffers of at most
+# BATCH_BUFFER doubles)
+BATCH_CHUNK = 64
+# lane bodies of at most this many statements are unrolled by LLVM (its threshold: ~300
+# instructions for 4 lanes): their state stays in memory for the SLP vectoriser
+SMALL_BODY = 60
+BATCH_BUFFER = 16384
+BATCH_ARGS = "block, s0, s1, ins, outs, bars, ctl, ivs, fvs, dis, dfs, his, hfs"
+# the arrays a batch kernel indexes per lane: flat index k of one instance -> k * LANES + b
+_LANE_ARRAYS = frozenset({"iv", "fv", "di", "df", "hi", "hf", "state_i", "state_f"})
 
-    def __init__(self, plan: Plan, ctx: Context):
+
+def _split_args(text: str, start: int) -> tuple[list, int]:
+    """The top-level comma-separated arguments of the call whose '(' is at text[start-1],
+    and the index just past its ')'."""
+    args, depth, k, i = [], 0, start, start
+    while True:
+        c = text[i]
+        if c in "([":
+            depth += 1
+        elif c in ")]":
+            if depth == 0:
+                args.append(text[k:i])
+                return args, i + 1
+            depth -= 1
+        elif c == "," and depth == 0:
+            args.append(text[k:i])
+            k = i + 1
+        i += 1
+
+
+def lane_indexed(code: str, lanes: int = LANES, opaque: bool = False) -> str:
+    """One instance's kernel code made lane b's: every `ld`/`st` of a state array
+    (_LANE_ARRAYS) at flat index k goes to `(k) * lanes + b` (operands rewritten too);
+    `opaque`: the scalar state's (`state_i`/`state_f`) at `... + z`, z a zero LLVM cannot
+    see (see batch_kernel)."""
+    out, i = [], 0
+    for m in re.finditer(r"\b(ld|st)\(", code):
+        if m.start() < i:
+            continue
+        args, end = _split_args(code, m.end())
+        args = [lane_indexed(a, lanes, opaque) for a in args]
+        if args[0].strip() in _LANE_ARRAYS:
+            z = " + z" if opaque and args[0].strip() in ("state_i", "state_f") else ""
+            args[1] = f"({args[1].strip()}) * {lanes} + b{z}"
+        out.append(code[i:m.start()] + f"{m.group(1)}({', '.join(a.strip() for a in args)})")
+        i = end
+    out.append(code[i:])
+    return "".join(out)
+
+
+class _Emitter:
+    """Emits the kernel of one context (`batch`: the lane form, see `batch_kernel`)."""
+
+    def __init__(self, plan: Plan, ctx: Context, batch: bool = False):
         self.plan, self.ctx = plan, ctx
+        self.batch = batch
+        self.staged: dict = {}      # batch: (row, shift) of an input read -> its xin slot
+        self.ctypes: dict = {}      # name of a control-rate local -> its type
         self.name: dict = {}
         self.globals: list[str] = []        # module-level constants (waveforms)
         self.control_index = {id(c): j for j, c in enumerate(plan.controls)}
@@ -387,14 +464,22 @@ class _Emitter:
             return []
         v = self.fresh("v" if loop else "c")
         self.name[id(s)] = v
+        if not loop:
+            self.ctypes[v] = s.type
         if op == "input":
-            at = "(s0 + s1 - 1 - i)" if self.plan.reverse_io else "i"
             shift = self.plan.in_offset - (s.attrs[1] if len(s.attrs) > 1 else 0)
+            if self.batch:   # staged per sample into xin (see batch_kernel)
+                k = self.staged.setdefault((s.attrs[0], shift), len(self.staged))
+                return [f"{v} = ld(xin, ({k * self.chunk} + j) * {LANES} + b)"
+                        f"   # input {s.attrs[0]}"]
+            at = "(s0 + s1 - 1 - i)" if self.plan.reverse_io else "i"
             if shift:
                 at = f"{at} + {shift}" if shift > 0 else f"{at} - {-shift}"
             return [f"{v} = ld(ins, {_row(s.attrs[0], 'ni')}{at})   # input {s.attrs[0]}"]
         if op == "ui":
-            return [f"{v} = ld(ctl, {self.control_index[id(s)]})   # {s.attrs[0]} {s.attrs[1]!r}"]
+            at = f"bb * nctl + {self.control_index[id(s)]}" if self.batch else \
+                self.control_index[id(s)]
+            return [f"{v} = ld(ctl, {at})   # {s.attrs[0]} {s.attrs[1]!r}"]
         if op == "fvar":
             return [f"{v} = {'count' if s.type == 'int' else 'float(count)'}"]
         if op == "fconst":
@@ -581,7 +666,7 @@ class _Emitter:
 
     def sums(self, sp, index: dict) -> list[str]:
         """The loops of the reductions taken out of the serial loop (reductions.split),
-        one per group, over the chunk ch0..ch1-1: the cut values from `cutb`, the rest of each
+        one per group, over the chunk q0..q1-1: the cut values from `cutb`, the rest of each
         summand recomputed, each sum in a local (its slot `index[slot]` of state_f)."""
         out = []
         for grp, cone in zip(sp.groups, sp.cones):
@@ -590,10 +675,10 @@ class _Emitter:
             out += [f"{r} = ld(state_f, {k})   # sum {rv.attrs[0]!r}[{rv.attrs[1]}]"
                     for r, k, rv in accs]
             if self.plan.reverse_io:   # (sample i reads column s0+s1-1-i: let j run up)
-                out += ["for j in range(s0 + s1 - ch1, s0 + s1 - ch0):",
+                out += ["for j in range(s0 + s1 - q1, s0 + s1 - q0):",
                         "    i = s0 + s1 - 1 - j"]
             else:
-                out.append("for i in range(ch0, ch1):")
+                out.append("for i in range(q0, q1):")
             used = {id(a): a for n in cone for a in n.args if id(a) in sp.row}
             used.update({id(sp.term[id(rv)]): sp.term[id(rv)] for rv in grp
                          if id(sp.term[id(rv)]) in sp.row})
@@ -611,7 +696,7 @@ class _Emitter:
     def _cut_at(self) -> str:
         """Sample i's column of the cut buffer: in the order the sums' loops read their
         tapes (ascending memory, so that their loads vectorise without permutes)."""
-        return "(ch1 - 1 - i)" if self.plan.reverse_io else "(i - ch0)"
+        return "(q1 - 1 - i)" if self.plan.reverse_io else "(i - q0)"
 
     # -------------------------------------------------------- end of sample
 
@@ -641,6 +726,27 @@ class _Emitter:
         return new
 
     # -------------------------------------------------------- the kernel
+
+    def scalar_state(self) -> tuple:
+        """(slot -> what it holds, [(kind, sorted slots)] for the kinds 'iv', 'fv' that
+        have any): the scalar state a kernel keeps in its `stack` buffers."""
+        ctx = self.ctx
+        what: dict = {}
+        for rv in ctx.rec_nodes:
+            g, i = rv.attrs
+            what[ctx.recs[id(rv)]] = f"recursion {g!r}[{i}]"
+        for line in ctx.lines.values():
+            if line.kind == "shift":
+                for k, sl in enumerate(line.regs, 1):
+                    if sl is not None:
+                        what[sl] = f"x[t-{k}] of a delay line"
+        for s in ctx.sample:
+            if s.op == "prefix":
+                what[ctx.prefixes[id(s)]] = "prefix state"
+            elif s.op == "waveform":
+                what[ctx.waves[id(s)]] = "waveform index"
+        groups = [(kind, sorted(sl for sl in what if sl[0] == kind)) for kind in ("iv", "fv")]
+        return what, [(kind, sls) for kind, sls in groups if sls]
 
     def kernel(self) -> str:
         """The kernel's source. Scalar state lives in two `stack` buffers, `state_i` (int64)
@@ -678,22 +784,7 @@ class _Emitter:
             body += [f"st(cutb, {sp.row[id(n)] * reductions.CHUNK} + {self._cut_at()}, "
                      f"{self.ref(n)})" for n in sp.cut]
         new = self.post(skip)
-        what: dict = {}
-        for rv in ctx.rec_nodes:
-            g, i = rv.attrs
-            what[ctx.recs[id(rv)]] = f"recursion {g!r}[{i}]"
-        for line in ctx.lines.values():
-            if line.kind == "shift":
-                for k, sl in enumerate(line.regs, 1):
-                    if sl is not None:
-                        what[sl] = f"x[t-{k}] of a delay line"
-        for s in ctx.sample:
-            if s.op == "prefix":
-                what[ctx.prefixes[id(s)]] = "prefix state"
-            elif s.op == "waveform":
-                what[ctx.waves[id(s)]] = "waveform index"
-        groups = [(kind, sorted(sl for sl in what if sl[0] == kind)) for kind in ("iv", "fv")]
-        groups = [(kind, sls) for kind, sls in groups if sls]
+        what, groups = self.scalar_state()
 
         src = [f"@{_jit(self.plan.fastmath)}", f"def _k{ctx.index}({KERNEL_ARGS}):"]
         title = "the program" if ctx.index == 0 else \
@@ -728,13 +819,12 @@ class _Emitter:
         once = _block_rate_recursions(ctx)   # stored after the block's samples
         moved |= once
         loop = "        "
-        if sp:   # chunks ch0..ch1-1: the serial loop, then the sums' vectorised loops (not
-            #    c-names: those are the control section's values)
-            src.append("        ch0 = b0")
-            src.append("        while ch0 < b1:")
-            src.append(f"            ch1 = min(ch0 + {reductions.CHUNK}, b1)")
+        if sp:   # chunks: the serial loop, then the sums' vectorised loops
+            src.append("        q0 = b0")   # (c<k> are control values)
+            src.append("        while q0 < b1:")
+            src.append(f"            q1 = min(q0 + {reductions.CHUNK}, b1)")
             loop += "    "
-        src.append(loop + f"for i in range({'ch0, ch1' if sp else 'b0, b1'}):")
+        src.append(loop + f"for i in range({'q0, q1' if sp else 'b0, b1'}):")
         for kind, sls in groups:
             name = "state_i" if kind == "iv" else "state_f"
             for k, sl in enumerate(sls):
@@ -752,7 +842,7 @@ class _Emitter:
         if sp:
             index = {sl: k for k, sl in enumerate(dict(groups).get("fv", []))}
             src += [loop + line for line in self.sums(sp, index)]
-            src.append("            ch0 = ch1")
+            src.append("            q0 = q1")
         for kind, sls in groups:
             name = "state_i" if kind == "iv" else "state_f"
             src += [f"        st({name}, {k}, {new[sl]})   # {what[sl]} (block rate)"
@@ -765,6 +855,156 @@ class _Emitter:
                 src.append(f"    st({kind}, {j}, ld({name}, {k}))")
         return "\n".join(src) + "\n"
 
+    def batch_kernel(self) -> str:
+        """The batch kernel's source (the program's context only): `_v0(BATCH_ARGS)`.
+
+        ins (B, inputs, n), outs (B, outputs, n), bars (B, bargraphs, n) and ctl
+        (B, widgets) hold one row per instance; the state holds one lane group of LANES
+        instances per row g of ivs/fvs/dis/dfs (g, slot, lane) and his/hfs (g, row, t,
+        lane): instance g * LANES + b is lane b of group g. Lanes past the last instance
+        (B not a multiple of LANES) repeat it: same widgets, inputs and state, hence the
+        same values, written to its rows a second time. All lanes of a group share t
+        (one batch: reset and run together).
+
+        Samples run in chunks of `chunk`: the chunk's inputs are copied into the stack
+        buffer `xin` in lane order (slot, sample, lane), the lanes computed sample by
+        sample (the per-instance code of `kernel`, its state indexes made the lane's,
+        reading xin, writing `yout` in lane order), then yout copied out to the
+        instances' rows. The lane loop so touches stack buffers, and the delay lines and
+        tables only: LLVM needs no run-time alias checks to vectorise it (one vector
+        iteration: the loop disappears and the lanes' state stays in vector registers),
+        and when its body is small enough to be unrolled first, the SLP vectoriser finds
+        whole vectors to load and store (`runtime.call_batch_kernel`). Control-rate
+        values are computed once per block and lane into `cf`/`ci`."""
+        ctx, W = self.ctx, LANES
+        nin = len({(s.attrs[0], s.attrs[1] if len(s.attrs) > 1 else 0)
+                   for s in ctx.sample if s.op == "input" and id(s) not in ctx.folded})
+        rows = nin + len(ctx.outputs) + len(ctx.bargraphs)
+        ch = self.chunk = max(8, min(BATCH_CHUNK, BATCH_BUFFER // max(1, rows * W)))
+        control = []
+        for s in ctx.control:
+            control += self.node(s, False)
+        body = []
+        for s in ctx.sample:
+            body += self.node(s, True)
+        for c, s in enumerate(ctx.outputs):
+            body.append(f"st(yout, ({c * ch} + j) * {W} + b, {self.ref(s)})")
+        for c, s in enumerate(ctx.bargraphs):
+            body.append(f"st(ybar, ({c * ch} + j) * {W} + b, {self.ref(s)})")
+        new = self.post()
+        what, groups = self.scalar_state()
+        # held slots: a recursion whose definition is a control-rate value that nothing in
+        # the sample reads (reverse mode's kept Jacobian entries): its state after a block
+        # is that value, stored once per block and lane instead of every sample
+        text = "\n".join(body + [new[sl] for _, sls in groups for sl in sls])
+        held = {sl for _, sls in groups for sl in sls if new[sl] in self.ctypes
+                and not re.search(rf"\b{self.slot(sl)}\b", text)}
+        after = [f"st({'state_i' if kind == 'iv' else 'state_f'}, {k}, {new[sl]})   # {what[sl]}"
+                 for kind, sls in groups for k, sl in enumerate(sls) if sl not in held]
+        # control-rate values the lanes read: one slot per lane each in cf (real) / ci (int)
+        used = set(re.findall(r"\bc\d+\b", "\n".join(body + after)))
+        used = sorted((c for c in used if c in self.ctypes), key=lambda c: int(c[1:]))
+        reals = [c for c in used if self.ctypes[c] == "real"]
+        ints = [c for c in used if self.ctypes[c] != "real"]
+        loads = [f"{self.slot(sl)} = ld({'state_i' if kind == 'iv' else 'state_f'}, {k})"
+                 for kind, sls in groups for k, sl in enumerate(sls) if sl not in held]
+        loads += [f"{c} = ld(cf, {k * W} + b)" for k, c in enumerate(reals)]
+        loads += [f"{c} = np.int32(ld(ci, {k * W} + b))" for k, c in enumerate(ints)]
+        keep = [f"st(cf, {k * W} + b, {c})" for k, c in enumerate(reals)]
+        keep += [f"st(ci, {k * W} + b, {c})" for k, c in enumerate(ints)]
+        keep += [f"st({'state_i' if kind == 'iv' else 'state_f'}, {k * W} + b, {new[sl]})"
+                 f"   # {what[sl]} (held)" for kind, sls in groups for k, sl in enumerate(sls)
+                 if sl in held]
+        # A small body is unrolled (4 lanes of scalar code) before the loop vectoriser
+        # runs; SLP then packs lanes from their memory accesses, which SROA would have
+        # turned into registers had the state's indexes been constants: an opaque zero
+        # keeps them loads and stores (to L1, forwarded), so SLP finds whole vectors.
+        opaque = len(body) + len(after) <= SMALL_BODY
+        lanes = [lane_indexed(line, W, opaque) for line in loads + body + after]
+        control = [lane_indexed(line) for line in control]
+
+        at_in = "(s0 + s1 - 1 - i)" if self.plan.reverse_io else "i"
+        at_out = at_in + (f" + {self.plan.out_offset}" if self.plan.out_offset else "")
+        src = [f"@{_jit(self.plan.fastmath)}", f"def _v{ctx.index}({BATCH_ARGS}):",
+               f'    """Samples s0..s1-1 of B instances of the program, {W} lanes a group."""',
+               "    B = ctl.shape[0]",
+               "    nctl = ctl.shape[1]"]
+        if self.staged:
+            src += ["    ni = ins.shape[2]", "    isz = ins.shape[1] * ni",
+                    f"    xin = stack({len(self.staged) * ch * W}, 1)"]
+        src += ["    no = outs.shape[2]", "    osz = outs.shape[1] * no",
+                f"    yout = stack({max(1, len(ctx.outputs)) * ch * W}, 1)"]
+        if ctx.bargraphs:
+            src += ["    nb = bars.shape[2]", "    bsz = bars.shape[1] * nb",
+                    f"    ybar = stack({len(ctx.bargraphs) * ch * W}, 1)"]
+        for name, vals, real in (("cf", reals, 1), ("ci", ints, 0)):
+            if vals:
+                src.append(f"    {name} = stack({len(vals) * W}, {real})")
+        for kind, sls in groups:
+            name = "state_i" if kind == "iv" else "state_f"
+            src.append(f"    {name} = stack({len(sls) * W}, {int(kind == 'fv')})")
+        if opaque:
+            src.append("    z = min(B - 1, 0)   # 0 (B >= 1), unknown to LLVM: see SMALL_BODY")
+        src += ["    for g in range(ivs.shape[0]):",
+                f"        g0 = g * {W}",
+                "        iv = ivs[g]", "        fv = fvs[g]", "        di = dis[g]",
+                "        df = dfs[g]", "        hi = his[g]", "        hf = hfs[g]"]
+        if ctx.nhi:
+            src.append("        nhi = hi.shape[1]")
+        if ctx.nhf:
+            src.append("        nhf = hf.shape[1]")
+        src.append("        t = ld(iv, 0)   # samples since reset (lane 0's: every lane's)")
+        if groups:
+            src.append(f"        for b in range({W}):")
+            for kind, sls in groups:
+                name = "state_i" if kind == "iv" else "state_f"
+                src += [f"            st({name}, {k * W} + b, ld({kind}, {j * W} + b))"
+                        for k, (_, j) in enumerate(sls)]
+        src += ["        b0 = s0",
+                "        while b0 < s1:",
+                "            b1 = min(b0 + block, s1)",
+                "            count = b1 - b0"]
+        if control or keep:
+            # (a run-time trip count: the loop is not unrolled, its code stays one lane's)
+            src += ["            for b in range(ivs.shape[2]):   # control rate: per lane",
+                    "                bb = min(g0 + b, B - 1)"]
+            src += ["                " + line for line in control + keep]
+        src += ["            q0 = b0   # a chunk: q0..q1-1 (c<k> are control values)",
+                "            while q0 < b1:",
+                f"                q1 = min(q0 + {ch}, b1)"]
+        if self.staged:
+            src += ["                for j in range(q1 - q0):   # the chunk's inputs, lane order",
+                    "                    i = q0 + j",
+                    f"                    for b in range({W}):",
+                    "                        bb = min(g0 + b, B - 1) * isz"]
+            for (row, shift), k in sorted(self.staged.items(), key=lambda kv: kv[1]):
+                at = at_in + (f" + {shift}" if shift > 0 else f" - {-shift}" if shift else "")
+                src.append(f"                        st(xin, ({k * ch} + j) * {W} + b, "
+                           f"ld(ins, bb + {_row(row, 'ni')}{at}))")
+        src += ["                for j in range(q1 - q0):",
+                f"                    for b in range({W}):   # the lanes (vectorised)"]
+        src += ["                        " + line for line in lanes]
+        src.append("                    t += 1")
+        if ctx.outputs or ctx.bargraphs:
+            src += ["                for j in range(q1 - q0):   # the chunk's outputs",
+                    "                    i = q0 + j",
+                    f"                    for b in range({W}):"]
+        if ctx.outputs:
+            src.append("                        bb = min(g0 + b, B - 1) * osz")
+            src += [f"                        st(outs, bb + {_row(c, 'no')}{at_out}, "
+                    f"ld(yout, ({c * ch} + j) * {W} + b))" for c in range(len(ctx.outputs))]
+        if ctx.bargraphs:
+            src.append("                        bb = min(g0 + b, B - 1) * bsz")
+            src += [f"                        st(bars, bb + {_row(c, 'nb')}i, "
+                    f"ld(ybar, ({c * ch} + j) * {W} + b))" for c in range(len(ctx.bargraphs))]
+        src += ["                q0 = q1", "            b0 = b1", f"        for b in range({W}):",
+                "            st(iv, b, t)"]
+        for kind, sls in groups:
+            name = "state_i" if kind == "iv" else "state_f"
+            src += [f"            st({kind}, {j * W} + b, ld({name}, {k * W} + b))"
+                    for k, (_, j) in enumerate(sls)]
+        text = "\n".join(src) + "\n"
+        return re.sub(r"\bf2i\(", "f2iv(", text)
 
 def generate(plan: Plan, source: str = "", key: str = "") -> str:
     """The module's source text."""
@@ -777,6 +1017,10 @@ def generate(plan: Plan, source: str = "", key: str = "") -> str:
         em = _Emitter(plan, ctx)
         kernels.append(em.kernel())
         globs += em.globals
+    if plan.batch:   # the lane form of the program's kernel (compiled on first use only)
+        em = _Emitter(plan, main, batch=True)
+        kernels.append(em.batch_kernel())
+        globs += [g for g in em.globals if g not in globs]
     code = "\n\n".join(kernels)
     helpers = _helpers_used(code)
 
@@ -835,6 +1079,9 @@ def generate(plan: Plan, source: str = "", key: str = "") -> str:
             "    # sizes (iv, fv, di, df, hi rows, hf rows) and its tables (offset in di/df,",
             "    # size, type, context of the init signal)",
             f"    KERNELS = ({', '.join(f'_k{c.index}' for c in plan.contexts)},)",
+            "    # (the kernel of B instances in one call, LANES a group: codegen.batch_kernel,)",
+            f"    BATCH_KERNELS = {'(_v0,)' if plan.batch else '()'}",
+            f"    LANES = {LANES}",
             "    STATES = (",
             *[f"        {(c.niv, c.nfv, c.ndi, c.ndf, c.nhi, c.nhf)!r}," for c in plan.contexts],
             "    )",

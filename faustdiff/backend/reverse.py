@@ -513,6 +513,11 @@ class ReverseProgram(Wrapper):
             hit = self._link_cache[key] = [index[id(prog.controls[j])] for j in dst.tolist()]
         return hit
 
+    def batch(self, batch: int) -> "ReverseBatch":
+        """B instances run together by batch kernels (`ReverseBatch`), each with this
+        program's widget values to start with, reset."""
+        return ReverseBatch(self, batch)
+
     def clone(self) -> "ReverseProgram":
         """An independent instance (own state, parameters at their current values)."""
         if self._factory is None:
@@ -526,6 +531,138 @@ class ReverseProgram(Wrapper):
     def __repr__(self):
         return (f"<ReverseProgram {self.num_inputs} in, {self.num_outputs} out, "
                 f"wrt {', '.join(self.wrt) or '(none)'}>")
+
+
+class ReverseBatch:
+    """B instances of a compiled ReverseProgram (`ReverseProgram.batch(B)`), each with its
+    own widgets, inputs and state, run by the batch kernels of its forward and backward
+    programs (`runtime.BatchProgram`: instances side by side in vector registers).
+
+    compute(inputs (B, num_inputs, n), n) -> outputs (B, num_outputs, n), bit for bit
+    each instance's own `compute`; vjp(cotangent (B, num_outputs, n)) -> (d_params
+    (B, num_wrt), d_inputs (B, num_inputs, n)), each row the instance's own `vjp` up to
+    the backward kernel's fast-math rounding (codegen.FASTMATH_OK: ~1e-13 relative).
+    A block is one piece: its tapes (B rows of tapes, n samples) are kept whole, so
+    `fits(n)` says whether they stay within TAPE_BUDGET (no checkpointing here)."""
+
+    def __init__(self, prog: "ReverseProgram", batch: int):
+        if not prog._compiled or not prog.forward.BATCH_KERNELS \
+                or not prog.backward.BATCH_KERNELS:
+            raise FaustError("this reverse-mode program has no batch kernels "
+                             "(the interpreter, or a module generated before them)")
+        self.prog, self.batch = prog, int(batch)
+        self.num_inputs, self.num_outputs = prog.num_inputs, prog.num_outputs
+        self.num_wrt, self.wrt = prog.num_wrt, prog.wrt
+        self.fwd = prog.forward.batch(self.batch)
+        self.bwd = prog.backward.batch(self.batch)
+        self._rows = prog.num_outputs + prog.num_tapes
+        self._tapes = None
+        self.reset()
+
+    def set_param(self, label: str, value) -> None:
+        """A widget of every instance: one value, or B."""
+        self.fwd.set_param(label, value)
+
+    @property
+    def params(self) -> list:
+        return self.fwd.params
+
+    def reset(self) -> None:
+        self.fwd.reset()
+        self._hist = np.zeros((self.batch, self._rows, self.prog.history))
+        self._block = None
+
+    def gather(self, progs) -> None:
+        """Take the state, widgets and tape history of B single instances of this program
+        (ReversePrograms of the same modules, at the same sample count) into the lanes."""
+        self.fwd.gather([p.forward for p in progs])
+        self._hist = np.stack([p._hist for p in progs])
+        self._block = None
+
+    def scatter(self, progs) -> None:
+        """Give the lanes' state and tape history back to the programs `gather` took them
+        from (their own last block is forgotten: `vjp` is this batch's)."""
+        self.fwd.scatter([p.forward for p in progs])
+        for b, p in enumerate(progs):
+            p._hist = self._hist[b].copy()
+            p._block = None
+
+    def fits(self, n: int) -> bool:
+        """Whether a block of n samples keeps its tapes within TAPE_BUDGET."""
+        return self.batch * self._rows * (n + self.prog.history) * 8 <= TAPE_BUDGET
+
+    def compute(self, inputs=None, n: Optional[int] = None) -> np.ndarray:
+        """Render a block of every instance and keep its tapes for `vjp`."""
+        ins, n = self.fwd._inputs(inputs, n)
+        h, no, B = self.prog.history, self.num_outputs, self.batch
+        shape = (B, self._rows, h + n + _PAD)
+        if self._tapes is None or self._tapes.shape != shape:
+            self._tapes = np.empty(shape)   # reused while n stays the same
+        tapes = self._tapes
+        tapes[:, :, :h] = self._hist
+        nbars = len(self.fwd.bargraph_labels)
+        bars = np.empty((B, nbars, n)) if nbars else _NONE3(B)
+        if n:
+            self.fwd.run(ins, tapes, bars, 0, n, n)
+        self.fwd.bargraph_traces = bars
+        self._hist = tapes[:, :, n:n + h].copy()
+        self._block = (n, self.fwd.controls.copy())
+        return tapes[:, :no, h:h + n].copy()
+
+    def vjp(self, cotangent) -> tuple:
+        """(d_params (B, num_wrt), d_inputs (B, num_inputs, n)) for dL/dy = `cotangent`
+        (B, num_outputs, n) of the last block computed."""
+        if self._block is None:
+            raise FaustError("vjp: compute a block first (vjp differentiates the last one)")
+        n, widgets = self._block
+        B, no, ni, h = self.batch, self.num_outputs, self.num_inputs, self.prog.history
+        ct = np.asarray(cotangent, dtype=np.float64)
+        if ct.shape != (B, no, n):
+            raise FaustError(f"vjp: the cotangent must have shape ({B}, {no}, {n}) "
+                             f"(dL/dy of the last block), got {ct.shape}")
+        dst, src, count = self.prog._links(self.prog.backward)
+        self.bwd.controls[:, dst] = widgets[:, src]
+        if count >= 0:
+            self.bwd.controls[:, count] = float(n)
+        self.bwd.reset()
+        self._tapes[:, :no, h:h + n] = ct
+        d = np.empty((B, self.bwd.num_outputs, n + _PAD))
+        if n:
+            self.bwd.run(self._tapes, d, _NONE3(B), 0, n, n)
+        finals = self.bwd.finals()
+        if no and n and not np.all(np.isfinite(finals[:, -1])) and not np.all(np.isfinite(ct)):
+            raise FaustError("vjp: the cotangent holds NaN or infinity")
+        d_params = self._d_params(finals, widgets, n)
+        if not self.prog._spec.get("input_grads", True):
+            return d_params, np.zeros((B, ni, n))
+        return d_params, d[:, :ni, :n].copy()
+
+    def _d_params(self, finals, widgets, n: int) -> np.ndarray:
+        """dL/dθ = J·Σ per instance (J from the kernel's kept values, or the interpreter's
+        jacobian program for each distinct widget setting)."""
+        p, B = self.prog, self.batch
+        out = np.zeros((B, p.num_wrt))
+        if not (p.num_wrt and p.num_boundary):
+            return out
+        nb = p.num_boundary
+        for b in range(B):
+            if p._spec.get("jacobian_inline"):
+                jac = p._dense(finals[b, nb:nb + len(p._jac_index)])
+            else:
+                jac = p._jacobian(widgets[b], n)
+            out[b] = jac @ finals[b, :nb]
+        return out
+
+
+_NONE3S: dict = {}
+
+
+def _NONE3(batch: int) -> np.ndarray:
+    """The bargraph array of a batch without bargraphs (only its shape is read)."""
+    z = _NONE3S.get(batch)
+    if z is None:
+        z = _NONE3S[batch] = np.zeros((batch, 0, 0))
+    return z
 
 
 # ---------------------------------------------------------------- compiling

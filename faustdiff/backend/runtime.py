@@ -23,7 +23,7 @@ from .heap import keep_heap_pages
 
 keep_heap_pages()   # (see heap.py: audio-sized arrays without a page fault per step)
 
-FORMAT = 4   # layout version of generated modules (part of the cache key)
+FORMAT = 5   # layout version of generated modules (part of the cache key)
 _IREM_MESSAGE = "integer remainder by zero at run time (`%` of ints)"
 
 
@@ -142,6 +142,8 @@ class CompiledProgram:
     CONTROLS: tuple = ()         # (label without metadata, full path, initial value)
     BARGRAPH_LABELS: tuple = ()
     KERNELS: tuple = ()          # per context: _kC(block, s0, s1, ins, outs, bars, ctl, ...)
+    BATCH_KERNELS: tuple = ()    # (_v0(block, s0, s1, ins, outs, bars, ctl, ivs, ...),) or ()
+    LANES = 8                    # instances per lane group of the batch kernel
     STATES: tuple = ()           # per context: (iv, fv, di, df, hi rows, hf rows) sizes
     TABLES: tuple = ()           # per context: ((offset, size, type, init context), ...)
     FINALS: tuple = ()           # ('iv'|'fv', slot) of each kept recursion (`finals`)
@@ -184,6 +186,11 @@ class CompiledProgram:
 
     def set_control(self, index: int, value: float) -> None:
         self._ctl[index] = float(value)
+
+    def batch(self, batch: int, threads: int = 1) -> "BatchProgram":
+        """B instances of this program run together by its batch kernel (`BatchProgram`):
+        each with its own widgets (this program's values to start with) and state."""
+        return BatchProgram(self, batch, threads)
 
     def finals(self) -> np.ndarray:
         """The current values of the kept recursions (their state after the last sample)."""
@@ -302,3 +309,264 @@ def run_each(fn: Callable[[int], None], count: int, threads: int) -> None:
     wait(futures)
     for f in futures:
         f.result()
+
+
+# ---------------------------------------------------------------- batches
+
+class BatchState:
+    """The state arrays of B instances in lane groups (codegen.batch_kernel): iv, fv, di,
+    df shaped (groups, size, lanes), hi, hf (groups, rows, t, lanes); instance
+    g * lanes + b is lane b of group g; the lanes past the last instance repeat it."""
+    __slots__ = ("iv", "fv", "di", "df", "hi", "hf")
+
+    def __init__(self, sizes, batch: int, lanes: int):
+        niv, nfv, ndi, ndf, nhi, nhf = sizes
+        g = -(-int(batch) // lanes)
+        self.iv = np.zeros((g, niv, lanes), np.int64)
+        self.fv = np.zeros((g, nfv, lanes), np.float64)
+        self.di = np.zeros((g, ndi, lanes), np.int32)
+        self.df = np.zeros((g, ndf, lanes), np.float64)
+        self.hi = np.zeros((g, nhi, 0, lanes), np.int32)
+        self.hf = np.zeros((g, nhf, 0, lanes), np.float64)
+
+    def arrays(self) -> tuple:
+        return self.iv, self.fv, self.di, self.df, self.hi, self.hf
+
+    def clear(self) -> None:
+        for a in (self.iv, self.fv, self.di, self.df):
+            if a.size:
+                a.fill(0)
+        for name in ("hi", "hf"):
+            h = getattr(self, name)
+            if h.shape[2]:
+                setattr(self, name, np.zeros(h.shape[:2] + (0, h.shape[3]), h.dtype))
+
+    def reserve(self, n: int) -> None:
+        """Whole-history delay lines get room for n more samples (as KernelState)."""
+        need = int(self.iv[0, 0, 0]) + n
+        for name in ("hi", "hf"):
+            h = getattr(self, name)
+            if h.shape[1] and h.shape[2] < need:
+                cols = max(need, 2 * h.shape[2], 1024)
+                grown = np.zeros(h.shape[:2] + (cols, h.shape[3]), h.dtype)
+                grown[:, :, :h.shape[2]] = h
+                setattr(self, name, grown)
+
+
+_SLP_LOCK = threading.Lock()
+
+
+def call_batch_kernel(kernel, *args) -> None:
+    """A batch kernel's call, its first in the process with LLVM's SLP vectoriser on.
+    Numba turns it off by default (`NUMBA_SLP_VECTORIZE`); the lane loop of a small body
+    is unrolled before the loop vectoriser runs, and only the SLP pass then packs its
+    lanes. It packs identical operations of independent lanes, so the values are the
+    scalar kernel's. (A program compiled by another thread at that very moment would
+    also get it: harmless for the same reason.)"""
+    try:
+        if kernel.overloads:
+            kernel(*args)
+            return
+        from numba.core import config
+        with _SLP_LOCK:
+            old = config.SLP_VECTORIZE
+            config.SLP_VECTORIZE = 1
+            try:
+                kernel(*args)
+            finally:
+                config.SLP_VECTORIZE = old
+    except ZeroDivisionError:
+        raise FaustError(_IREM_MESSAGE) from None
+
+
+class BatchProgram:
+    """B instances of a compiled program, each with its own widgets, inputs and state, run
+    by the module's batch kernel in one call (LANES instances side by side in vector
+    registers; see codegen.batch_kernel). Results are bit for bit those of B separate
+    programs. Made by `CompiledProgram.batch(B)`: every instance starts with the
+    program's widget values, reset.
+
+    compute(inputs, n) -- inputs (B, num_inputs, n) (None: silence; a (num_inputs, n)
+                          array: the same for every instance) -> outputs (B, num_outputs, n)
+    set_param(label, value) -- value: one for all, or B values (one per instance)
+    controls            -- (B, widgets) array of the widget values (CONTROLS order), writable
+    params              -- one {label: value} per instance
+    reset(), render(n, block, inputs), finals() (B, kept), bargraph_traces (B, bars, n)
+    threads             -- lane groups run on up to this many threads (default 1)"""
+
+    def __init__(self, prog: "CompiledProgram", batch: int, threads: int = 1):
+        if not getattr(prog, "BATCH_KERNELS", ()):
+            raise FaustError("this program has no batch kernel (regenerate it: "
+                             "`faustdiff compile`)")
+        if int(batch) < 1:
+            raise ValueError("batch: give at least one instance")
+        self.program = prog
+        self.batch = int(batch)
+        self.lanes = int(prog.LANES)
+        self.threads = int(threads)
+        self.num_inputs, self.num_outputs = prog.num_inputs, prog.num_outputs
+        self.sample_rate, self.name = prog.sample_rate, prog.name
+        self.bargraph_labels = list(prog.bargraph_labels)
+        self.controls = np.tile(prog._ctl, (self.batch, 1))
+        self._state = BatchState(prog.STATES[0], self.batch, self.lanes)
+        self._history = prog._history
+        self._empty = np.zeros((self.batch, 0, 0))
+        self.bargraph_traces = np.zeros((self.batch, len(self.bargraph_labels), 0))
+        self.reset()
+
+    # ------------------------------------------------------------ parameters
+
+    @property
+    def params(self) -> list:
+        p = self.program
+        return [widget_values(p._labels, p._paths, row.tolist()) for row in self.controls]
+
+    def set_param(self, label: str, value) -> None:
+        """Set a widget (by full path or label) of every instance: one value, or B."""
+        v = np.asarray(value, dtype=np.float64)
+        if v.ndim and v.shape != (self.batch,):
+            raise ValueError(f"set_param: give one value or {self.batch}, got {v.shape}")
+        for j in remembered_hits(self.program, label):
+            self.controls[:, j] = v
+
+    # ------------------------------------------------------------ running
+
+    def reset(self) -> None:
+        """Every instance back to the state right after init (tables refilled with its
+        own widget values)."""
+        st, p = self._state, self.program
+        st.clear()
+        if not p.TABLES[0]:
+            return
+        filled: dict = {}
+        for g in range(st.iv.shape[0]):
+            for b in range(self.lanes):
+                row = self.controls[min(g * self.lanes + b, self.batch - 1)]
+                key = row.tobytes()
+                if key not in filled:   # (instances with the same widgets: one fill)
+                    di, df = np.zeros(st.di.shape[1], np.int32), np.zeros(st.df.shape[1])
+                    p._fill_tables(0, row.copy(), di, df)
+                    filled[key] = (di, df)
+                st.di[g, :, b], st.df[g, :, b] = filled[key]
+
+    def finals(self) -> np.ndarray:
+        """(B, kept): the values of the kept recursions of every instance."""
+        st, p = self._state, self.program
+        out = np.empty((self.batch, len(p.FINALS)))
+        for k, (kind, j) in enumerate(p.FINALS):
+            out[:, k] = (st.iv if kind == "iv" else st.fv)[:, j, :].reshape(-1)[:self.batch]
+        return out
+
+    def _inputs(self, inputs, n) -> tuple:
+        B, ni = self.batch, self.num_inputs
+        if inputs is None:
+            if n is None:
+                raise ValueError("compute: give inputs or n")
+            return np.zeros((B, ni, int(n) if ni else 0)), int(n)
+        x = np.asarray(inputs, dtype=np.float64)
+        if x.ndim == 2 or (x.ndim == 1 and ni == 1):
+            x = np.broadcast_to(x.reshape(ni, -1), (B, ni, x.size // max(ni, 1)))
+        if n is None:
+            n = x.shape[2] if x.ndim == 3 else 0
+            if ni == 0:
+                raise ValueError("compute: a program without inputs needs n")
+        if x.ndim != 3 or x.shape[0] != B or x.shape[1] != ni or (ni and x.shape[2] < n):
+            raise ValueError(f"compute: inputs must have shape ({B}, {ni}, {n}), "
+                             f"got {x.shape}")
+        x = x[:, :, :n] if ni else self._empty
+        return np.ascontiguousarray(x), int(n)
+
+    def compute(self, inputs=None, n: Optional[int] = None) -> np.ndarray:
+        """n samples of every instance: (B, num_outputs, n)."""
+        return self._go(inputs, n, 0)
+
+    def render(self, n: Optional[int] = None, block: int = 256, inputs=None) -> np.ndarray:
+        """Like one `compute` per `block` samples, the block loop in compiled code."""
+        if block <= 0:
+            raise ValueError("render: block must be positive")
+        return self._go(inputs, n, int(block))
+
+    def _go(self, inputs, n, block) -> np.ndarray:
+        ins, n = self._inputs(inputs, n)
+        p = self.program
+        if p.IN_OFFSET and ins.shape[1]:
+            ins = np.ascontiguousarray(np.pad(ins, ((0, 0), (0, 0), (p.IN_OFFSET, 0))))
+        outs = np.empty((self.batch, self.num_outputs, p.OUT_OFFSET + n))
+        nbars = len(self.bargraph_labels)
+        bars = np.empty((self.batch, nbars, n)) if nbars else self._empty
+        if n > 0:
+            self.run(ins, outs, bars, 0, n, block or n)
+        self.bargraph_traces = bars if nbars else np.zeros((self.batch, 0, n))
+        return outs[:, :, p.OUT_OFFSET:] if p.OUT_OFFSET else outs
+
+    def run(self, ins, outs, bars, s0: int, s1: int, block: int) -> None:
+        """The batch kernel over samples s0..s1-1 of arrays the caller owns (C-contiguous
+        float64: ins (B, inputs, >=n), outs (B, outputs, >=n), bars (B, bars, n) or
+        (B, 0, 0)), the lane groups shared out to `threads` threads."""
+        st, p = self._state, self.program
+        if self._history:
+            st.reserve(s1 - s0)
+        arrays = st.arrays()
+        groups = st.iv.shape[0]
+        k = max(1, min(self.threads, groups))
+        if k == 1:
+            call_batch_kernel(p.BATCH_KERNELS[0], block, s0, s1, ins, outs, bars, self.controls,
+                              *arrays)
+            return
+        cuts = np.linspace(0, groups, k + 1).astype(int)
+        W = self.lanes
+
+        def share(j: int) -> None:
+            g = slice(cuts[j], cuts[j + 1])
+            e = slice(cuts[j] * W, min(cuts[j + 1] * W, self.batch))
+            call_batch_kernel(p.BATCH_KERNELS[0], block, s0, s1, ins[e], outs[e],
+                              bars[e],
+                              self.controls[e], *[a[g] for a in arrays])
+        run_each(share, k, k)
+
+    # ------------------------------------------------------------ single programs
+
+    def gather(self, progs) -> None:
+        """Take the widgets and state of B single instances of this program (its
+        `FaustProgram`s, all at the same sample count) into the lanes."""
+        B, W, st = self.batch, self.lanes, self._state
+        if len(progs) != B:
+            raise ValueError(f"gather: give {B} programs, got {len(progs)}")
+        states = [p._state for p in progs]
+        if len({int(s.iv[0]) for s in states}) > 1:
+            raise ValueError("gather: the programs must be at the same sample count "
+                             "(reset together)")
+        self.controls[:] = [p._ctl for p in progs]
+        pad = [B - 1] * (st.iv.shape[0] * W - B)
+        for name in ("iv", "fv", "di", "df"):
+            lanes = getattr(st, name)
+            if lanes.shape[1]:
+                rows = np.stack([getattr(s, name) for s in states])[list(range(B)) + pad]
+                lanes[...] = rows.reshape(-1, W, lanes.shape[1]).transpose(0, 2, 1)
+        for name in ("hi", "hf"):
+            h = getattr(st, name)
+            if h.shape[1]:
+                cols = max(getattr(s, name).shape[1] for s in states)
+                full = np.zeros((B, h.shape[1], cols), h.dtype)
+                for k, s in enumerate(states):
+                    a = getattr(s, name)
+                    full[k, :, :a.shape[1]] = a
+                full = full[list(range(B)) + pad]
+                setattr(st, name, np.ascontiguousarray(
+                    full.reshape(-1, W, h.shape[1], cols).transpose(0, 2, 3, 1)))
+
+    def scatter(self, progs) -> None:
+        """Give the lanes' state back to the B single programs `gather` took it from."""
+        B, W, st = self.batch, self.lanes, self._state
+        for name in ("iv", "fv", "di", "df"):
+            lanes = getattr(st, name)
+            if lanes.shape[1]:
+                rows = lanes.transpose(0, 2, 1).reshape(-1, lanes.shape[1])
+                for k, p in enumerate(progs):
+                    getattr(p._state, name)[:] = rows[k]
+        for name in ("hi", "hf"):
+            h = getattr(st, name)
+            if h.shape[1]:
+                rows = h.transpose(0, 3, 1, 2).reshape(-1, h.shape[1], h.shape[2])
+                for k, p in enumerate(progs):
+                    setattr(p._state, name, rows[k].copy())

@@ -149,6 +149,7 @@ class Plan:
     in_offset: int = 0             # columns of the inputs' rows before sample 0 (history)
     out_offset: int = 0            # columns of the outputs' rows before sample 0
     fastmath: tuple = ()           # LLVM fast-math flags of the kernels (codegen.FASTMATH_OK)
+    batch: bool = True             # also generate the batch (lane) kernel (codegen.batch_kernel)
 
     @property
     def main(self) -> Context:

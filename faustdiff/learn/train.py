@@ -55,6 +55,14 @@ them in turn in one call. Measured on the 2-core development machine (busy), 16 
 In reverse mode each example has its own program (clones): unless `parallel="serial"`, the
 examples (render, loss, backward pass) run on a thread pool, their compiled kernels
 releasing the GIL, and the gradients are summed in example order.
+
+`parallel="vectorized"` (what "auto" picks in forward mode for a batch of two or more when
+the module has batch kernels, codegen.batch_kernel): every example's program (its state and widgets) is a
+lane of one call of the batch kernel, four examples per group of vector registers;
+the state goes back to the examples' programs after the call, so segments, resets and
+clones work as in the other modes. Outputs and partials are bit for bit the other modes';
+reverse mode's gradient is each example's own up to the backward kernel's fast-math
+rounding (~1e-13 relative).
 """
 from __future__ import annotations
 
@@ -244,7 +252,43 @@ def check_log_path(path) -> None:
 
 # ---------------------------------------------------------------- batch execution
 
-MODES = ("auto", "prange", "threads", "serial")
+MODES = ("auto", "vectorized", "prange", "threads", "serial")
+
+
+def batch_runner(prog, batch: int):
+    """A `runtime.BatchProgram` of B instances of a compiled program (kept on it, one per
+    batch size: its buffers are reused from step to step), or None (an interpreter, or a
+    module without a batch kernel)."""
+    if not getattr(prog, "BATCH_KERNELS", ()):
+        return None
+    runners = prog.__dict__.setdefault("_batch_runners", {})
+    bp = runners.get(batch)
+    if bp is None:
+        bp = runners[batch] = prog.batch(batch)
+    return bp
+
+
+def stack_inputs(inputs, nin: int, n: int):
+    """The examples' inputs ((nin, >=n) arrays or None) as one (B, nin, n) array (None:
+    silence)."""
+    if not nin or all(x is None for x in inputs):
+        return None
+    return np.stack([np.zeros((nin, n)) if x is None else
+                     np.asarray(x, dtype=np.float64).reshape(nin, -1)[:, :n] for x in inputs])
+
+
+def _vectorized(programs, inputs, n: int):
+    """run_batch's "vectorized" mode: the examples' programs as the lanes of one batch
+    kernel call (their state and widgets gathered, run, given back), or None when the
+    programs have no batch kernel. Outputs (B, outputs + partials, n)."""
+    inner = [getattr(p, "program", p) for p in programs]
+    bp = batch_runner(inner[0], len(inner))
+    if bp is None:
+        return None
+    bp.gather(inner)
+    outs = bp.compute(stack_inputs(inputs, inner[0].num_inputs, n), n)
+    bp.scatter(inner)
+    return outs
 
 
 def _drivers(prog):
@@ -282,7 +326,12 @@ def run_batch(programs: Sequence, inputs: Sequence, n: int, mode: str = "auto"):
     if any(p is None for p in parts):
         return [p.compute_with_grad(x, n) for p, x in zip(programs, inputs)]
     B = len(programs)
-    if mode == "auto":   # measured (benchmarks/bench_train.py): threads beat prange
+    if mode == "auto":   # measured (benchmarks/bench_train.py): see pick_mode
+        mode = pick_mode(B, bool(getattr(parts[0][0].FaustProgram, "BATCH_KERNELS", ())))
+    if mode == "vectorized":
+        outs = _vectorized(programs, inputs, n)
+        if outs is not None:
+            return _split_partials(programs, outs, n)
         mode = "threads" if B > 1 and _threads() > 1 else "serial"
     p0 = programs[0].program
     nin, nall, nbar = p0.num_inputs, p0.num_outputs, len(p0.bargraph_labels)
@@ -318,16 +367,30 @@ def run_batch(programs: Sequence, inputs: Sequence, n: int, mode: str = "auto"):
     except ZeroDivisionError:
         from ..backend.runtime import _IREM_MESSAGE
         raise FaustError(_IREM_MESSAGE) from None
-    results = []
     for b, (p, (_, st, _)) in enumerate(zip(programs, parts)):
         for a, arr in zip(names, arrays):
             getattr(st, a)[...] = arr[b]
+    return _split_partials(programs, outs, n)
+
+
+def _split_partials(programs, outs, n: int) -> list:
+    """(outputs, partials) of every example from the (B, outputs + partials, n) array."""
+    results = []
+    for b, p in enumerate(programs):
         k = p.num_outputs
         y = outs[b, :k]
         d = outs[b, k:].reshape(p.num_wrt, k, n)
         p.partials = d
         results.append((y, d))
     return results
+
+
+def pick_mode(batch: int, vectorizable: bool) -> str:
+    """parallel="auto": the batch kernel for a batch of two or more when the program has
+    one (measured: benchmarks/bench_train.py), else threads on several cores."""
+    if batch > 1 and vectorizable:
+        return "vectorized"
+    return "threads" if batch > 1 and _threads() > 1 else "serial"
 
 
 # ---------------------------------------------------------------- the trainer
@@ -345,8 +408,14 @@ class Trainer:
     init      -- {label: starting value} (default: each widget's initial value)
     scales    -- {label: "lin" | "log"} (default: the widget's `[scale:log]` metadata)
     ranges    -- {label: (lo, hi)} (default: the widget's range)
-    parallel  -- how a batch runs: "auto" (default), "prange", "threads" or "serial"
-                 (see `run_batch`; reverse mode runs a batch's examples in turn)
+    parallel  -- how a batch runs: "auto" (default), "vectorized", "prange", "threads" or
+                 "serial" (see `run_batch`). "vectorized": the examples as the lanes of
+                 one call of the generated batch kernels (forward mode: outputs and
+                 partials; reverse mode: the forward kernel with its tapes, then the
+                 backward kernel), falling back to threads where there are none (the
+                 interpreter) or, in reverse mode, when the batch's tapes exceed
+                 TAPE_BUDGET; "auto" picks it for two examples or more in forward
+                 mode (in reverse mode it keeps threads: see `_reverse_batch`)
     grad_mode -- "auto" (default: forward for 1-2 parameters, else reverse), "forward" or
                  "reverse" (ignored for a compiled program: its own mode)
     schedule  -- learning-rate schedule over a `fit`: None (constant), "cosine" (lr·½(1 +
@@ -406,6 +475,7 @@ class Trainer:
         self.parallel = parallel
         self.schedule = _schedule(schedule)
         self._pool: list = [prog]
+        self._batches: dict = {}   # batch size -> ReverseBatch (reverse mode, vectorized)
         self.theta = np.array([np.clip(s.init, s.lo, s.hi) for s in self.specs])
 
     def _check(self, label):
@@ -494,14 +564,17 @@ class Trainer:
         per = []
         # (the losses in a thread pool measured no faster: numpy holds the GIL too often)
         for (y, d), t in zip(results, ts):
-            v, dy = self.loss(y, t)
-            per.append((v, np.einsum("on,ion->i", dy, d), y))
+            v, g = self.loss.contract(y, t, d)
+            per.append((v, g, y))
         return per
 
     def _reverse(self, progs, xs, ts, n) -> list:
         """_evaluate in reverse mode: render, dL/dy, one backward pass per example; the
         examples on threads as `parallel` says (each has its own program; the kernels
         release the GIL), the results in example order."""
+        rb = self._reverse_batch(len(ts), n)
+        if rb is not None:
+            return self._reverse_vectorized(rb, progs, xs, ts, n)
         per: list = [None] * len(ts)
 
         def one(k: int) -> None:
@@ -513,6 +586,33 @@ class Trainer:
         serial = self.parallel == "serial" or not getattr(self.program, "_compiled", False)
         run_each(one, len(ts), 1 if serial else _threads())
         return per
+
+    def _reverse_batch(self, batch: int, n: int):
+        """The ReverseBatch of `batch` instances (kept, one per size) when `parallel` is
+        "vectorized" and the program has batch kernels, its block's tapes within the
+        budget; else None. ("auto" keeps threads in reverse mode: LLVM leaves a large
+        backward kernel's lanes scalar, its cost model finding the vector loop
+        unprofitable; measured on the 30-band equaliser, the batch step is slower.)"""
+        if self.parallel != "vectorized" or not getattr(self.program, "_compiled", False) \
+                or not getattr(self.program.forward, "BATCH_KERNELS", ()):
+            return None
+        rb = self._batches.get(batch)
+        if rb is None:
+            rb = self._batches[batch] = self.program.batch(batch)
+        return rb if rb.fits(n) else None
+
+    def _reverse_vectorized(self, rb, progs, xs, ts, n) -> list:
+        """_reverse on the batch kernels: the examples' programs as the lanes (their state
+        gathered, run, given back); dL/dy of each example from its own loss call."""
+        rb.gather(progs)
+        y = rb.compute(stack_inputs(xs, self.program.num_inputs, n), n)
+        values, ct = [], np.empty_like(y)
+        for b, t in enumerate(ts):
+            v, ct[b] = self.loss(y[b], t)
+            values.append(v)
+        dp, _ = rb.vjp(ct)
+        rb.scatter(progs)
+        return [(v, dp[b], y[b]) for b, v in enumerate(values)]
 
     def _chunked(self, progs, xs, ts, seg: int, outputs: bool):
         """example_terms in segments of `seg` samples (long files in chunks): each example

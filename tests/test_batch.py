@@ -1,0 +1,225 @@
+"""Batch kernels (codegen.batch_kernel, runtime.BatchProgram): B instances of a program in
+one call, each with its own widgets, inputs and state, equal bit for bit to B programs run
+one at a time."""
+from __future__ import annotations
+
+import re
+import sys
+import uuid
+
+import numpy as np
+import pytest
+
+import faustdiff
+from faustdiff.errors import FaustError
+
+PROGRAMS = {
+    # recursions, selects (real and int selectors), int arithmetic, casts
+    "recursions": """
+        import("stdfaust.lib");
+        g = hslider("g", 0.5, 0, 0.99, 0.01);
+        k = int(hslider("k", 3, 0, 10, 1));
+        process = _ <: (+ ~ *(g)), select2(k > 4, _, _ * 2), select2(_, 1.5, -0.5),
+                       float((int(_ * 1000) % 7) * k), float((k << 2) | (k >> 1)),
+                       float(int(_ * 3e9)), select3(k % 3, _, sin(_), _ * g);
+    """,
+    # delay lines: registers (mem, @3), rings (a long fixed delay, a widget's, a
+    # per-sample one), a whole history (a bound beyond HISTORY_LIMIT)
+    "delays": """
+        import("stdfaust.lib");
+        d = int(hslider("d", 10, 0, 200, 1));
+        far = int(hslider("far", 3, 0, 100000000, 1));
+        process = _ <: mem, @(3), @(300), @(d), @(int(abs(_) * 50)), @(far),
+                       (_ : + ~ (@(7) : *(0.5)));
+    """,
+    # tables filled from a widget (per instance), read-write tables, a waveform, a
+    # bargraph, a prefix
+    "tables": """
+        import("stdfaust.lib");
+        w = hslider("w", 0.1, 0, 1, 0.01);
+        tab = rdtable(64, sin(float(ba.time) * w), int(abs(_) * 63));
+        rw = rwtable(32, 0.0, int(ba.time % 32), _, int(abs(_) * 31));
+        wave = waveform{1.0, 2.5, -3.0, 4.0} : !, _;
+        process = _ <: tab, rw, (wave * _), (_ : hbargraph("lvl", -1, 1)), (1.5 : prefix(2.0));
+    """,
+    # no inputs: oscillators, the sample rate, int and real state
+    "noinput": """
+        import("stdfaust.lib");
+        f = hslider("freq", 440, 20, 2000, 1);
+        process = os.osc(f), float(ba.time % 5), no.noise * 0.0 + ma.SR / 1000.0;
+    """,
+}
+
+SETTINGS = {
+    "recursions": {"g": (0.1, 0.95), "k": (0, 10)},
+    "delays": {"d": (0, 200), "far": (0, 5000)},
+    "tables": {"w": (0.0, 1.0)},
+    "noinput": {"freq": (20, 2000)},
+}
+
+
+def _values(name, batch, seed):
+    rng = np.random.default_rng(seed)
+    return {lab: np.round(rng.uniform(lo, hi, batch)) if lab in ("k", "d", "far")
+            else rng.uniform(lo, hi, batch) for lab, (lo, hi) in SETTINGS[name].items()}
+
+
+def _one_at_a_time(text, values, inputs, lengths):
+    """Every instance on its own program: outputs of each call, concatenated."""
+    outs = []
+    for b in range(len(next(iter(values.values())))):
+        p = faustdiff.compile_source(text)
+        for lab, v in values.items():
+            p.set_param(lab, float(v[b]))
+        p.reset()
+        rows, a = [], 0
+        for n in lengths:
+            x = None if inputs is None else inputs[b, :, a:a + n]
+            rows.append(p.compute(x, n))
+            a += n
+        outs.append(np.concatenate(rows, axis=1))
+    return np.stack(outs)
+
+
+@pytest.mark.parametrize("batch", [1, 5, 11])
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_batch_equals_one_instance_at_a_time(name, batch):
+    text = PROGRAMS[name]
+    prog = faustdiff.compile_source(text)
+    values = _values(name, batch, batch)
+    lengths = (700, 1, 333)   # state carried between calls
+    inputs = None
+    if prog.num_inputs:
+        inputs = np.random.default_rng(7).uniform(-1, 1, (batch, prog.num_inputs,
+                                                          sum(lengths)))
+    bp = prog.batch(batch)
+    for lab, v in values.items():
+        bp.set_param(lab, v)
+    bp.reset()
+    got, a = [], 0
+    for n in lengths:
+        got.append(bp.compute(None if inputs is None else inputs[:, :, a:a + n], n))
+        a += n
+    got = np.concatenate(got, axis=2)
+    want = _one_at_a_time(text, values, inputs, lengths)
+    assert got.shape == want.shape == (batch, prog.num_outputs, sum(lengths))
+    assert np.array_equal(got, want, equal_nan=True)
+
+
+def test_batch_render_bargraphs_params_and_threads():
+    text = PROGRAMS["tables"]
+    prog = faustdiff.compile_source(text)
+    values = _values("tables", 6, 3)
+    x = np.random.default_rng(1).uniform(-1, 1, (6, 1, 1000))
+    bp = prog.batch(6, threads=2)
+    bp.set_param("w", values["w"])
+    bp.reset()
+    y = bp.render(1000, block=64, inputs=x)
+    assert [p["w"] for p in bp.params] == list(values["w"])
+    for b in (0, 5):
+        p = faustdiff.compile_source(text)
+        p.set_param("w", values["w"][b])
+        p.reset()
+        assert np.array_equal(p.render(1000, block=64, inputs=x[b]), y[b])
+        assert np.array_equal(p.bargraph_traces[0], bp.bargraph_traces[b, 0])
+    # the same inputs for every instance: a (num_inputs, n) array
+    bp.reset()
+    same = bp.compute(x[0])
+    bp.reset()
+    assert np.array_equal(same, bp.compute(np.tile(x[0], (6, 1, 1))))
+    with pytest.raises(ValueError, match=r"set_param: give one value or 6, got \(2,\)"):
+        bp.set_param("w", [0.1, 0.2])
+    with pytest.raises(ValueError, match=r"compute: inputs must have shape \(6, 1, 1000\), "
+                                         r"got \(5, 1, 1000\)"):
+        bp.compute(x[:5], 1000)
+
+
+def test_batch_int_remainder_by_zero_is_an_error():
+    prog = faustdiff.compile_source(
+        'process = int(_ * 10) % int(hslider("m", 1, 0, 5, 1)) : float;')
+    bp = prog.batch(3)
+    bp.set_param("m", [1, 0, 2])
+    with pytest.raises(FaustError, match=r"integer remainder by zero at run time"):
+        bp.compute(np.ones((3, 1, 10)))
+
+
+def test_batch_kernel_is_vectorised():
+    """The lanes are packed into vector registers (a fresh compile: Numba does not keep
+    the assembly of cached code)."""
+    text = (f"// {uuid.uuid4().hex}\n" + 'import("stdfaust.lib");\n'
+            'process = *(1 - p) : + ~ *(p) with { p = hslider("p", 0.5, 0, 1, 0.01); };\n')
+    prog = faustdiff.compile_source(text)
+    prog.batch(4).compute(np.zeros((4, 1, 16)))
+    kernel = prog.BATCH_KERNELS[0]
+    asm = kernel.inspect_asm(kernel.signatures[0])
+    assert re.search(r"\bv(mul|add)pd\s[^\n]*%[yz]mm", asm), "no packed double arithmetic"
+
+
+BIQUAD = """
+import("stdfaust.lib");
+process = fi.peak_eq(hslider("g0", 0, -12, 12, 0.1), hslider("f0", 300, 20, 20000, 1),
+                     hslider("b0", 200, 20, 2000, 1)) : + ~ *(hslider("fb", 0.3, 0, 0.9, 0.01));
+"""
+
+
+def test_reverse_batch_equals_one_instance_at_a_time():
+    """Forward bit for bit; the gradient within the backward kernel's fast-math rounding."""
+    from faustdiff.backend import reverse as R
+    labels = ["g0", "f0", "b0", "fb"]
+    prog = R.compile_source(BIQUAD, wrt=labels)
+    rng = np.random.default_rng(5)
+    B, lengths = 6, (500, 300)
+    vals = {"g0": rng.uniform(-10, 10, B), "f0": rng.uniform(100, 5000, B),
+            "b0": rng.uniform(50, 1000, B), "fb": rng.uniform(0, 0.8, B)}
+    x = rng.uniform(-1, 1, (B, 1, sum(lengths)))
+    ct = rng.uniform(-1, 1, (B, 1, sum(lengths)))
+    rb = prog.batch(B)
+    for lab, v in vals.items():
+        rb.set_param(lab, v)
+    rb.reset()
+    got, a = [], 0
+    for n in lengths:   # state carried from one block to the next
+        y = rb.compute(x[:, :, a:a + n])
+        got.append((y,) + rb.vjp(ct[:, :, a:a + n]))
+        a += n
+    for b in range(B):
+        q = prog.clone()
+        for lab, v in vals.items():
+            q.set_param(lab, float(v[b]))
+        q.reset()
+        a = 0
+        for n, (y, dp, dx) in zip(lengths, got):
+            assert np.array_equal(q.compute(x[b, :, a:a + n]), y[b])
+            dp1, dx1 = q.vjp(ct[b, :, a:a + n])
+            assert np.max(np.abs(dp1 - dp[b])) <= 1e-12 * np.max(np.abs(dp1))
+            assert np.max(np.abs(dx1 - dx[b])) <= 1e-12 * np.max(np.abs(dx1))
+            a += n
+    with pytest.raises(FaustError, match=r"vjp: the cotangent must have shape \(6, 1, 300\) "
+                                         r"\(dL/dy of the last block\), got \(6, 300\)"):
+        rb.vjp(np.zeros((6, 300)))
+
+
+@pytest.mark.parametrize("grad_mode, params", [("forward", ["cutoff"]),
+                                               ("reverse", ["cutoff", "gain"])])
+def test_trainer_vectorized_equals_threads(grad_mode, params):
+    from faustdiff.learn.train import Trainer
+    text = """import("stdfaust.lib");
+    process = *(hslider("gain", 0.5, 0, 2, 0.01)) : *(1 - p) : + ~ *(p)
+        with { p = exp(-2 * ma.PI * hslider("cutoff [scale:log]", 1000, 20, 20000, 1) / ma.SR); };
+    """
+    rng = np.random.default_rng(2)
+    xs = rng.uniform(-1, 1, (5, 1, 800))
+    ts = 0.3 * xs
+    res = {}
+    for mode in ("threads", "vectorized"):
+        tr = Trainer(text, params=params, lr=0.05, parallel=mode, grad_mode=grad_mode)
+        res[mode] = (tr.loss_and_grad(tr.theta, list(xs), list(ts)),
+                     tr.loss_and_grad(tr.theta, list(xs), list(ts), segment=300))
+    for whole_or_chunked in (0, 1):
+        (v0, g0, y0), (v1, g1, y1) = (res[m][whole_or_chunked] for m in ("threads", "vectorized"))
+        assert all(np.array_equal(a, b) for a, b in zip(y0, y1))
+        assert v0 == v1
+        if grad_mode == "forward":
+            assert np.array_equal(g0, g1)
+        else:
+            assert np.allclose(g0, g1, rtol=1e-12, atol=0)
