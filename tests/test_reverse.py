@@ -588,12 +588,15 @@ def test_only_the_backward_kernel_may_round_differently_from_faust():
     from faustdiff.frontend.source import evaluate_source
     box = evaluate_source(PROGRAMS["onepole"], "t.dsp", ())
     parts, _ = _parts(box, ["a", "g"], [])
-    assert parts["backward"][4]["fastmath"] == codegen.FASTMATH_OK
+    # (a recursion: no reassociation, see reverse._fastmath)
+    assert parts["backward"][4]["fastmath"] == ("contract", "nsz")
     assert "fastmath" not in parts["forward"][4]
     srcs = {p: codegen.generate_from_signals(o, b, i, 44100, keep=k, **opts)[0]
             for p, (o, b, i, k, opts) in parts.items() if p != "jacobian"}
     assert "fastmath=False," in srcs["forward"]
-    assert "fastmath={'contract', 'nsz', 'reassoc'}," in srcs["backward"]
+    assert "fastmath={'contract', 'nsz'}," in srcs["backward"]
+    fir, _ = _parts(evaluate_source(PROGRAMS["ctl_delay"], "t.dsp", ()), ["d", "g"], [])
+    assert fir["backward"][4]["fastmath"] == codegen.FASTMATH_OK
     with pytest.raises(ValueError, match=r"fast-math flags \['nnan'\] are not allowed"):
         codegen._jit(("contract", "nnan"))
 
@@ -608,6 +611,14 @@ BANDS = ('import("stdfaust.lib");\n'
 BAND_LABELS = [f"{k}{i}" for k in "bfg" for i in range(3)]
 
 
+# A memoryless layer: its 8 weights' sums need no cut value, and the weights (control
+# values c1, c2, ... of the generated kernel) are read in the serial loop too
+LAYER = ('import("stdfaust.lib");\n'
+         'process = _ <: par(i, 8, *(hslider("w%i", (i + 1) / 9 - 0.4, -1, 1, 0.01)) : ma.tanh)'
+         ' :> _;')
+LAYER_LABELS = [f"w{i}" for i in range(8)]
+
+
 def _backward_source(src, labels):
     from faustdiff.backend import codegen
     from faustdiff.backend.reverse import _parts
@@ -618,49 +629,44 @@ def _backward_source(src, labels):
 
 
 def test_many_sums_leave_the_serial_loop_and_one_sum_stays():
-    code = _backward_source(BANDS, BAND_LABELS)
-    # (and the sum of the cotangent, which vjp checks for NaN: 13)
-    assert code.count("# sum ") == 13 and "cutb = stack(" in code
+    code = _backward_source(LAYER, LAYER_LABELS)
+    # (and the sum of the cotangent, which vjp checks for NaN: 9)
+    assert code.count("# sum ") == 9 and "cutb = stack(" in code
     one = _backward_source(PROGRAMS["onepole"], ["a", "g"])
     assert "# sum " not in one and "cutb" not in one
+    # a recursion's backward kernel does not reassociate, so its sums stay in the loop
+    assert "cutb" not in _backward_source(BANDS, BAND_LABELS)
 
 
 @pytest.mark.parametrize("n", [1, 63, 64, 65, 300])
 def test_sums_taken_out_of_the_loop_equal_forward_mode(n):
     """Chunks of reductions.CHUNK samples: blocks shorter than one, exactly one, and one
     past a chunk boundary."""
-    labels = BAND_LABELS
+    labels = LAYER_LABELS
     rng = np.random.default_rng(n)
-    x = rng.standard_normal((1, n))
+    x = rng.uniform(-1, 1, (1, n))
     ct = rng.standard_normal((1, n))
-    fwd = faustdiff.compile_source(BANDS, "t.dsp", wrt=labels, backend="interp")
+    fwd = faustdiff.compile_source(LAYER, "t.dsp", wrt=labels, backend="interp")
     y, partials = fwd.compute_with_grad(x, n)
-    rev = _compiled_bands()
+    rev = _compiled_layer()
     rev.reset()
     assert np.array_equal(rev.compute(x, n), y)
     dp, _ = rev.vjp(ct)
     assert _close(np.einsum("pon,on->p", partials, ct), dp, rel=1e-12)
 
 
-_BANDS_REV: list = []
+_LAYER_REV: list = []
 
 
-def _compiled_bands():
-    if not _BANDS_REV:
-        _BANDS_REV.append(faustdiff.compile_source(BANDS, "t.dsp", wrt=BAND_LABELS,
+def _compiled_layer():
+    if not _LAYER_REV:
+        _LAYER_REV.append(faustdiff.compile_source(LAYER, "t.dsp", wrt=LAYER_LABELS,
                                                    mode="reverse", input_grads=False))
-    return _BANDS_REV[0]
-
-
-# A memoryless layer: its 8 weights' sums need no cut value, and the weights (control
-# values c1, c2, ... of the generated kernel) are read in the serial loop too
-LAYER = ('import("stdfaust.lib");\n'
-         'process = _ <: par(i, 8, *(hslider("w%i", (i + 1) / 9 - 0.4, -1, 1, 0.01)) : ma.tanh)'
-         ' :> _;')
+    return _LAYER_REV[0]
 
 
 def test_sums_out_of_the_loop_keep_the_control_values_and_the_input_gradients():
-    labels = [f"w{i}" for i in range(8)]
+    labels = LAYER_LABELS
     assert "cutb = stack(" in _backward_source(LAYER, labels)
     n = 200
     rng = np.random.default_rng(3)
