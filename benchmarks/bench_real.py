@@ -165,6 +165,7 @@ def ops_ours(module_text: str) -> int:
         line = re.sub(r"^\w+ = ", "", line)
         line = re.sub(r"\bclip\(", "min(max(", line)
         line = line.replace("np.int32(", "(")         # int32 wrap-around: no machine op
+        line = line.replace("sel(", "(")   # its comparison is the operation (min: x < y)
         line = line.replace(" if ", " ? ").replace(" else ", " ")
         out.append(line)
     return _count("\n".join(out))
