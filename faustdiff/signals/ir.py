@@ -1063,5 +1063,7 @@ def show(s: Sig, depth: int = 3) -> str:
 
 
 # the UI order lives in `order` (it needs the generator's visit order); S.controls etc.
+from . import order as _order   # noqa: E402
 from .order import (bargraphs, controls, generation_order, in_generation_order,  # noqa: E402,F401
                     shares_labels, ui_order)
+_order._WALK[:] = [topo_order]

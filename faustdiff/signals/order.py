@@ -29,17 +29,18 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Iterable, Optional
+from typing import Iterable, Optional
 
-if TYPE_CHECKING:
-    from .ir import Sig
+Sig = object   # signals.ir.Sig in the annotations (not imported: ir imports this module)
+
+
+_WALK: list = []   # [ir.topo_order], registered by `ir` when it loads (see topo_order)
 
 
 def topo_order(roots, follow_tables: bool = False) -> list:
-    """`ir.topo_order`, imported on use: `ir` re-exports this module's functions (S.controls,
-    S.bargraphs), so this module must not import `ir` while loading."""
-    from .ir import topo_order as walk
-    return walk(roots, follow_tables)
+    """`ir.topo_order`, which `ir` registers in `_WALK`: `ir` re-exports this module's
+    functions (S.controls, S.bargraphs), so this module does not import it (no cycle)."""
+    return _WALK[0](roots, follow_tables)
 
 
 _INFIX = frozenset(("+", "-", "*", "/", "%", "<", "<=", ">", ">=", "==", "!=", "&", "|",
