@@ -110,6 +110,16 @@ CASES = {
         "src(0) = 10; src(1) = 20; leaf(i) = i + 1;"
         "tree((A : B)) = A(0) + A(1) + B(5), (B : _); process = 0.5 : tree(src : leaf);",
         [[36, 1.5], [36, 1.5]]),
+    # faustlibraries' freeverb_demo test: Faust's normal form of a real product is its
+    # coefficient times its factors in order of rate (constant, control, sample), so
+    # int(s*46*SR/44100) is int(((46/44100)*SR)*s) = int(22.999999999999996) = 22, not 23,
+    # however the product is written (stereo spread one sample shorter than ours was).
+    "real_product_in_faust_normal_form": (
+        'import("stdfaust.lib"); s = vslider("s", 0.5, 0, 1, 0.01);'
+        "process = int(s * 46 * ma.SR / 44100), int((ma.SR * (s * 46)) / 44100),"
+        "int(46 * s / 44100 * ma.SR), int(s * 46 * ma.SR / 44100 * 2 * 0.5),"
+        "int(0.5 * 46 * ma.SR / 44100);",
+        [[22, 22, 22, 22, 22]]),
 }
 
 

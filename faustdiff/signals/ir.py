@@ -1066,4 +1066,4 @@ def show(s: Sig, depth: int = 3) -> str:
 from . import order as _order   # noqa: E402
 from .order import (bargraphs, controls, generation_order, in_generation_order,  # noqa: E402,F401
                     shares_labels, ui_order)
-_order._WALK[:] = [topo_order]
+_order._WALK.update(topo_order=topo_order, post_order=post_order)

@@ -34,13 +34,13 @@ from typing import Iterable, Optional
 Sig = object   # signals.ir.Sig in the annotations (not imported: ir imports this module)
 
 
-_WALK: list = []   # [ir.topo_order], registered by `ir` when it loads (see topo_order)
+_WALK: dict = {}   # ir's walkers (topo_order, post_order), registered by `ir` when it loads
 
 
 def topo_order(roots, follow_tables: bool = False) -> list:
     """`ir.topo_order`, which `ir` registers in `_WALK`: `ir` re-exports this module's
     functions (S.controls, S.bargraphs), so this module does not import it (no cycle)."""
-    return _WALK[0](roots, follow_tables)
+    return _WALK["topo_order"](roots, follow_tables)
 
 
 _INFIX = frozenset(("+", "-", "*", "/", "%", "<", "<=", ">", ">=", "==", "!=", "&", "|",
@@ -53,23 +53,8 @@ def generation_order(outputs: Iterable[Sig]) -> list[Sig]:
     order Faust's code generator finishes compiling it (see the module docstring)."""
     outputs = list(outputs)
     used = _used_defs(outputs)
-    order: list[Sig] = []
-    seen: set[int] = set()
     started: set[int] = set()
-    stack = [(s, False) for s in reversed(outputs)]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        for kid in reversed(_compiled_kids(node, used, started)):
-            if id(kid) not in seen:
-                stack.append((kid, False))
-    return order
+    return _WALK["post_order"](outputs, lambda node: _compiled_kids(node, used, started))
 
 
 def _used_defs(outputs: list[Sig]) -> dict[int, list[Sig]]:
