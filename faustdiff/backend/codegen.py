@@ -203,6 +203,17 @@ def f2iv(typingctx, x):
                               _ir.Constant(i32, -2147483648))
     return types.int32(types.float64), codegen
 ''',
+    "radd": '''
+@intrinsic
+def radd(typingctx, a, b):
+    """a + b with the fast-math flag `reassoc` on this one addition: a sum accumulated
+    over a chunk (reductions.split), which LLVM may then vectorise, split into several
+    partial sums, in a kernel whose other additions keep their order (numba's fastmath
+    pass leaves an instruction that has flags alone)."""
+    def codegen(context, builder, sig, args):
+        return builder.fadd(args[0], args[1], flags=("reassoc", "nsz", "contract"))
+    return types.float64(types.float64, types.float64), codegen
+''',
     "irem": '''
 @njit(cache=True, fastmath=False, error_model="numpy")
 def irem(a, b):
@@ -251,7 +262,7 @@ def _row(c: int, n: str) -> str:
 
 
 def _helpers_used(code: str) -> list[str]:
-    return sorted({m for m in re.findall(r"\b(c_[a-z0-9]+|f2iv?|irem)\(", code)})
+    return sorted({m for m in re.findall(r"\b(c_[a-z0-9]+|f2iv?|irem|radd)\(", code)})
 
 
 # Guarded selects: a select2 whose selector is control rate computes only the chosen
@@ -688,7 +699,7 @@ class _Emitter:
                            f"{self._cut_at()})")
             for n in cone:
                 out += ["    " + line for line in self.node(n, True)]
-            out += [f"    {r} = {r} + {self.ref(sp.term[id(rv)])}" for r, k, rv in accs]
+            out += [f"    {r} = radd({r}, {self.ref(sp.term[id(rv)])})" for r, k, rv in accs]
             out += [f"st(state_f, {k}, {r})" for r, k, rv in accs]
             self.name = keep
         return out
@@ -761,8 +772,10 @@ class _Emitter:
             control += self.node(s, False)
         guards = branch_guards(ctx)
         guarded = {id(n) for regions in guards.values() for r in regions for n in r}
+        # a backward kernel's sums may be reordered (the gradients' 1e-9 agreement); a
+        # forward or plain kernel's must not (Faust's rounding, sample for sample)
         sp = reductions.split(ctx, guarded) \
-            if "reassoc" in self.plan.fastmath and ctx.index == 0 else None
+            if self.plan.reverse_io and ctx.index == 0 else None
         skip = sp.skip if sp else set()
         for s in ctx.sample:
             if id(s) in skip:      # computed by the reductions' own loops (below)

@@ -11,9 +11,11 @@ equaliser's backward loop spends a third of its operations on 40 of them.
 be recomputed from the block's inputs and control values alone (tape reads and arithmetic
 on them). The kernel then runs each chunk of `CHUNK` samples twice: the serial loop, which
 also stores the cut values into a buffer, and per group of at most `GROUP` reductions a
-loop with no dependence between samples but its sums, which LLVM vectorises (the backward
-kernel may reassociate: codegen.FASTMATH_OK). Worth it only when many sums share few cut
-values (`worth`); the forward and plain kernels never reassociate, so never split.
+loop with no dependence between samples but its sums, which LLVM vectorises: each sum's
+addition carries the fast-math flag `reassoc` itself (codegen's `radd`), so a kernel with
+feedback, whose own additions keep their order (reverse._fastmath), splits too. Worth it
+only when many sums share few cut values (`worth`). Only backward kernels split: a
+gradient may be rounded differently (1e-9 agreement), a forward or plain render may not.
 """
 from __future__ import annotations
 
