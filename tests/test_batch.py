@@ -194,6 +194,17 @@ def test_reverse_batch_equals_one_instance_at_a_time():
             assert np.max(np.abs(dp1 - dp[b])) <= 1e-12 * np.max(np.abs(dp1))
             assert np.max(np.abs(dx1 - dx[b])) <= 1e-12 * np.max(np.abs(dx1))
             a += n
+    # the lane groups on two threads: the same results, bit for bit
+    rt = prog.batch(B, threads=2)
+    for lab, v in vals.items():
+        rt.set_param(lab, v)
+    rt.reset()
+    a = 0
+    for n, (y, dp, dx) in zip(lengths, got):
+        assert np.array_equal(rt.compute(x[:, :, a:a + n]), y)
+        dp2, dx2 = rt.vjp(ct[:, :, a:a + n])
+        assert np.array_equal(dp2, dp) and np.array_equal(dx2, dx)
+        a += n
     with pytest.raises(FaustError, match=r"vjp: the cotangent must have shape \(6, 1, 300\) "
                                          r"\(dL/dy of the last block\), got \(6, 300\)"):
         rb.vjp(np.zeros((6, 300)))

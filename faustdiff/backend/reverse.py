@@ -527,10 +527,11 @@ class ReverseProgram(Wrapper):
             hit = self._link_cache[key] = [index[id(prog.controls[j])] for j in dst.tolist()]
         return hit
 
-    def batch(self, batch: int) -> "ReverseBatch":
+    def batch(self, batch: int, threads: int = 1) -> "ReverseBatch":
         """B instances run together by batch kernels (`ReverseBatch`), each with this
-        program's widget values to start with, reset."""
-        return ReverseBatch(self, batch)
+        program's widget values to start with, reset; their lane groups on up to
+        `threads` threads."""
+        return ReverseBatch(self, batch, threads)
 
     def clone(self) -> "ReverseProgram":
         """An independent instance (own state, parameters at their current values)."""
@@ -559,7 +560,7 @@ class ReverseBatch:
     A block is one piece: its tapes (B rows of tapes, n samples) are kept whole, so
     `fits(n)` says whether they stay within TAPE_BUDGET (no checkpointing here)."""
 
-    def __init__(self, prog: "ReverseProgram", batch: int):
+    def __init__(self, prog: "ReverseProgram", batch: int, threads: int = 1):
         if not prog._compiled or not prog.forward.BATCH_KERNELS \
                 or not prog.backward.BATCH_KERNELS:
             raise FaustError("this reverse-mode program has no batch kernels "
@@ -567,8 +568,8 @@ class ReverseBatch:
         self.prog, self.batch = prog, int(batch)
         self.num_inputs, self.num_outputs = prog.num_inputs, prog.num_outputs
         self.num_wrt, self.wrt = prog.num_wrt, prog.wrt
-        self.fwd = prog.forward.batch(self.batch)
-        self.bwd = prog.backward.batch(self.batch)
+        self.fwd = prog.forward.batch(self.batch, threads)
+        self.bwd = prog.backward.batch(self.batch, threads)
         self._rows = prog.num_outputs + prog.num_tapes
         self._tapes = None
         self.reset()

@@ -264,7 +264,7 @@ def batch_runner(prog, batch: int):
     runners = prog.__dict__.setdefault("_batch_runners", {})
     bp = runners.get(batch)
     if bp is None:
-        bp = runners[batch] = prog.batch(batch)
+        bp = runners[batch] = prog.batch(batch, _threads())
     return bp
 
 
@@ -412,7 +412,8 @@ class Trainer:
                  "serial" (see `run_batch`). "vectorized": the examples as the lanes of
                  one call of the generated batch kernels (forward mode: outputs and
                  partials; reverse mode: the forward kernel with its tapes, then the
-                 backward kernel), falling back to threads where there are none (the
+                 backward kernel; the lane groups of 4 examples shared out to Numba's
+                 threads, `numba.get_num_threads()`), falling back to threads where there are none (the
                  interpreter) or, in reverse mode, when the batch's tapes exceed
                  TAPE_BUDGET; "auto" picks it for two examples or more in forward
                  mode (in reverse mode it keeps threads: see `_reverse_batch`)
@@ -598,7 +599,7 @@ class Trainer:
             return None
         rb = self._batches.get(batch)
         if rb is None:
-            rb = self._batches[batch] = self.program.batch(batch)
+            rb = self._batches[batch] = self.program.batch(batch, _threads())
         return rb if rb.fits(n) else None
 
     def _reverse_vectorized(self, rb, progs, xs, ts, n) -> list:
