@@ -502,8 +502,9 @@ def json_cmd(file, sr, include):
               "better validation loss; keep the best epoch's values (needs --val).")
 @click.option("--segment", type=float, metavar="SECONDS", help="Segment length. --dataset: "
               "independent segments (default: the shortest pair), or with --carry-state the "
-              "pairs in chunks; --target: train a long file in chunks, the state carried "
-              "from segment to segment, one step per pass over the file.")
+              "pairs in chunks; --target (and each fit of --per-file): train a long file "
+              "in chunks, the state carried from segment to segment, one step per pass over "
+              "the file.")
 @click.option("--carry-state", is_flag=True, help="--dataset: train on whole pairs in "
               "consecutive --segment chunks, the program's state carried from one to the "
               "next (truncated backpropagation at segment boundaries in reverse mode).")
@@ -600,7 +601,9 @@ def train_cmd(file, targets, inputs, params, loss, optimizer, steps, dataset, ba
                              "(or pip install matplotlib)") from None
     ds = None
     if dataset is not None:
-        ds = _open_dataset(dataset, sr, segment, val, batch, seed, skip_bad, carry_state)
+        # (--per-file cuts each pair's fit itself: the pairs stay whole)
+        ds = _open_dataset(dataset, sr, None if per_file else segment, val, batch, seed,
+                           skip_bad, carry_state)
         data_t = data_i = None
         sr = sr or ds.sample_rate or DEFAULT_SR
     else:
@@ -644,7 +647,7 @@ def train_cmd(file, targets, inputs, params, loss, optimizer, steps, dataset, ba
         with _executor(scheduler, workers, scheduler_timeout) as executor:
             if per_file:
                 _per_file(file, trainer, ds, steps, results, sr, loss, optimizer, executor,
-                          where, quiet)
+                          where, quiet, segment)
                 return
             log = None if quiet else (lambda line: click.echo(line, err=True))
             with np.errstate(all="ignore"):
@@ -719,11 +722,10 @@ def _check_train_options(targets, inputs, steps, dataset, batch, val, epochs, pa
         check_table_path(results)
         drop = [k for k in ("--batch", "--val", "--epochs", "--patience", "--checkpoint",
                             "--resume", "--carry-state") if given[k]]
-        drop += ["--segment"] if segment is not None else []
         drop += [k for k, v in (("--plot", plot), ("--export", export), ("--preset", preset))
                  if v is not None]
         if drop:
-            raise FaustError(f"--per-file fits every pair whole for --steps steps: drop "
+            raise FaustError(f"--per-file fits every pair for --steps steps: drop "
                              f"{'/'.join(drop)}")
         return
     if results is not None:
@@ -808,17 +810,20 @@ def _require_dataset(ds, prog, quiet) -> None:
 
 
 def _per_file(file, trainer, ds, steps, results, sr, loss, optimizer, executor, where,
-              quiet) -> None:
-    """--per-file: one fit per pair, the table written whole at the end."""
+              quiet, segment=None) -> None:
+    """--per-file: one fit per pair (in segments of `segment` seconds, the state carried,
+    when given), the table written whole at the end."""
     import time
     from .learn.dataset import write_table
     start = time.perf_counter()
     log = None if quiet else (lambda line: click.echo(line, err=True))
     with np.errstate(all="ignore"):
-        rows = trainer.fit_each(ds, steps=steps, log=log, executor=executor)
+        rows = trainer.fit_each(ds, steps=steps, log=log, executor=executor,
+                                segment=segment)
     write_table(results, rows, trainer.labels)
     click.echo(f"{file}: dataset {ds.source}: {len(rows)} pair(s) fitted separately at {sr} "
-               f"Hz, loss {loss}, {optimizer}, {trainer.grad_mode} mode, {steps} steps each, "
+               f"Hz, loss {loss}, {optimizer}, {trainer.grad_mode} mode, {steps} steps each"
+               f"{'' if segment is None else f' (segments of {segment:g} s)'}, "
                f"in {time.perf_counter() - start:.2f} s{where}")
     click.echo(f"  results: {results}")
 

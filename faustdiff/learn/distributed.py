@@ -149,12 +149,12 @@ def share_terms(cfg: dict, theta, ids, chunk, need, *arrays) -> list:
         _checkin(cfg, tr)
 
 
-def pair_fit(cfg: dict, x, t, name, theta0, steps, tol) -> dict:
+def pair_fit(cfg: dict, x, t, name, theta0, steps, tol, segment=None) -> dict:
     """A task: one row of `fit_each` (`Trainer.fit_pair`)."""
     tr = _checkout(cfg)
     try:
         with np.errstate(all="ignore"):
-            return tr.fit_pair(x, t, name, theta0, steps, tol)
+            return tr.fit_pair(x, t, name, theta0, steps, tol, segment=segment)
     finally:
         _checkin(cfg, tr)
 
@@ -262,14 +262,14 @@ class DaskExecutor:
             done = self.client.gather(futs)
         return [[term for part in row for term in part] for row in done]
 
-    def fit_pairs(self, trainer, dataset, theta0, steps, tol):
+    def fit_pairs(self, trainer, dataset, theta0, steps, tol, segment=None):
         """The rows of `fit_each`, one task per pair, yielded in the dataset's order."""
         cfg = _config(trainer)
         self._check()
         theta0 = np.asarray(theta0, dtype=np.float64)
         with _quiet_size():
             futs = [self.client.submit(pair_fit, cfg, p.x, p.t, p.name, theta0, steps, tol,
-                                       pure=False) for p in dataset.pairs]
+                                       segment, pure=False) for p in dataset.pairs]
         try:
             for f in futs:
                 with _task_errors():

@@ -995,21 +995,26 @@ class Trainer:
             json.dump(data, f)
 
     def fit_each(self, dataset, steps: int = 100, tol: Optional[float] = None,
-                 progress=False, log=None, executor=None) -> list:
-        """Fit the parameters separately for every pair of the dataset (the whole pair, not
-        its segments; the validation split is ignored), each from the same starting values
-        with a fresh optimiser. Returns one dict per pair, in the dataset's order: `file`,
-        each label, `loss` (at the learned values), `steps`. `executor`: an object whose
-        `fit_pairs(trainer, dataset, θ0, steps, tol)` yields those rows in order, each
-        computed by `fit_pair` elsewhere (`faustdiff.learn.distributed.DaskExecutor`: one
-        Dask task per pair)."""
+                 progress=False, log=None, executor=None,
+                 segment: Optional[float] = None) -> list:
+        """Fit the parameters separately for every pair of the dataset (the whole pair; the
+        validation split is ignored), each from the same starting values with a fresh
+        optimiser. Returns one dict per pair, in the dataset's order: `file`, each label,
+        `loss` (at the learned values), `steps`. `segment` (seconds): each pair's steps
+        run on its consecutive segments with the state carried, as `fit(..., segment=)`
+        (a long recording in bounded memory). `executor`: an object whose
+        `fit_pairs(trainer, dataset, θ0, steps, tol, segment)` yields those rows in order,
+        each computed by `fit_pair` elsewhere (`faustdiff.learn.distributed.DaskExecutor`:
+        one Dask task per pair)."""
+        if segment is not None:
+            self.segment_samples(segment)   # (a bad value fails before any fit)
         dataset.require(self.program.num_inputs, self.program.num_outputs)
         theta0 = self.theta.copy()
         if executor is None:
-            rows = (self.fit_pair(p.x, p.t, p.name, theta0, steps, tol, progress)
+            rows = (self.fit_pair(p.x, p.t, p.name, theta0, steps, tol, progress, segment)
                     for p in dataset.pairs)
         else:
-            rows = executor.fit_pairs(self, dataset, theta0, steps, tol)
+            rows = executor.fit_pairs(self, dataset, theta0, steps, tol, segment)
         out = []
         try:
             for row in rows:
@@ -1023,12 +1028,14 @@ class Trainer:
                 rows.close()
         return out
 
-    def fit_pair(self, x, t, name: str, theta0, steps: int, tol=None, progress=False) -> dict:
-        """One row of `fit_each`: `fit(x, t, steps, tol)` from θ0 with the optimiser reset
-        (a pure function of its arguments and the trainer's configuration)."""
+    def fit_pair(self, x, t, name: str, theta0, steps: int, tol=None, progress=False,
+                 segment: Optional[float] = None) -> dict:
+        """One row of `fit_each`: `fit(x, t, steps, tol, segment=)` from θ0 with the
+        optimiser reset (a pure function of its arguments and the trainer's
+        configuration)."""
         self.theta = np.array(theta0, dtype=np.float64)
         self.optimizer.reset()
-        r = self.fit(x, t, steps=steps, tol=tol, progress=progress)
+        r = self.fit(x, t, steps=steps, tol=tol, progress=progress, segment=segment)
         return {"file": name, **r.params, "loss": r.final_loss, "steps": r.steps}
 
     def _paths(self) -> dict:
