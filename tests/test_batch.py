@@ -162,8 +162,10 @@ process = fi.peak_eq(hslider("g0", 0, -12, 12, 0.1), hslider("f0", 300, 20, 2000
 """
 
 
-def test_reverse_batch_equals_one_instance_at_a_time():
-    """Forward bit for bit; the gradient within the backward kernel's fast-math rounding."""
+@pytest.mark.parametrize("lanes", [False, True])
+def test_reverse_batch_equals_one_instance_at_a_time(lanes):
+    """Forward bit for bit; the gradient bit for bit when the backward pass runs instance by
+    instance (the default), within the fast-math rounding in the backward batch kernel."""
     from faustdiff.backend import reverse as R
     labels = ["g0", "f0", "b0", "fb"]
     prog = R.compile_source(BIQUAD, wrt=labels)
@@ -173,7 +175,7 @@ def test_reverse_batch_equals_one_instance_at_a_time():
             "b0": rng.uniform(50, 1000, B), "fb": rng.uniform(0, 0.8, B)}
     x = rng.uniform(-1, 1, (B, 1, sum(lengths)))
     ct = rng.uniform(-1, 1, (B, 1, sum(lengths)))
-    rb = prog.batch(B)
+    rb = prog.batch(B, lanes=lanes)
     for lab, v in vals.items():
         rb.set_param(lab, v)
     rb.reset()
@@ -191,11 +193,13 @@ def test_reverse_batch_equals_one_instance_at_a_time():
         for n, (y, dp, dx) in zip(lengths, got):
             assert np.array_equal(q.compute(x[b, :, a:a + n]), y[b])
             dp1, dx1 = q.vjp(ct[b, :, a:a + n])
+            if not lanes:
+                assert np.array_equal(dp1, dp[b]) and np.array_equal(dx1, dx[b])
             assert np.max(np.abs(dp1 - dp[b])) <= 1e-12 * np.max(np.abs(dp1))
             assert np.max(np.abs(dx1 - dx[b])) <= 1e-12 * np.max(np.abs(dx1))
             a += n
     # the lane groups on two threads: the same results, bit for bit
-    rt = prog.batch(B, threads=2)
+    rt = prog.batch(B, threads=2, lanes=lanes)
     for lab, v in vals.items():
         rt.set_param(lab, v)
     rt.reset()
