@@ -238,3 +238,19 @@ def test_trainer_vectorized_equals_threads(grad_mode, params):
             assert np.array_equal(g0, g1)
         else:
             assert np.allclose(g0, g1, rtol=1e-12, atol=0)
+
+
+def test_stack_inputs_reuses_the_array_the_examples_are_rows_of():
+    """`fit` on a (B, inputs, n) array cuts it into views: the vectorised step reads that
+    array itself; anything else (a shorter n, copies, other arrays) is stacked anew."""
+    from faustdiff.learn.train import _batch, stack_inputs
+    xs = np.random.default_rng(0).uniform(-1, 1, (3, 2, 50))
+    rows, _ = _batch(xs, "inputs", 2)
+    assert stack_inputs(rows, 2, 50) is xs
+    cut = stack_inputs(rows, 2, 40)
+    assert cut is not xs and np.array_equal(cut, xs[:, :, :40])
+    copies = [r.copy() for r in rows]
+    again = stack_inputs(copies, 2, 50)
+    assert again is not xs and np.array_equal(again, xs)
+    assert stack_inputs(rows[::-1], 2, 50) is not xs
+    assert np.array_equal(stack_inputs(rows[::-1], 2, 50), xs[::-1])

@@ -270,11 +270,30 @@ def batch_runner(prog, batch: int):
 
 def stack_inputs(inputs, nin: int, n: int):
     """The examples' inputs ((nin, >=n) arrays or None) as one (B, nin, n) array (None:
-    silence)."""
+    silence): the array they are the rows of when they are (`fit` on a (B, nin, n) array:
+    no copy every step), else a new one."""
     if not nin or all(x is None for x in inputs):
         return None
+    whole = _rows_of(inputs, nin, n)
+    if whole is not None:
+        return whole
     return np.stack([np.zeros((nin, n)) if x is None else
                      np.asarray(x, dtype=np.float64).reshape(nin, -1)[:, :n] for x in inputs])
+
+
+def _rows_of(inputs, nin: int, n: int):
+    """The C-contiguous float64 (B, nin, n) array whose rows b are inputs[b] (views, as
+    `_batch` cuts a (B, nin, n) array), or None."""
+    base = getattr(inputs[0], "base", None)
+    if not isinstance(base, np.ndarray) or base.dtype != np.float64 \
+            or base.shape != (len(inputs), nin, n) or not base.flags.c_contiguous:
+        return None
+    at = base.__array_interface__["data"][0]
+    for b, x in enumerate(inputs):
+        if not isinstance(x, np.ndarray) or x.base is not base or x.shape != (nin, n) \
+                or x.__array_interface__["data"][0] != at + b * base.strides[0]:
+            return None
+    return base
 
 
 def _vectorized(programs, inputs, n: int):
