@@ -171,18 +171,29 @@ def test_rates():
 # ---------------------------------------------------------------- recursion groups, walking
 
 def test_recursion_group_structure():
-    ys = propagate(B.Rec(par(B.Prim("+"), B.Prim("*")), par(W, W)),
+    cross = B.Route(4, 4, ((1, 1), (3, 2), (2, 3), (4, 4)))   # y0 + x0, y1 * x1
+    ys = propagate(B.Rec(B.Seq(cross, par(B.Prim("+"), B.Prim("*"))), par(W, W)),
                    [S.input_(0), S.input_(1)])
     assert [y.op for y in ys] == ["proj", "proj"]
     group = ys[0].attrs[0]
     assert ys[1].attrs[0] is group and len(group) == 2
-    assert group.defs[0].name == "+" and [a.op for a in group.defs[0].args] == ["recvar"] * 2
+    assert group.defs[0].name == "+" and [a.op for a in group.defs[0].args] == ["recvar", "input"]
     order = S.topo_order(ys)
     pos = {id(s): k for k, s in enumerate(order)}
     for s in order:
         for a in S.deps(s):
             assert pos[id(a)] < pos[id(s)]
     assert len(S.recvars(order)) == 2
+
+
+def test_recursion_output_reading_no_recursion_is_itself():
+    # Faust's propagation: an output of A ~ B whose term reads no recursion variable is
+    # that term, not a projection (here y1 = x0 * x1; y0 = y0' + y1' is one)
+    ys = propagate(B.Rec(par(B.Prim("+"), B.Prim("*")), par(W, W)),
+                   [S.input_(0), S.input_(1)])
+    assert ys[0].op == "proj" and ys[1] is S.prim("*", S.input_(0), S.input_(1))
+    group = ys[0].attrs[0]
+    assert len(group) == 2 and group.defs[1] is ys[1]
 
 
 def test_recursion_extra_outputs_are_plain():
