@@ -11,7 +11,8 @@ Invariants:
   but inside `deep_call`, a worker thread with a large stack and recursion limit.
 * `A ~ B` becomes a `RecGroup` whose RecVars stand for the first b_in outputs of A at t-1;
   their types are found by a fixpoint starting from int (a counter `+(1)~_` stays int, a
-  filter becomes real), re-propagating A and B when a guess was too narrow.
+  filter becomes real), re-propagating A and B when a guess was too narrow. An output whose
+  unsimplified term reads no recursion variable is that term, not a projection (as Faust).
 * A `Par` tree of wires (`si.bus(n)`) passes its inputs through in one step.
 * `Dual(E, N, mode)` (automatic differentiation) is handed to `ad.dual_outputs`: E on the
   values, then the JVP of its signals on the partials (see `ad`).
