@@ -222,8 +222,16 @@ def _group_key(g: "RecGroup") -> tuple:
             memo[h] = r
         return r
 
+    by_free: dict = {}   # free sets are shared objects: decide each once
+
     def local(n) -> bool:
-        return bool(n.free) and any(nested(h) for h in n.free)
+        f = n.free
+        if not f:
+            return False
+        r = by_free.get(f)
+        if r is None:
+            r = by_free[f] = any(nested(h) for h in f)
+        return r
 
     def nested_defs(n):   # reaching a nested group's RecVar/Proj walks its definitions
         return (n.attrs[0].defs or ()) if n.op in ("recvar", "proj") else ()

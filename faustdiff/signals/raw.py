@@ -143,8 +143,16 @@ def group_tag(group: S.RecGroup, ys: list) -> tuple:
             memo[h] = r
         return r
 
+    by_free: dict = {}   # free sets are shared objects: decide each once
+
     def local(n) -> bool:
-        return bool(n.free) and any(nested(h) for h in n.free)
+        f = n.free
+        if not f:
+            return False
+        r = by_free.get(f)
+        if r is None:
+            r = by_free[f] = any(nested(h) for h in f)
+        return r
 
     def kids(n):
         return () if n.op in ("recvar", "proj") else n.args
