@@ -269,7 +269,7 @@ def apply(outputs: Sequence[S.Sig]) -> list[S.Sig]:
             defs = [S.to_type(get(d), t) for d, t in zip(g.defs, g.types)]
             if c != TRUE:
                 defs = [S.held(signal(c), h.var(i), d) for i, d in enumerate(defs)]
-            h.define(defs)
+            h.define(defs, ("cond", g.tag))   # stays apart from g's unsimplified twins
         return h
 
     def get(n: S.Sig) -> S.Sig:

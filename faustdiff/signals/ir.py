@@ -109,8 +109,12 @@ class RecGroup:
     RecVars, and those of the groups nested in it, numbered de Bruijn-style; the signals it
     reads from outside by identity). When a live group with the same key exists, this group
     becomes an alias of it: `proj` returns the canonical group's projections, so two
-    occurrences of the same recursion are the same signals (`canonical`)."""
-    __slots__ = ("uid", "types", "defs", "free", "alias", "share", "__weakref__")
+    occurrences of the same recursion are the same signals (`canonical`). The key also holds
+    `tag`, given to `define`: `propagate` passes the key of Faust's unsimplified term
+    (`raw.group_tag`, which sets `raw`, the term's values, and `raw_free`, the groups it
+    reads), so that recursions equal only once simplified stay apart, as in Faust."""
+    __slots__ = ("uid", "types", "defs", "free", "alias", "share", "tag", "raw", "raw_free",
+                 "__weakref__")
 
     def __init__(self, types: Iterable[str], share: bool = True):
         self.uid = next(_UID)
@@ -120,6 +124,9 @@ class RecGroup:
         self.defs: Optional[tuple[Sig, ...]] = None
         self.free = _EMPTY     # groups whose RecVars the definitions read (self excluded)
         self.alias: Optional["RecGroup"] = None
+        self.tag = None
+        self.raw = None        # propagate's values of A's outputs (`raw.group_tag`)
+        self.raw_free = None   # the groups they read (self excluded); `free` without them
 
     def __len__(self):
         return len(self.types)
@@ -127,15 +134,20 @@ class RecGroup:
     def var(self, i: int) -> Sig:
         return _make("recvar", (), (self, i), self.types[i], FULL, K_SAMPLE)
 
-    def define(self, defs: Iterable[Sig]) -> None:
+    def define(self, defs: Iterable[Sig], tag=None) -> None:
+        """Sets the definitions; a shared group with the same key and `tag` (hashable) as
+        a live one becomes its alias."""
         defs = tuple(defs)
         assert self.defs is None and len(defs) == len(self.types)
         assert all(d.type == t for d, t in zip(defs, self.types)), "define: type mismatch"
         self.defs = defs
         self.free = _free_of(defs) - {self}
+        if self.raw_free is None:
+            self.raw_free = self.free
+        self.tag = tag
         if not self.share:
             return
-        key = _group_key(self)[0]
+        key = (_group_key(self)[0], tag)
         found = _GROUPS.get(key)
         if found is None:
             _GROUPS[key] = self
@@ -210,8 +222,16 @@ def _group_key(g: "RecGroup") -> tuple:
             memo[h] = r
         return r
 
+    by_free: dict = {}   # free sets are shared objects: decide each once
+
     def local(n) -> bool:
-        return bool(n.free) and any(nested(h) for h in n.free)
+        f = n.free
+        if not f:
+            return False
+        r = by_free.get(f)
+        if r is None:
+            r = by_free[f] = any(nested(h) for h in f)
+        return r
 
     def nested_defs(n):   # reaching a nested group's RecVar/Proj walks its definitions
         return (n.attrs[0].defs or ()) if n.op in ("recvar", "proj") else ()

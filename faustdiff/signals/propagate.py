@@ -11,10 +11,15 @@ Invariants:
   but inside `deep_call`, a worker thread with a large stack and recursion limit.
 * `A ~ B` becomes a `RecGroup` whose RecVars stand for the first b_in outputs of A at t-1;
   their types are found by a fixpoint starting from int (a counter `+(1)~_` stays int, a
-  filter becomes real), re-propagating A and B when a guess was too narrow.
+  filter becomes real), re-propagating A and B when a guess was too narrow. An output whose
+  unsimplified term reads no recursion variable is that term, not a projection (as Faust).
 * A `Par` tree of wires (`si.bus(n)`) passes its inputs through in one step.
 * `Dual(E, N, mode)` (automatic differentiation) is handed to `ad.dual_outputs`: E on the
   values, then the JVP of its signals on the partials (see `ad`).
+* Inside, the rules pass *values* (`raw`): a simplified signal, with Faust's unsimplified
+  term beside it when the two differ (`x * 1`, a route's `0 + x`); the memo and the keys of
+  recursion groups use them, so recursions equal only once simplified stay two, as in
+  Faust. `propagate` returns the simplified signals; a `Dual`'s outputs are plain signals.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from ..frontend import boxes as B
 from ..frontend.boxshow import show
 from . import ir as S
 from . import conditions
+from . import raw as R
 from ..frontend.arity import arity
 from ..core.deep import deep_call
 from ..errors import FaustError
@@ -86,7 +92,7 @@ def propagate(box: B.Box, inputs: Optional[list] = None, ctx: Optional[Context] 
     if ctx.main_file is None and box.span is not None:
         ctx.main_file = box.span.file
     made = S.CONTROLS_MADE
-    outs = deep_call(_prop, ctx, box, list(inputs), ctx.root)
+    outs = R.sigs_of(deep_call(_prop, ctx, box, list(inputs), ctx.root))
     if S.CONTROLS_MADE == made:
         return outs
     return deep_call(conditions.apply, outs)   # control/enable: conditional computation
@@ -235,18 +241,19 @@ def _operand(box: B.Box, depth: int) -> str:
 
 
 def _prim(ctx, box, inputs, scope):
-    if box.name in ("/", "%") and S.is_const(inputs[1], 0):
+    sigs = R.sigs_of(inputs)
+    if box.name in ("/", "%") and S.is_const(sigs[1], 0):
         what = "division" if box.name == "/" else "%"
-        raise _PrimError(f"{what} by 0 in {S.show(inputs[0])} {box.name} {S.show(inputs[1])}",
+        raise _PrimError(f"{what} by 0 in {S.show(sigs[0])} {box.name} {S.show(sigs[1])}",
                          box, box.span)
     try:
-        out = S.prim(box.name, *inputs)
+        out = S.prim(box.name, *sigs)
     except FaustError as e:
         if e.span is not None:
             raise
         raise _PrimError(e.message, box, box.span, e) from None
     _origin(ctx, out, box)
-    return [out]
+    return [R.prim(box.name, out, tuple(inputs))]
 
 
 def _seq(ctx, box, inputs, scope):
@@ -263,9 +270,10 @@ def _seq(ctx, box, inputs, scope):
             amount = box_text(box.a.b)
             raise FaustError(e.original.render(amount, text), box.span) from None
         raise FaustError(e.message, box.span, text) from None
-    if (isinstance(box.b, (B.Prim, B.FFun)) and len(outs) == 1
-            and ctx.origins.get(id(outs[0]), (None, None))[1] is box.b):
-        ctx.origins[id(outs[0])] = (outs[0], box)   # `x op y` rather than `op`
+    out = R.sig_of(outs[0]) if len(outs) == 1 else None
+    if (isinstance(box.b, (B.Prim, B.FFun)) and out is not None
+            and ctx.origins.get(id(out), (None, None))[1] is box.b):
+        ctx.origins[id(out)] = (out, box)   # `x op y` rather than `op`
     return outs
 
 
@@ -289,10 +297,10 @@ def _split(ctx, box, inputs, scope):
     return _prop(ctx, box.b, [ys[k % len(ys)] for k in range(bi)], scope)
 
 
-def _sum(sigs):
-    acc = sigs[0]
-    for s in sigs[1:]:
-        acc = S.prim("+", acc, s)
+def _sum(values):
+    acc = values[0]
+    for v in values[1:]:
+        acc = R.add(acc, v)
     return acc
 
 
@@ -310,23 +318,24 @@ def _rec(ctx, box, inputs, scope):
         group = S.RecGroup(types)
         fed = _prop(ctx, box.b, [group.var(i) for i in range(bi)], scope)
         ys = _prop(ctx, box.a, fed + inputs, scope)
-        joined = [S.union_type((t, y.type)) for t, y in zip(types, ys)]
+        joined = [S.union_type((t, R.sig_of(y).type)) for t, y in zip(types, ys)]
         if joined == types:
             break
         types = joined   # a guess was too narrow: widen and propagate again
     if bi == 0:
         return ys
-    group.define(S.to_type(y, t) for y, t in zip(ys, types))
+    sigs = R.sigs_of(ys)
+    group.define((S.to_type(y, t) for y, t in zip(sigs, types)), R.group_tag(group, ys))
     # A's other outputs may read the RecVars: an alias's must read the canonical group's
-    return [group.proj(i) for i in range(bi)] + group.rename(ys[bi:])
+    outs = [group.proj(i) for i in range(bi)] + group.rename(sigs[bi:])
+    return R.rec_outputs(group, ys, outs)
 
 
 def _route(ctx, box, inputs, scope):
     outs: list = [None] * box.outs
     for src, dst in box.pairs:
         if 1 <= src <= box.ins and 1 <= dst <= box.outs:   # out-of-range pairs are ignored
-            x = inputs[src - 1]
-            outs[dst - 1] = x if outs[dst - 1] is None else S.prim("+", outs[dst - 1], x)
+            outs[dst - 1] = R.route_sum(outs[dst - 1], inputs[src - 1])   # Faust's 0 + x
     return [S.int_const(0) if o is None else o for o in outs]
 
 
@@ -362,7 +371,8 @@ def _ui(ctx, box, inputs, scope):
 
 def _bargraph(ctx, box, inputs, scope):
     groups, label = label_path(box.label, scope.groups)
-    return [S.bargraph(box.kind, label, groups, box.lo, box.hi, inputs[0])]
+    out = S.bargraph(box.kind, label, groups, box.lo, box.hi, R.sig_of(inputs[0]))
+    return [R.node(out, "bargraph", out.attrs, (inputs[0],))]
 
 
 def _group(ctx, box, inputs, scope):
@@ -393,11 +403,11 @@ def _failed(ctx, box, inputs, scope):
 def _ffun(ctx, box, inputs, scope):
     rtype = "int" if box.rtype == "int" else "real"
     try:
-        out = S.ffun(box.name, rtype, tuple(box.argtypes), tuple(inputs))
+        out = S.ffun(box.name, rtype, tuple(box.argtypes), tuple(R.sigs_of(inputs)))
     except FaustError as e:
         raise FaustError(e.message, box.span) from None
     _origin(ctx, out, box)
-    return [out]
+    return [R.node(out, "ffun", out.attrs, tuple(inputs))]
 
 
 def _fconst(ctx, box, inputs, scope):
@@ -430,7 +440,9 @@ def _dual(ctx, box, inputs, scope):
         raise FaustError("diff boxes need faustdiff.ad (import faustdiff, not only "
                          "faustdiff.signals)", box.span)
     try:
-        return _DUAL[0](box, inputs, lambda b, xs: _prop(ctx, b, xs, scope))
+        # plain signals in and out: the AD rules see simplified signals only
+        return _DUAL[0](box, R.sigs_of(inputs),
+                        lambda b, xs: R.sigs_of(_prop(ctx, b, xs, scope)))
     except FaustError as e:
         if e.span is not None:
             raise
