@@ -210,6 +210,16 @@ def _group_key(g: "RecGroup") -> tuple:
     post-order, nodes by their position; RecVars/Projs of `g` and of the groups nested in it
     (the groups whose definitions read, transitively, g's RecVars) by a group number in
     order of discovery; every other node (read from outside) by identity."""
+    return canonical_key(g, g.defs, lambda h: h.free, lambda h: h.defs or (),
+                         lambda n: n.args)
+
+
+def canonical_key(g: "RecGroup", roots, free_of, terms, kids) -> tuple:
+    """((entries, groups), objs): `_group_key`'s walk over any term of a group: `roots`
+    (g's terms), `terms(h)` (a group's terms, walked when one of its RecVars/Projs is
+    reached and listed in `groups`), `free_of(h)` (the groups h's terms read: h is nested
+    in g when they reach g), `kids(n)` (a node's operands). `raw.group_tag` runs it over
+    the unsimplified terms."""
     gnum = {g: 0}
     order = [g]
     memo = {g: True}
@@ -218,7 +228,7 @@ def _group_key(g: "RecGroup") -> tuple:
         r = memo.get(h)
         if r is None:
             memo[h] = False            # (no cycles in well-formed IR; guard anyway)
-            r = h.defs is not None and any(nested(x) for x in h.free)
+            r = h.defs is not None and any(nested(x) for x in free_of(h))
             memo[h] = r
         return r
 
@@ -233,11 +243,11 @@ def _group_key(g: "RecGroup") -> tuple:
             r = by_free[f] = any(nested(h) for h in f)
         return r
 
-    def nested_defs(n):   # reaching a nested group's RecVar/Proj walks its definitions
-        return (n.attrs[0].defs or ()) if n.op in ("recvar", "proj") else ()
+    def nested_terms(n):   # reaching a nested group's RecVar/Proj walks its terms
+        return terms(n.attrs[0]) if n.op in ("recvar", "proj") else ()
 
-    # the local DAG in post-order (operands first), nested groups' definitions included
-    objs = post_order(g.defs, lambda n: n.args, nested_defs, local)
+    # the local DAG in post-order (operands first), nested groups' terms included
+    objs = post_order(roots, kids, nested_terms, local)
     index = {id(n): k for k, n in enumerate(objs)}
 
     def ref(n):
@@ -253,8 +263,8 @@ def _group_key(g: "RecGroup") -> tuple:
             attrs = (gnum[h], i)
         else:
             attrs = _akey(node.attrs)
-        entries.append((node.op, attrs, tuple(ref(a) for a in node.args)))
-    groups = tuple((h.types, tuple(ref(d) for d in h.defs)) for h in order)
+        entries.append((node.op, attrs, tuple(ref(a) for a in kids(node))))
+    groups = tuple((h.types, tuple(ref(d) for d in terms(h))) for h in order)
     return (tuple(entries), groups), objs
 
 

@@ -131,54 +131,12 @@ def group_tag(group: S.RecGroup, ys: list) -> tuple:
     their RecVars and projections numbered, everything read from outside by identity)."""
     group.raw = tuple(ys)
     group.raw_free = S._free_of(ys) - {group}
-    gnum = {group: 0}
-    order = [group]
-    memo = {group: True}
 
-    def nested(h) -> bool:
-        r = memo.get(h)
-        if r is None:
-            memo[h] = False
-            r = h.defs is not None and any(nested(x) for x in h.raw_free)
-            memo[h] = r
-        return r
-
-    by_free: dict = {}   # free sets are shared objects: decide each once
-
-    def local(n) -> bool:
-        f = n.free
-        if not f:
-            return False
-        r = by_free.get(f)
-        if r is None:
-            r = by_free[f] = any(nested(h) for h in f)
-        return r
-
-    def kids(n):
+    def kids(n):   # (a raw projection has no operand; a Sig's is its definition)
         return () if n.op in ("recvar", "proj") else n.args
 
     def terms(h):
-        return h.raw if h.raw is not None else h.defs
+        return (h.raw if h.raw is not None else h.defs) or ()
 
-    def nested_terms(n):   # reaching a nested group's RecVar/projection walks its terms
-        return terms(n.attrs[0]) if n.op in ("recvar", "proj") else ()
-
-    objs = S.post_order(group.raw, kids, nested_terms, local)
-    index = {id(n): k for k, n in enumerate(objs)}
-
-    def ref(n):
-        return index[id(n)] if local(n) else n
-
-    entries = []
-    for n in objs:
-        if n.op in ("recvar", "proj"):
-            h, i = n.attrs
-            if h not in gnum:
-                gnum[h] = len(order)
-                order.append(h)
-            attrs = (gnum[h], i)
-        else:
-            attrs = S._akey(n.attrs)
-        entries.append((n.op, attrs, tuple(ref(a) for a in kids(n))))
-    groups = tuple((h.types, tuple(ref(d) for d in terms(h))) for h in order)
-    return ("raw", tuple(entries), groups)
+    key, _ = S.canonical_key(group, group.raw, lambda h: h.raw_free, terms, kids)
+    return ("raw",) + key
