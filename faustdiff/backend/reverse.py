@@ -676,7 +676,6 @@ class ReverseBatch:
         while len(self._scalar) < k:
             bw = type(prog.backward)()
             self._scalar.append(_Compiled(bw))
-        dst, src, count = prog._links(prog.backward)
         d = np.empty((B, max(1, prog.backward.num_outputs), n + _PAD))
         finals: list = [None] * B
 
@@ -684,9 +683,7 @@ class ReverseBatch:
             bk = self._scalar[j]
             p = bk.prog
             for b in range(j, B, k):
-                p._ctl[dst] = widgets[b, src]
-                if count >= 0:
-                    p._ctl[count] = float(n)
+                prog._sync(p, widgets[b], n)   # (its widgets and block length)
                 p.reset()
                 if n:
                     bk.run(self._tapes[b], d[b], _NONE, 0, n, n)
