@@ -3,6 +3,7 @@ one call, each with its own widgets, inputs and state, equal bit for bit to B pr
 one at a time."""
 from __future__ import annotations
 
+import os
 import re
 import sys
 import uuid
@@ -254,3 +255,70 @@ def test_stack_inputs_reuses_the_array_the_examples_are_rows_of():
     assert again is not xs and np.array_equal(again, xs)
     assert stack_inputs(rows[::-1], 2, 50) is not xs
     assert np.array_equal(stack_inputs(rows[::-1], 2, 50), xs[::-1])
+
+
+# ---------------------------------------------------------------- random programs
+
+hypothesis = pytest.importorskip("hypothesis")
+from test_codegen import faust_expr  # noqa: E402 (the random programs of the scalar kernels)
+
+SETTINGS_RANDOM = [-7.0, 0.0, 0.3, 2.0, 1e9]
+
+
+def _run(prog, x, rows):
+    """Two calls (70 + 130 samples) of a program or a batch, with its bargraph traces
+    (rows: the number of bargraphs), or ("error", message)."""
+    try:
+        with np.errstate(all="ignore"):
+            a = prog.compute(x[..., :70], 70)
+            ta = prog.bargraph_traces
+            b = prog.compute(x[..., 70:], 130)
+            tb = prog.bargraph_traces
+    except FaustError as e:
+        return ("error", str(e))
+    traces = [np.asarray(t).reshape(a.shape[:-2] + (rows, n))
+              for t, n in ((ta, 70), (tb, 130))]
+    return ("ok", np.concatenate([a, b], axis=-1), np.concatenate(traces, axis=-1))
+
+
+@hypothesis.settings(max_examples=int(os.environ.get("FAUSTDIFF_RANDOM_EXAMPLES", "12")),
+                     deadline=None, derandomize=not os.environ.get("FAUSTDIFF_RANDOM_FRESH"),
+                     suppress_health_check=list(hypothesis.HealthCheck))
+@hypothesis.given(exprs=hypothesis.strategies.lists(faust_expr(), min_size=3, max_size=6),
+                  seed=hypothesis.strategies.integers(0, 2**16))
+def test_random_programs_batch_equals_one_instance_at_a_time(exprs, seed):
+    """The batch kernel (every operation on vectors of the lanes' values, or lane by lane)
+    against each instance's scalar kernel: 11 instances (a group and a padded one), each
+    with its own sliders and inputs, bit for bit (NaN where NaN), bargraphs included."""
+    defs = "".join(f"f{k}(x) = {e};\n" for k, e in enumerate(exprs))
+    text = defs + "process = _ <: " + ", ".join(f"f{k}" for k in range(len(exprs))) + ";\n"
+    try:
+        prog = faustdiff.compile_source(text, "<random>")
+    except FaustError:
+        hypothesis.assume(False)
+    B = 11
+    rng = np.random.default_rng(seed)
+    specials = np.array([0.0, -0.0, 1.0, -1.0, 0.5, 2.5, 1e10, -3e9, np.nan, np.inf, -np.inf,
+                         7.0, 1e-300, 65537.0, -0.75])
+    x = np.concatenate([np.tile(specials, (B, 1)), rng.standard_normal((B, 185)) * 4],
+                       axis=1)[:, None, :]
+    values = {k: rng.choice(SETTINGS_RANDOM, B) for k in prog.params}
+    bp = prog.batch(B)
+    for k, v in values.items():
+        bp.set_param(k, v)
+    bp.reset()
+    got = _run(bp, x, len(prog.bargraph_labels))
+    want = []
+    for b in range(B):
+        p = faustdiff.compile_source(text, "<random>")
+        for k, v in values.items():
+            p.set_param(k, float(v[b]))
+        p.reset()
+        want.append(_run(p, x[b], len(prog.bargraph_labels)))
+    errors = [w for w in want if w[0] == "error"]
+    if errors:
+        assert got == errors[0], text
+        return
+    assert got[0] == "ok", (text, got)
+    assert np.array_equal(got[1], np.stack([w[1] for w in want]), equal_nan=True), text
+    assert np.array_equal(got[2], np.stack([w[2] for w in want]), equal_nan=True), text

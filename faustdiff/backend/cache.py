@@ -183,6 +183,7 @@ def _key1(text: str, filename: str, sample_rate, include: Iterable, name: str) -
         "dir": base, "include": [os.path.abspath(str(p)) for p in include],
         "faust_lib_path": os.environ.get("FAUST_LIB_PATH", ""), "text": text,
         "libs": [bundled_only(), installed_lib_dirs()],   # which libraries come first
+        "lanes": _lanes(),   # the batch kernels' vector width is the machine's
     }
     return _sha(json.dumps(parts, sort_keys=True).encode("utf-8"))[:40]
 
@@ -200,6 +201,11 @@ def _compiler_fingerprint() -> str:
         h.update(str(f.relative_to(here.parent)).encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
+
+
+def _lanes() -> int:
+    from .simd import LANES
+    return LANES
 
 
 def _format() -> int:

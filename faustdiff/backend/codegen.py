@@ -39,7 +39,7 @@ from .. import __version__
 from ..core import primitives as P
 from ..signals import ir as S
 from ..errors import FaustError
-from . import reductions
+from . import reductions, simd
 from .schedule import HISTORY_LIMIT, Context, Plan, plan as make_plan
 
 from .runtime import FORMAT   # bump it when the generated module's layout changes
@@ -384,7 +384,7 @@ def _line_array(line) -> str:
 # trip count equal to the vector width, so that the loop vectoriser leaves one vector
 # iteration whose state SROA keeps in vector registers. 4 doubles: one AVX2 register (8,
 # two registers, left the state in memory: the 30-band equaliser's lanes ran 2x slower).
-LANES = 4
+LANES = simd.LANES
 # samples per chunk of a batch kernel's staged inputs and outputs (stack buffers of at most
 # BATCH_BUFFER doubles)
 BATCH_CHUNK = 64
@@ -436,12 +436,62 @@ def lane_indexed(code: str, lanes: int = LANES, opaque: bool = False) -> str:
     return "".join(out)
 
 
-class _Emitter:
-    """Emits the kernel of one context (`batch`: the lane form, see `batch_kernel`)."""
+def vector_indexed(code: str) -> str:
+    """One instance's kernel code made the vector form's (simd): `ld`/`st` of a lane array
+    (_LANE_ARRAYS) at flat index k become `vld`/`vst` of its LANES values at k, any other
+    `ld` (a waveform's table) `vgat`, and the scalar helpers their vector versions, which
+    also take scalars (a value every lane shares)."""
+    out, i = [], 0
+    for m in re.finditer(r"\b(ld|st)\(", code):
+        if m.start() < i:
+            continue
+        args, end = _split_args(code, m.end())
+        args = [vector_indexed(a).strip() for a in args]
+        fn = ("v" + m.group(1)) if args[0] in _LANE_ARRAYS else \
+            ("vgat" if m.group(1) == "ld" else None)
+        if fn is None:
+            raise FaustError(f"codegen: a vector kernel stores to {args[0]}")
+        out.append(code[i:m.start()] + f"{fn}({', '.join(args)})")
+        i = end
+    out.append(code[i:])
+    text = "".join(out)
+    for pattern, name in _VECTOR_NAMES:
+        text = re.sub(pattern, name, text)
+    return text
 
-    def __init__(self, plan: Plan, ctx: Context, batch: bool = False):
+
+# scalar helper -> its simd version (same values on scalars, lane by lane on vectors)
+_VECTOR_NAMES = ((r"\bsel\(", "vsel("), (r"\bclip\(", "vclip("), (r"\bf2iv?\(", "vf2i("),
+                 (r"\bfloat\(", "vf64("), (r"\bnp\.int32\(", "vi32("),
+                 (r"\bnp\.int64\(", "vi64("), (r"\bnp\.floor\(", "vfloor("),
+                 (r"\bnp\.ceil\(", "vceil("), (r"\bnp\.rint\(", "vrint("),
+                 (r"\bnp\.trunc\(", "vtrunc("), (r"\bmath\.sqrt\(", "vsqrt("))
+# primitives and foreign functions whose templates the vector form computes on whole
+# vectors (one instruction of the same rounding per lane: arithmetic, comparisons,
+# selects, IEEE floor/ceil/rint/trunc/sqrt/abs); every other template runs lane by lane
+VECTOR_PRIMS = frozenset({"+", "-", "*", "/", "<", "<=", ">", ">=", "==", "!=", "&", "|",
+                          "xor", "<<", ">>", "attach", "enable", "control", "int", "float",
+                          "abs", "floor", "ceil", "rint", "min", "max", "select2", "select3",
+                          "assertbounds", "sqrt"})
+VECTOR_FFUNS = frozenset({"fabs", "rint", "nearbyint", "trunc", "floor", "ceil", "sqrt",
+                          "isnan"})
+
+
+def per_lane(template: str, args: list) -> str:
+    """A template computed lane by lane: the vector of its scalar values on each lane's
+    operands (`vlane` of a scalar operand is itself)."""
+    lanes = [template.format(*[f"vlane({a}, {b})" for a in args]) for b in range(LANES)]
+    return f"vpack({', '.join(lanes)})"
+
+
+class _Emitter:
+    """Emits the kernel of one context (`batch`: the lane form, see `batch_kernel`;
+    `vector`: its explicit-SIMD form, see simd)."""
+
+    def __init__(self, plan: Plan, ctx: Context, batch: bool = False, vector: bool = False):
         self.plan, self.ctx = plan, ctx
         self.batch = batch
+        self.vector = vector
         self.staged: dict = {}      # batch: (row, shift) of an input read -> its xin slot
         self.ctypes: dict = {}      # name of a control-rate local -> its type
         self.name: dict = {}
@@ -494,6 +544,8 @@ class _Emitter:
             shift = self.plan.in_offset - (s.attrs[1] if len(s.attrs) > 1 else 0)
             if self.batch:   # staged per sample into xin (see batch_kernel)
                 k = self.staged.setdefault((s.attrs[0], shift), len(self.staged))
+                if self.vector:
+                    return [f"{v} = vld(xin, {k * self.chunk} + j)   # input {s.attrs[0]}"]
                 return [f"{v} = ld(xin, ({k * self.chunk} + j) * {LANES} + b)"
                         f"   # input {s.attrs[0]}"]
             at = "(s0 + s1 - 1 - i)" if self.plan.reverse_io else "i"
@@ -596,19 +648,27 @@ class _Emitter:
         args = [self.arg(a, c) for a, c in zip(s.args, convs)]
         if name == "%" and convs[0] == "int" and id(s.args[1]) in self.ctx.folded \
                 and self.ctx.folded[id(s.args[1])] != 0 and id(s.args[0]) not in self.ctx.folded:
-            return irem_inline(args[0], P.convert(self.ctx.folded[id(s.args[1])], "int"))
+            b = P.convert(self.ctx.folded[id(s.args[1])], "int")
+            if self.vector:
+                return per_lane(irem_inline("{0}", b), args[:1])
+            return irem_inline(args[0], b)
         code = P.PRIMITIVES[name].code or {}
         optype = convs[0] if convs and convs[0] is not None else "*"
         tmpl = code.get(optype) or code.get("*")
         if tmpl is None:
             raise FaustError(f"codegen: no code template for primitive '{name}' on {optype}")
+        if self.vector and name not in VECTOR_PRIMS:
+            return per_lane(tmpl, args)
         return tmpl.format(*args)
 
     def ffun(self, s: S.Sig) -> str:
         tmpl = P.FFUN_CODE.get(s.name)
         if tmpl is None:
             raise FaustError(f"codegen: no code template for foreign function '{s.name}'")
-        return tmpl.format(*[self.ref(a) for a in s.args])
+        args = [self.ref(a) for a in s.args]
+        if self.vector and s.name not in VECTOR_FFUNS:
+            return per_lane(tmpl, args)
+        return tmpl.format(*args)
 
     def delay(self, s: S.Sig, v: str) -> list[str]:
         ctx = self.ctx
@@ -641,6 +701,10 @@ class _Emitter:
                 de = dv
         if line.kind == "ring":
             lines.append(f"{v} = ld({arr}, {line.offset} + ((t - {de}) & {line.length - 1}))")
+        elif self.vector:   # (a delay that differs between lanes: selects, not a branch)
+            zero = "0" if line.type == "int" else "0.0"
+            lines.append(f"{v} = sel({de} <= t, ld({arr}, {_row(line.offset, 'n' + arr)}"
+                         f"sel({de} <= t, t - {de}, 0)), {zero})")
         else:
             zero = "0" if line.type == "int" else "0.0"
             lines.append(f"{v} = ld({arr}, {_row(line.offset, 'n' + arr)}t - {de}) "
@@ -746,7 +810,8 @@ class _Emitter:
                 new[ctx.prefixes[id(s)]] = self.ref(s.args[1])
             elif s.op == "waveform":
                 w = self.slot(ctx.waves[id(s)])
-                new[ctx.waves[id(s)]] = f"{w} + 1 if {w} < {len(s.attrs[0]) - 1} else 0"
+                new[ctx.waves[id(s)]] = f"sel({w} < {len(s.attrs[0]) - 1}, {w} + 1, 0)" \
+                    if self.vector else f"{w} + 1 if {w} < {len(s.attrs[0]) - 1} else 0"
         return new
 
     # -------------------------------------------------------- the kernel
@@ -907,16 +972,20 @@ class _Emitter:
                    for s in ctx.sample if s.op == "input" and id(s) not in ctx.folded})
         rows = nin + len(ctx.outputs) + len(ctx.bargraphs)
         ch = self.chunk = max(8, min(BATCH_CHUNK, BATCH_BUFFER // max(1, rows * W)))
-        control = []
+        control, vec = [], self.vector
+        self.vector = False   # (control-rate values: per lane, scalar code)
         for s in ctx.control:
             control += self.node(s, False)
+        self.vector = vec
         body = []
         for s in ctx.sample:
             body += self.node(s, True)
         for c, s in enumerate(ctx.outputs):
-            body.append(f"st(yout, ({c * ch} + j) * {W} + b, {self.ref(s)})")
+            body.append(f"vst(yout, {c * ch} + j, {self.ref(s)})" if vec else
+                        f"st(yout, ({c * ch} + j) * {W} + b, {self.ref(s)})")
         for c, s in enumerate(ctx.bargraphs):
-            body.append(f"st(ybar, ({c * ch} + j) * {W} + b, {self.ref(s)})")
+            body.append(f"vst(ybar, {c * ch} + j, {self.ref(s)})" if vec else
+                        f"st(ybar, ({c * ch} + j) * {W} + b, {self.ref(s)})")
         new = self.post()
         what, groups = self.scalar_state()
         # held slots: a recursion whose definition is a control-rate value that nothing in
@@ -934,8 +1003,12 @@ class _Emitter:
         ints = [c for c in used if self.ctypes[c] != "real"]
         loads = [f"{self.slot(sl)} = ld({'state_i' if kind == 'iv' else 'state_f'}, {k})"
                  for kind, sls in groups for k, sl in enumerate(sls) if sl not in held]
-        loads += [f"{c} = ld(cf, {k * W} + b)" for k, c in enumerate(reals)]
-        loads += [f"{c} = np.int32(ld(ci, {k * W} + b))" for k, c in enumerate(ints)]
+        if vec:   # (the lanes' control values: one vector each)
+            loads += [f"{c} = vld(cf, {k})" for k, c in enumerate(reals)]
+            loads += [f"{c} = vld(ci, {k})" for k, c in enumerate(ints)]
+        else:
+            loads += [f"{c} = ld(cf, {k * W} + b)" for k, c in enumerate(reals)]
+            loads += [f"{c} = np.int32(ld(ci, {k * W} + b))" for k, c in enumerate(ints)]
         keep = [f"st(cf, {k * W} + b, {c})" for k, c in enumerate(reals)]
         keep += [f"st(ci, {k * W} + b, {c})" for k, c in enumerate(ints)]
         keep += [f"st({'state_i' if kind == 'iv' else 'state_f'}, {k * W} + b, {new[sl]})"
@@ -945,16 +1018,21 @@ class _Emitter:
         # runs; SLP then packs lanes from their memory accesses, which SROA would have
         # turned into registers had the state's indexes been constants: an opaque zero
         # keeps them loads and stores (to L1, forwarded), so SLP finds whole vectors.
-        opaque = len(body) + len(after) <= SMALL_BODY
-        lanes = [lane_indexed(line, W, opaque) for line in loads + body + after]
+        opaque = not vec and len(body) + len(after) <= SMALL_BODY
+        if vec:
+            lanes = [vector_indexed(line) for line in loads + body + after]
+        else:
+            lanes = [lane_indexed(line, W, opaque) for line in loads + body + after]
         control = [lane_indexed(line) for line in control]
 
         at_in = "(s0 + s1 - 1 - i)" if self.plan.reverse_io else "i"
         at_out = at_in + (f" + {self.plan.out_offset}" if self.plan.out_offset else "")
         src = [f"@{_jit(self.plan.fastmath)}", f"def _v{ctx.index}({BATCH_ARGS}):",
-               f'    """Samples s0..s1-1 of B instances of the program, {W} lanes a group."""',
-               "    vec256()   # (a lane group is one 256-bit vector)",
-               "    B = ctl.shape[0]",
+               f'    """Samples s0..s1-1 of B instances of the program, {W} lanes a group'
+               f'{" (simd vectors)" if vec else ""}."""']
+        if not vec and W == 4:
+            src.append("    vec256()   # (a lane group is one 256-bit vector)")
+        src += ["    B = ctl.shape[0]",
                "    nctl = ctl.shape[1]"]
         if self.staged:
             src += ["    ni = ins.shape[2]", "    isz = ins.shape[1] * ni",
@@ -1000,24 +1078,37 @@ class _Emitter:
                 "            while q0 < b1:",
                 f"                q1 = min(q0 + {ch}, b1)"]
         if self.staged:
-            copies = []
+            copies, moves = [], []
+            rev = int(self.plan.reverse_io)
             for (row, shift), k in sorted(self.staged.items(), key=lambda kv: kv[1]):
                 at = at_in + (f" + {shift}" if shift > 0 else f" - {-shift}" if shift else "")
                 copies.append(f"st(xin, ({k * ch} + j) * {W} + b, "
                               f"ld(ins, bb + {_row(row, 'ni')}{at}))")
-            src += _staging("the chunk's inputs, lane order", "isz", copies, W)
-        src += ["                for j in range(q1 - q0):",
-                f"                    for b in range({W}):   # the lanes (vectorised)"]
-        src += ["                        " + line for line in lanes]
+                moves.append(f"vtin(ins, g0, B, isz, {_row(row, 'ni')}{at}, xin, {k * ch} + j, "
+                             f"{rev})")
+            src += _staging("the chunk's inputs, lane order", "isz", copies, W,
+                            moves if vec else None)
+        if vec:   # (every value a vector of the lanes' values, or one they share)
+            src.append("                for j in range(q1 - q0):   # the lanes (simd)")
+            src += ["                    " + line for line in lanes]
+        else:
+            src += ["                for j in range(q1 - q0):",
+                    f"                    for b in range({W}):   # the lanes (vectorised)"]
+            src += ["                        " + line for line in lanes]
         src.append("                    t += 1")
+        rev = int(self.plan.reverse_io)
         if ctx.outputs:
             src += _staging("the chunk's outputs", "osz", [
                 f"st(outs, bb + {_row(c, 'no')}{at_out}, ld(yout, ({c * ch} + j) * {W} + b))"
-                for c in range(len(ctx.outputs))], W)
+                for c in range(len(ctx.outputs))], W,
+                [f"vtout(outs, g0, B, osz, {_row(c, 'no')}{at_out}, yout, {c * ch} + j, {rev})"
+                 for c in range(len(ctx.outputs))] if vec else None)
         if ctx.bargraphs:
             src += _staging("the chunk's bargraphs", "bsz", [
                 f"st(bars, bb + {_row(c, 'nb')}i, ld(ybar, ({c * ch} + j) * {W} + b))"
-                for c in range(len(ctx.bargraphs))], W)
+                for c in range(len(ctx.bargraphs))], W,
+                [f"vtout(bars, g0, B, bsz, {_row(c, 'nb')}i, ybar, {c * ch} + j, 0)"
+                 for c in range(len(ctx.bargraphs))] if vec else None)
         src += ["                q0 = q1", "            b0 = b1", f"        for b in range({W}):",
                 "            st(iv, b, t)"]
         for kind, sls in groups:
@@ -1027,7 +1118,7 @@ class _Emitter:
         text = "\n".join(src) + "\n"
         return re.sub(r"\bf2i\(", "f2iv(", text)
 
-def _staging(what: str, size: str, copies: list, lanes: int) -> list:
+def _staging(what: str, size: str, copies: list, lanes: int, moves=None) -> list:
     """A batch kernel's copy loops between the instances' rows and a lane-order stack
     buffer, over the chunk j = 0..q1-q0-1 (i = q0 + j). A few rows: sample by sample,
     every lane of a sample together (the SLP vectoriser packs the lanes: the one-pole's
@@ -1036,6 +1127,13 @@ def _staging(what: str, size: str, copies: list, lanes: int) -> list:
     samples (sample by sample, the equaliser's 11 tape rows were 44 streams at once: its
     forward batch kernel 26 -> 20 ms for 16 instances of 1 s)."""
     pad = " " * 16
+    if moves:   # (simd: blocks of `lanes` samples by transposes, then the rest as below)
+        head = [f"{pad}j0 = 0   # {what}: {lanes} samples at a time (simd.vtin/vtout)",
+                f"{pad}while j0 <= q1 - q0 - {lanes}:", f"{pad}    j = j0",
+                f"{pad}    i = q0 + j"] + [f"{pad}    {m}" for m in moves] + \
+               [f"{pad}    j0 += {lanes}"]
+        rest = _staging(what + ", the rest", size, copies, lanes)
+        return head + [line.replace("range(q1 - q0)", "range(j0, q1 - q0)") for line in rest]
     if len(copies) <= lanes:
         return [f"{pad}for j in range(q1 - q0):   # {what}", f"{pad}    i = q0 + j",
                 f"{pad}    for b in range({lanes}):",
@@ -1061,7 +1159,7 @@ def generate(plan: Plan, source: str = "", key: str = "") -> str:
         kernels.append(em.kernel())
         globs += em.globals
     if plan.batch:   # the lane form of the program's kernel (compiled on first use only)
-        em = _Emitter(plan, main, batch=True)
+        em = _Emitter(plan, main, batch=True, vector=plan.simd)
         kernels.append(em.batch_kernel())
         globs += [g for g in em.globals if g not in globs]
     code = "\n\n".join(kernels)
@@ -1080,6 +1178,8 @@ def generate(plan: Plan, source: str = "", key: str = "") -> str:
             "from numba import njit, types",
             "",
             "from faustdiff.backend.runtime import CompiledProgram",
+            *([f"from faustdiff.backend.simd import {', '.join(simd.NAMES)}"]
+              if plan.batch and plan.simd else []),
             "",
             "INF = math.inf",
             "NAN = math.nan",

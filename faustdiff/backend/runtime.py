@@ -23,7 +23,7 @@ from .heap import keep_heap_pages
 
 keep_heap_pages()   # (see heap.py: audio-sized arrays without a page fault per step)
 
-FORMAT = 7   # layout version of generated modules (part of the cache key)
+FORMAT = 8   # layout version of generated modules (part of the cache key)
 _IREM_MESSAGE = "integer remainder by zero at run time (`%` of ints)"
 
 

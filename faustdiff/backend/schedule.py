@@ -150,6 +150,7 @@ class Plan:
     out_offset: int = 0            # columns of the outputs' rows before sample 0
     fastmath: tuple = ()           # LLVM fast-math flags of the kernels (codegen.FASTMATH_OK)
     batch: bool = True             # also generate the batch (lane) kernel (codegen.batch_kernel)
+    simd: bool = True              # ... in its explicit-SIMD form (backend.simd)
 
     @property
     def main(self) -> Context:
