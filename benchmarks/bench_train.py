@@ -16,10 +16,11 @@ run with `jax.lax.scan` and differentiated with `jax.grad` (reverse mode through
 jit-compiled, batch 16 with `jax.vmap`.
 
 `--vectorized`: batch 16 through `parallel="vectorized"` (the generated batch kernels: four
-examples per group of vector registers) against `parallel="threads"`, side by side and
+examples per SIMD vector, backend/simd.py; in forward mode with the L2 loss summed in the
+kernel, `runtime.BatchProgram.l2_sums`) against `parallel="threads"`, side by side and
 interleaved round by round, for the one-pole (forward mode) and the 30-parameter equaliser
 benchmarks/dsp/peq10.dsp (reverse mode); the ratio of examples/s and how far apart the two
-gradients are.
+modes' losses and gradients are, with the outputs and as a training step computes them.
 
 `--memory`: the peak resident memory of one training step (`Trainer.fit(x, t, steps=1)`:
 the step's evaluation, the optimiser step, the final loss) on a long stereo file, 2 channels
@@ -196,6 +197,10 @@ def bench_vectorized(n: int, steps: int, rounds: int = 3) -> None:
                for m in ("threads", "vectorized")}
         ts = 0.5 * xs   # (what the target is does not change the speed)
         got = {m: tr.loss_and_grad(tr.theta, list(xs), list(ts)) for m, tr in trs.items()}
+        # (what a training step computes: without the outputs, the vectorised forward mode
+        # sums the L2 loss in its batch kernel, in another order)
+        step = {m: tr.loss_and_grad(tr.theta, list(xs), list(ts), outputs=False)
+                for m, tr in trs.items()}
         for tr in trs.values():
             tr.fit(xs, ts, steps=2)              # warm up: JIT, pools, buffers
         rates: dict = {m: [] for m in trs}
@@ -209,9 +214,14 @@ def bench_vectorized(n: int, steps: int, rounds: int = 3) -> None:
             print(f"{name:12s} {m:>10s} {tr.grad_mode:>8s} {cells:>34s}")
         (v0, g0, _), (v1, g1, _) = got["threads"], got["vectorized"]
         rel = float(np.max(np.abs(g1 - g0)) / max(np.max(np.abs(g0)), 1e-300))
+        (_, g2, _), (v3, g3, _) = step["threads"], step["vectorized"]
+        srel = float(np.max(np.abs(g3 - g2)) / max(np.max(np.abs(g2)), 1e-300))
         print(f"{name:12s} vectorized/threads = "
               f"{np.median(rates['vectorized']) / np.median(rates['threads']):.2f}x (median "
-              f"of {rounds} rounds); loss equal: {v0 == v1}, gradient max rel. diff {rel:.1e}")
+              f"of {rounds} rounds); with outputs: loss equal: {v0 == v1}, gradient max rel. "
+              f"diff {rel:.1e}; a training step's: loss rel. diff "
+              f"{abs(v3 - step['threads'][0]) / abs(step['threads'][0]):.1e}, gradient "
+              f"{srel:.1e}")
 
 
 def main():

@@ -241,6 +241,75 @@ def test_trainer_vectorized_equals_threads(grad_mode, params):
             assert np.allclose(g0, g1, rtol=1e-12, atol=0)
 
 
+STEREO_GRAD = """import("stdfaust.lib");
+g = hslider("gain", 0.5, 0, 2, 0.01);
+lp(x) = x * (1 - p) : + ~ *(p)
+    with { p = exp(-2 * ma.PI * hslider("cutoff [scale:log]", 1000, 20, 20000, 1) / ma.SR); };
+process = par(i, 2, *(g) : lp) : _, @(3);
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_l2_sums_equal_the_sums_of_the_outputs(threads):
+    """BatchProgram.l2_sums (the batch kernel with the L2 loss in place of its outputs) of a
+    forward-mode program with two outputs and two parameters, 11 instances (a padded lane
+    group), two blocks: Σ e_c² and Σ partial · e of `compute`'s outputs, to rounding (each
+    lane sums in order), and the state advanced as `compute` advances it."""
+    prog = faustdiff.compile_source(STEREO_GRAD, wrt=["gain", "cutoff"]).program
+    assert prog.LOSS_ROWS == 2 and prog.LOSS_KERNELS
+    B, rng = 11, np.random.default_rng(4)
+    x = rng.uniform(-1, 1, (B, 2, 1100))
+    t = rng.uniform(-1, 1, (B, 2, 1100))
+    a, b = prog.batch(B, threads), prog.batch(B, threads)
+    cutoffs = rng.uniform(50, 15000, B)
+    for bp in (a, b):
+        bp.set_param("cutoff", cutoffs)
+        bp.reset()
+    for s, n in ((0, 700), (700, 400)):
+        got = a.l2_sums(x[:, :, s:s + n], t[:, :, s:s + n], n)
+        y = b.compute(x[:, :, s:s + n], n)
+        e = y[:, :2] - t[:, :, s:s + n]
+        want = np.concatenate([np.sum(e * e, axis=2)] + [
+            np.sum(y[:, r] * e[:, (r - 2) % 2], axis=1)[:, None] for r in range(2, 6)], axis=1)
+        assert got.shape == (B, 6)
+        assert np.allclose(got, want, rtol=1e-12, atol=1e-300)
+    with pytest.raises(ValueError, match=r"l2_sums: targets must have shape \(11, 2, 5\), "
+                                         r"got \(11, 1, 5\)"):
+        a.l2_sums(x[:, :, :5], t[:, :1, :5], 5)
+
+
+def test_trainer_vectorized_step_sums_the_loss_in_the_kernel():
+    """A training step in forward mode, vectorised, with the L2 loss (no outputs asked
+    for): the fused kernel's loss and gradient equal the threads' to rounding, and `fit`
+    takes the same steps to 1e-12."""
+    from faustdiff.learn import train as T
+    rng = np.random.default_rng(8)
+    xs = rng.uniform(-1, 1, (9, 2, 900))
+    ts = 0.3 * xs
+    trs = {m: T.Trainer(STEREO_GRAD, params=["gain", "cutoff"], lr=0.05, parallel=m)
+           for m in ("threads", "vectorized")}
+    v0, g0, _ = trs["threads"].loss_and_grad(trs["threads"].theta, list(xs), list(ts),
+                                             outputs=False)
+    tv = trs["vectorized"]
+    calls = []
+    from faustdiff.backend import runtime
+    orig = runtime.BatchProgram.l2_sums
+
+    def spy(self, *a):
+        calls.append(self.batch)
+        return orig(self, *a)
+    runtime.BatchProgram.l2_sums = spy
+    try:
+        v1, g1, ys = tv.loss_and_grad(tv.theta, list(xs), list(ts), outputs=False)
+        r = {m: tr.fit(xs, ts, steps=4) for m, tr in trs.items()}
+    finally:
+        runtime.BatchProgram.l2_sums = orig
+    assert calls and set(calls) == {9} and ys is None
+    assert abs(v1 - v0) <= 1e-12 * abs(v0)
+    assert np.allclose(g1, g0, rtol=1e-12, atol=0)
+    assert np.allclose(r["vectorized"].losses, r["threads"].losses, rtol=1e-12, atol=0)
+
+
 def test_stack_inputs_reuses_the_array_the_examples_are_rows_of():
     """`fit` on a (B, inputs, n) array cuts it into views: the vectorised step reads that
     array itself; anything else (a shorter n, copies, other arrays) is stacked anew."""

@@ -214,19 +214,6 @@ def radd(typingctx, a, b):
         return builder.fadd(args[0], args[1], flags=("reassoc", "nsz", "contract"))
     return types.float64(types.float64, types.float64), codegen
 ''',
-    "vec256": '''
-@intrinsic
-def vec256(typingctx):
-    """LLVM's vectorisers held to 256-bit vectors in the calling function: a batch kernel's
-    lane group is 4 doubles, and with AVX-512 the SLP vectoriser otherwise packs two of its
-    values into one 512-bit register, shuffling them apart again every sample (the
-    one-pole's forward-mode batch kernel 1.19 -> 0.64 ms for 16 instances of 1 s). A
-    string attribute llvmlite does not list, hence set.add."""
-    def codegen(context, builder, sig, args):
-        set.add(builder.function.attributes, '"prefer-vector-width"="256"')
-        return context.get_dummy_value()
-    return types.none(), codegen
-''',
     "irem": '''
 @njit(cache=True, fastmath=False, error_model="numpy")
 def irem(a, b):
@@ -275,7 +262,7 @@ def _row(c: int, n: str) -> str:
 
 
 def _helpers_used(code: str) -> list[str]:
-    return sorted({m for m in re.findall(r"\b(c_[a-z0-9]+|f2iv?|irem|radd|vec256)\(", code)})
+    return sorted({m for m in re.findall(r"\b(c_[a-z0-9]+|f2iv?|irem|radd)\(", code)})
 
 
 # Guarded selects: a select2 whose selector is control rate computes only the chosen
@@ -378,21 +365,20 @@ def _line_array(line) -> str:
 
 
 # Batch kernels (`_Emitter.batch_kernel`): B instances of the program in one call, LANES of
-# them side by side as the innermost index of every state array (a lane group), so that
-# LLVM computes one sample of LANES instances with vector instructions. A literal: the
-# state lives in `stack` buffers of LANES slots per scalar, and the lane loop has a known
-# trip count equal to the vector width, so that the loop vectoriser leaves one vector
-# iteration whose state SROA keeps in vector registers. 4 doubles: one AVX2 register (8,
-# two registers, left the state in memory: the 30-band equaliser's lanes ran 2x slower).
+# them side by side as the innermost index of every state array (a lane group), computed
+# together as SIMD vectors (backend/simd.py: the instance's code, every value a vector of
+# the lanes' values). The state lives in `stack` buffers of LANES slots per scalar, one
+# vector each, which SROA keeps in vector registers. (Until then the lanes were a loop
+# of LANES trips left to LLVM's vectorisers, which packed small bodies only: the
+# equaliser's backward kernel stayed scalar.)
 LANES = simd.LANES
 # samples per chunk of a batch kernel's staged inputs and outputs (stack buffers of at most
 # BATCH_BUFFER doubles)
 BATCH_CHUNK = 64
-# lane bodies of at most this many statements are unrolled by LLVM (its threshold: ~300
-# instructions for 4 lanes): their state stays in memory for the SLP vectoriser
-SMALL_BODY = 60
 BATCH_BUFFER = 16384
 BATCH_ARGS = "block, s0, s1, ins, outs, bars, ctl, ivs, fvs, dis, dfs, his, hfs"
+# the fused-loss batch kernel's (batch_kernel(loss=True)): targets (B, k, n) and the sums
+LOSS_ARGS = "block, s0, s1, ins, tgt, acc, ctl, ivs, fvs, dis, dfs, his, hfs"
 # the arrays a batch kernel indexes per lane: flat index k of one instance -> k * LANES + b
 _LANE_ARRAYS = frozenset({"iv", "fv", "di", "df", "hi", "hf", "state_i", "state_f"})
 
@@ -416,20 +402,18 @@ def _split_args(text: str, start: int) -> tuple[list, int]:
         i += 1
 
 
-def lane_indexed(code: str, lanes: int = LANES, opaque: bool = False) -> str:
-    """One instance's kernel code made lane b's: every `ld`/`st` of a state array
-    (_LANE_ARRAYS) at flat index k goes to `(k) * lanes + b` (operands rewritten too);
-    `opaque`: the scalar state's (`state_i`/`state_f`) at `... + z`, z a zero LLVM cannot
-    see (see batch_kernel)."""
+def lane_indexed(code: str, lanes: int = LANES) -> str:
+    """One instance's kernel code made lane b's (a batch kernel's per-lane control-rate
+    code): every `ld`/`st` of a state array (_LANE_ARRAYS) at flat index k goes to
+    `(k) * lanes + b` (operands rewritten too)."""
     out, i = [], 0
     for m in re.finditer(r"\b(ld|st)\(", code):
         if m.start() < i:
             continue
         args, end = _split_args(code, m.end())
-        args = [lane_indexed(a, lanes, opaque) for a in args]
+        args = [lane_indexed(a, lanes) for a in args]
         if args[0].strip() in _LANE_ARRAYS:
-            z = " + z" if opaque and args[0].strip() in ("state_i", "state_f") else ""
-            args[1] = f"({args[1].strip()}) * {lanes} + b{z}"
+            args[1] = f"({args[1].strip()}) * {lanes} + b"
         out.append(code[i:m.start()] + f"{m.group(1)}({', '.join(a.strip() for a in args)})")
         i = end
     out.append(code[i:])
@@ -485,13 +469,13 @@ def per_lane(template: str, args: list) -> str:
 
 
 class _Emitter:
-    """Emits the kernel of one context (`batch`: the lane form, see `batch_kernel`;
-    `vector`: its explicit-SIMD form, see simd)."""
+    """Emits the kernel of one context (`batch`: the lane form, see `batch_kernel`, whose
+    sample code is in simd vectors while `vector` is set)."""
 
-    def __init__(self, plan: Plan, ctx: Context, batch: bool = False, vector: bool = False):
+    def __init__(self, plan: Plan, ctx: Context, batch: bool = False):
         self.plan, self.ctx = plan, ctx
         self.batch = batch
-        self.vector = vector
+        self.vector = batch
         self.staged: dict = {}      # batch: (row, shift) of an input read -> its xin slot
         self.ctypes: dict = {}      # name of a control-rate local -> its type
         self.name: dict = {}
@@ -946,8 +930,10 @@ class _Emitter:
                 src.append(f"    st({kind}, {j}, ld({name}, {k}))")
         return "\n".join(src) + "\n"
 
-    def batch_kernel(self) -> str:
-        """The batch kernel's source (the program's context only): `_v0(BATCH_ARGS)`.
+    def batch_kernel(self, loss: bool = False) -> str:
+        """The batch kernel's source (the program's context only): `_v0(BATCH_ARGS)`;
+        `loss` (simd form, plan.loss_rows = k > 0): `_l0(LOSS_ARGS)`, the same lanes
+        with the L2 loss's sums in place of the outputs (see below).
 
         ins (B, inputs, n), outs (B, outputs, n), bars (B, bargraphs, n) and ctl
         (B, widgets) hold one row per instance; the state holds one lane group of LANES
@@ -958,34 +944,46 @@ class _Emitter:
         (one batch: reset and run together).
 
         Samples run in chunks of `chunk`: the chunk's inputs are copied into the stack
-        buffer `xin` in lane order (slot, sample, lane), the lanes computed sample by
-        sample (the per-instance code of `kernel`, its state indexes made the lane's,
-        reading xin, writing `yout` in lane order), then yout copied out to the
-        instances' rows. The lane loop so touches stack buffers, and the delay lines and
-        tables only: LLVM needs no run-time alias checks to vectorise it (one vector
-        iteration: the loop disappears and the lanes' state stays in vector registers),
-        and when its body is small enough to be unrolled first, the SLP vectoriser finds
-        whole vectors to load and store (`runtime.call_batch_kernel`). Control-rate
-        values are computed once per block and lane into `cf`/`ci`."""
+        buffer `xin` in lane order (slot, sample, lane; LANES samples of LANES lanes at a
+        time by a transpose in registers, simd.vtin), the lanes computed sample by sample
+        (the per-instance code of `kernel` in simd vectors, `vector_indexed`: each value
+        one vector of the lanes' values, the state one vector per slot, kept in
+        registers), writing `yout` in lane order, then yout transposed out to the
+        instances' rows (simd.vtout). Control-rate values are computed once per block
+        and lane, in scalar code, into `cf`/`ci`, and read as vectors.
+
+        The loss form writes no output: with e_c = out_c - tgt_c for the first k outputs
+        (tgt (B, k, n), staged like the inputs), it adds Σ e_c² (row c < k) and Σ out_r ·
+        e_((r - k) mod k) (row r >= k: a forward-mode partial of output (r - k) mod k)
+        over the samples to acc (B, outputs), each lane's sums in order in vector
+        registers: a training step's loss and gradient without its outputs and partials
+        ever reaching memory."""
         ctx, W = self.ctx, LANES
         nin = len({(s.attrs[0], s.attrs[1] if len(s.attrs) > 1 else 0)
                    for s in ctx.sample if s.op == "input" and id(s) not in ctx.folded})
         rows = nin + len(ctx.outputs) + len(ctx.bargraphs)
         ch = self.chunk = max(8, min(BATCH_CHUNK, BATCH_BUFFER // max(1, rows * W)))
-        control, vec = [], self.vector
+        control = []
         self.vector = False   # (control-rate values: per lane, scalar code)
         for s in ctx.control:
             control += self.node(s, False)
-        self.vector = vec
+        self.vector = True
         body = []
         for s in ctx.sample:
             body += self.node(s, True)
+        nk = self.plan.loss_rows if loss else 0
         for c, s in enumerate(ctx.outputs):
-            body.append(f"vst(yout, {c * ch} + j, {self.ref(s)})" if vec else
-                        f"st(yout, ({c * ch} + j) * {W} + b, {self.ref(s)})")
-        for c, s in enumerate(ctx.bargraphs):
-            body.append(f"vst(ybar, {c * ch} + j, {self.ref(s)})" if vec else
-                        f"st(ybar, ({c * ch} + j) * {W} + b, {self.ref(s)})")
+            if nk:
+                e = f"le{c % nk}"
+                if c < nk:
+                    body.append(f"{e} = {self.ref(s)} - vld(tin, {c * ch} + j)   # error {c}")
+                    body.append(f"vst(accf, {c}, vld(accf, {c}) + {e} * {e})")
+                else:
+                    body.append(f"vst(accf, {c}, vld(accf, {c}) + {self.ref(s)} * {e})")
+                continue
+            body.append(f"vst(yout, {c * ch} + j, {self.ref(s)})")
+        for c, s in enumerate(ctx.bargraphs if not nk else ()):
+            body.append(f"vst(ybar, {c * ch} + j, {self.ref(s)})")
         new = self.post()
         what, groups = self.scalar_state()
         # held slots: a recursion whose definition is a control-rate value that nothing in
@@ -1003,43 +1001,36 @@ class _Emitter:
         ints = [c for c in used if self.ctypes[c] != "real"]
         loads = [f"{self.slot(sl)} = ld({'state_i' if kind == 'iv' else 'state_f'}, {k})"
                  for kind, sls in groups for k, sl in enumerate(sls) if sl not in held]
-        if vec:   # (the lanes' control values: one vector each)
-            loads += [f"{c} = vld(cf, {k})" for k, c in enumerate(reals)]
-            loads += [f"{c} = vld(ci, {k})" for k, c in enumerate(ints)]
-        else:
-            loads += [f"{c} = ld(cf, {k * W} + b)" for k, c in enumerate(reals)]
-            loads += [f"{c} = np.int32(ld(ci, {k * W} + b))" for k, c in enumerate(ints)]
+        # (the lanes' control values: one vector each)
+        loads += [f"{c} = vld(cf, {k})" for k, c in enumerate(reals)]
+        loads += [f"{c} = vld(ci, {k})" for k, c in enumerate(ints)]
         keep = [f"st(cf, {k * W} + b, {c})" for k, c in enumerate(reals)]
         keep += [f"st(ci, {k * W} + b, {c})" for k, c in enumerate(ints)]
         keep += [f"st({'state_i' if kind == 'iv' else 'state_f'}, {k * W} + b, {new[sl]})"
                  f"   # {what[sl]} (held)" for kind, sls in groups for k, sl in enumerate(sls)
                  if sl in held]
-        # A small body is unrolled (4 lanes of scalar code) before the loop vectoriser
-        # runs; SLP then packs lanes from their memory accesses, which SROA would have
-        # turned into registers had the state's indexes been constants: an opaque zero
-        # keeps them loads and stores (to L1, forwarded), so SLP finds whole vectors.
-        opaque = not vec and len(body) + len(after) <= SMALL_BODY
-        if vec:
-            lanes = [vector_indexed(line) for line in loads + body + after]
-        else:
-            lanes = [lane_indexed(line, W, opaque) for line in loads + body + after]
+        lanes = [vector_indexed(line) for line in loads + body + after]
         control = [lane_indexed(line) for line in control]
 
         at_in = "(s0 + s1 - 1 - i)" if self.plan.reverse_io else "i"
         at_out = at_in + (f" + {self.plan.out_offset}" if self.plan.out_offset else "")
-        src = [f"@{_jit(self.plan.fastmath)}", f"def _v{ctx.index}({BATCH_ARGS}):",
+        name = f"_l{ctx.index}({LOSS_ARGS})" if nk else f"_v{ctx.index}({BATCH_ARGS})"
+        src = [f"@{_jit(self.plan.fastmath)}", f"def {name}:",
                f'    """Samples s0..s1-1 of B instances of the program, {W} lanes a group'
-               f'{" (simd vectors)" if vec else ""}."""']
-        if not vec and W == 4:
-            src.append("    vec256()   # (a lane group is one 256-bit vector)")
-        src += ["    B = ctl.shape[0]",
+               ' (simd vectors)."""',
+               "    B = ctl.shape[0]",
                "    nctl = ctl.shape[1]"]
         if self.staged:
             src += ["    ni = ins.shape[2]", "    isz = ins.shape[1] * ni",
                     f"    xin = stack({len(self.staged) * ch * W}, 1)"]
-        src += ["    no = outs.shape[2]", "    osz = outs.shape[1] * no",
-                f"    yout = stack({max(1, len(ctx.outputs)) * ch * W}, 1)"]
-        if ctx.bargraphs:
+        if nk:
+            src += ["    nt = tgt.shape[2]", "    tsz = tgt.shape[1] * nt",
+                    f"    tin = stack({nk * ch * W}, 1)", "    nacc = acc.shape[1]",
+                    f"    accf = stack({len(ctx.outputs) * W}, 1)"]
+        else:
+            src += ["    no = outs.shape[2]", "    osz = outs.shape[1] * no",
+                    f"    yout = stack({max(1, len(ctx.outputs)) * ch * W}, 1)"]
+        if ctx.bargraphs and not nk:
             src += ["    nb = bars.shape[2]", "    bsz = bars.shape[1] * nb",
                     f"    ybar = stack({len(ctx.bargraphs) * ch * W}, 1)"]
         for name, vals, real in (("cf", reals, 1), ("ci", ints, 0)):
@@ -1048,8 +1039,6 @@ class _Emitter:
         for kind, sls in groups:
             name = "state_i" if kind == "iv" else "state_f"
             src.append(f"    {name} = stack({len(sls) * W}, {int(kind == 'fv')})")
-        if opaque:
-            src.append("    z = min(B - 1, 0)   # 0 (B >= 1), unknown to LLVM: see SMALL_BODY")
         src += ["    for g in range(ivs.shape[0]):",
                 f"        g0 = g * {W}",
                 "        iv = ivs[g]", "        fv = fvs[g]", "        di = dis[g]",
@@ -1059,6 +1048,9 @@ class _Emitter:
         if ctx.nhf:
             src.append("        nhf = hf.shape[1]")
         src.append("        t = ld(iv, 0)   # samples since reset (lane 0's: every lane's)")
+        if nk:
+            src.append(f"        for r in range({len(ctx.outputs)}):   # the lanes' sums")
+            src.append("            vst(accf, r, 0.0)")
         if groups:
             src.append(f"        for b in range({W}):")
             for kind, sls in groups:
@@ -1086,31 +1078,37 @@ class _Emitter:
                               f"ld(ins, bb + {_row(row, 'ni')}{at}))")
                 moves.append(f"vtin(ins, g0, B, isz, {_row(row, 'ni')}{at}, xin, {k * ch} + j, "
                              f"{rev})")
-            src += _staging("the chunk's inputs, lane order", "isz", copies, W,
-                            moves if vec else None)
-        if vec:   # (every value a vector of the lanes' values, or one they share)
-            src.append("                for j in range(q1 - q0):   # the lanes (simd)")
-            src += ["                    " + line for line in lanes]
-        else:
-            src += ["                for j in range(q1 - q0):",
-                    f"                    for b in range({W}):   # the lanes (vectorised)"]
-            src += ["                        " + line for line in lanes]
+            src += _staging("the chunk's inputs, lane order", "isz", copies, W, moves)
+        if nk:
+            src += _staging("the chunk's targets, lane order", "tsz", [
+                f"st(tin, ({c * ch} + j) * {W} + b, ld(tgt, bb + {_row(c, 'nt')}i))"
+                for c in range(nk)], W,
+                [f"vtin(tgt, g0, B, tsz, {_row(c, 'nt')}i, tin, {c * ch} + j, 0)"
+                 for c in range(nk)])
+        # (every value a vector of the lanes' values, or one they share)
+        src.append("                for j in range(q1 - q0):   # the lanes (simd)")
+        src += ["                    " + line for line in lanes]
         src.append("                    t += 1")
         rev = int(self.plan.reverse_io)
-        if ctx.outputs:
+        if ctx.outputs and not nk:
             src += _staging("the chunk's outputs", "osz", [
                 f"st(outs, bb + {_row(c, 'no')}{at_out}, ld(yout, ({c * ch} + j) * {W} + b))"
                 for c in range(len(ctx.outputs))], W,
                 [f"vtout(outs, g0, B, osz, {_row(c, 'no')}{at_out}, yout, {c * ch} + j, {rev})"
-                 for c in range(len(ctx.outputs))] if vec else None)
-        if ctx.bargraphs:
+                 for c in range(len(ctx.outputs))])
+        if ctx.bargraphs and not nk:
             src += _staging("the chunk's bargraphs", "bsz", [
                 f"st(bars, bb + {_row(c, 'nb')}i, ld(ybar, ({c * ch} + j) * {W} + b))"
                 for c in range(len(ctx.bargraphs))], W,
                 [f"vtout(bars, g0, B, bsz, {_row(c, 'nb')}i, ybar, {c * ch} + j, 0)"
-                 for c in range(len(ctx.bargraphs))] if vec else None)
-        src += ["                q0 = q1", "            b0 = b1", f"        for b in range({W}):",
-                "            st(iv, b, t)"]
+                 for c in range(len(ctx.bargraphs))])
+        src += ["                q0 = q1", "            b0 = b1"]
+        if nk:   # (padding lanes repeat the last instance: not summed again)
+            src += [f"        for b in range(min({W}, B - g0)):",
+                    "            for r in range(nacc):",
+                    "                at = (g0 + b) * nacc + r",
+                    f"                st(acc, at, ld(acc, at) + ld(accf, r * {W} + b))"]
+        src += [f"        for b in range({W}):", "            st(iv, b, t)"]
         for kind, sls in groups:
             name = "state_i" if kind == "iv" else "state_f"
             src += [f"            st({kind}, {j * W} + b, ld({name}, {k * W} + b))"
@@ -1120,12 +1118,11 @@ class _Emitter:
 
 def _staging(what: str, size: str, copies: list, lanes: int, moves=None) -> list:
     """A batch kernel's copy loops between the instances' rows and a lane-order stack
-    buffer, over the chunk j = 0..q1-q0-1 (i = q0 + j). A few rows: sample by sample,
-    every lane of a sample together (the SLP vectoriser packs the lanes: the one-pole's
-    batch 0.48 ms, against 0.84 the other way). More rows than lanes: lane by lane, row by
-    row, the samples innermost, so that each instance's row is a run of consecutive
-    samples (sample by sample, the equaliser's 11 tape rows were 44 streams at once: its
-    forward batch kernel 26 -> 20 ms for 16 instances of 1 s)."""
+    buffer, over the chunk j = 0..q1-q0-1 (i = q0 + j): `moves` (simd.vtin/vtout calls,
+    one per row) copy blocks of `lanes` samples by transposes in registers, the last
+    samples of the chunk are copied one by one (`copies`). A few rows: sample by sample,
+    every lane of a sample together. More rows than lanes: lane by lane, row by row, the
+    samples innermost, so that each instance's row is a run of consecutive samples."""
     pad = " " * 16
     if moves:   # (simd: blocks of `lanes` samples by transposes, then the rest as below)
         head = [f"{pad}j0 = 0   # {what}: {lanes} samples at a time (simd.vtin/vtout)",
@@ -1159,9 +1156,13 @@ def generate(plan: Plan, source: str = "", key: str = "") -> str:
         kernels.append(em.kernel())
         globs += em.globals
     if plan.batch:   # the lane form of the program's kernel (compiled on first use only)
-        em = _Emitter(plan, main, batch=True, vector=plan.simd)
+        em = _Emitter(plan, main, batch=True)
         kernels.append(em.batch_kernel())
         globs += [g for g in em.globals if g not in globs]
+        if plan.loss_rows and not plan.reverse_io:
+            em = _Emitter(plan, main, batch=True)
+            kernels.append(em.batch_kernel(loss=True))
+            globs += [g for g in em.globals if g not in globs]
     code = "\n\n".join(kernels)
     helpers = _helpers_used(code)
 
@@ -1179,7 +1180,7 @@ def generate(plan: Plan, source: str = "", key: str = "") -> str:
             "",
             "from faustdiff.backend.runtime import CompiledProgram",
             *([f"from faustdiff.backend.simd import {', '.join(simd.NAMES)}"]
-              if plan.batch and plan.simd else []),
+              if plan.batch else []),
             "",
             "INF = math.inf",
             "NAN = math.nan",
@@ -1224,6 +1225,10 @@ def generate(plan: Plan, source: str = "", key: str = "") -> str:
             f"    KERNELS = ({', '.join(f'_k{c.index}' for c in plan.contexts)},)",
             "    # (the kernel of B instances in one call, LANES a group: codegen.batch_kernel,)",
             f"    BATCH_KERNELS = {'(_v0,)' if plan.batch else '()'}",
+            "    # (the batch kernel summing the L2 loss of its first LOSS_ROWS outputs, whose",
+            "    # forward-mode partials follow: batch_kernel(loss=True); runtime.l2_sums)",
+            f"    LOSS_KERNELS = {'(_l0,)' if 'def _l0(' in code else '()'}",
+            f"    LOSS_ROWS = {plan.loss_rows if 'def _l0(' in code else 0}",
             f"    LANES = {LANES}",
             "    STATES = (",
             *[f"        {(c.niv, c.nfv, c.ndi, c.ndf, c.nhi, c.nhf)!r}," for c in plan.contexts],
@@ -1253,8 +1258,9 @@ def generate_from_signals(outputs, bargraphs=(), num_inputs: int = 0,
                           sample_rate: int = 44100, name: str = "", source: str = "",
                           key: str = "", controls=None, keep=(), reverse_io: bool = False,
                           in_offset: int = 0, out_offset: int = 0,
-                          fastmath: tuple = ()) -> tuple[str, Plan]:
+                          fastmath: tuple = (), loss_rows: int = 0) -> tuple[str, Plan]:
     p = make_plan(outputs, bargraphs, num_inputs, sample_rate, name, controls, keep)
+    p.loss_rows = int(loss_rows)
     p.reverse_io, p.in_offset, p.out_offset = reverse_io, int(in_offset), int(out_offset)
     p.fastmath = tuple(fastmath)
     return generate(p, source, key), p

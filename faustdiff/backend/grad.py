@@ -202,7 +202,8 @@ def compile_source(text: str, filename: str = "<string>", sample_rate: float = 4
         def build():
             allouts, bars, ins, spec = _signals(box, "", wrt)
             src, _ = generate_from_signals(allouts, bars, ins, sr, "",
-                                           source=os.path.basename(filename), key=_HOLE)
+                                           source=os.path.basename(filename), key=_HOLE,
+                                           loss_rows=spec["num_outputs"])
             return src + f"\n\nGRAD_SPEC = {json.dumps(spec)!r}\nGRAD_SPEC = " \
                          "__import__('json').loads(GRAD_SPEC)\n" + _BATCH_DRIVERS
         src = deep_call(build)

@@ -144,6 +144,8 @@ class CompiledProgram:
     KERNELS: tuple = ()          # per context: _kC(block, s0, s1, ins, outs, bars, ctl, ...)
     BATCH_KERNELS: tuple = ()    # (_v0(block, s0, s1, ins, outs, bars, ctl, ivs, ...),) or ()
     LANES = 8                    # instances per lane group of the batch kernel
+    LOSS_KERNELS = ()            # the batch kernel summing an L2 loss (codegen, loss=True)
+    LOSS_ROWS = 0                # ... of this many outputs (their partials follow)
     STATES: tuple = ()           # per context: (iv, fv, di, df, hi rows, hf rows) sizes
     TABLES: tuple = ()           # per context: ((offset, size, type, init context), ...)
     FINALS: tuple = ()           # ('iv'|'fv', slot) of each kept recursion (`finals`)
@@ -353,28 +355,12 @@ class BatchState:
                 setattr(self, name, grown)
 
 
-_SLP_LOCK = threading.Lock()
 
 
 def call_batch_kernel(kernel, *args) -> None:
-    """A batch kernel's call, its first in the process with LLVM's SLP vectoriser on.
-    Numba turns it off by default (`NUMBA_SLP_VECTORIZE`); the lane loop of a small body
-    is unrolled before the loop vectoriser runs, and only the SLP pass then packs its
-    lanes. It packs identical operations of independent lanes, so the values are the
-    scalar kernel's. (A program compiled by another thread at that very moment would
-    also get it: harmless for the same reason.)"""
+    """A batch kernel's call (an integer remainder by zero in it: the FaustError)."""
     try:
-        if kernel.overloads:
-            kernel(*args)
-            return
-        from numba.core import config
-        with _SLP_LOCK:
-            old = config.SLP_VECTORIZE
-            config.SLP_VECTORIZE = 1
-            try:
-                kernel(*args)
-            finally:
-                config.SLP_VECTORIZE = old
+        kernel(*args)
     except ZeroDivisionError:
         raise FaustError(_IREM_MESSAGE) from None
 
@@ -503,15 +489,19 @@ class BatchProgram:
         """The batch kernel over samples s0..s1-1 of arrays the caller owns (C-contiguous
         float64: ins (B, inputs, >=n), outs (B, outputs, >=n), bars (B, bars, n) or
         (B, 0, 0)), the lane groups shared out to `threads` threads."""
-        st, p = self._state, self.program
+        self._run_groups(self.program.BATCH_KERNELS[0], ins, outs, bars, s0, s1, block)
+
+    def _run_groups(self, kernel, ins, outs, bars, s0: int, s1: int, block: int) -> None:
+        """kernel(block, s0, s1, ins, outs, bars, widgets, state...) over the lane groups,
+        shared out to `threads` threads (each its groups' rows of every array)."""
+        st = self._state
         if self._history:
             st.reserve(s1 - s0)
         arrays = st.arrays()
         groups = st.iv.shape[0]
         k = max(1, min(self.threads, groups))
         if k == 1:
-            call_batch_kernel(p.BATCH_KERNELS[0], block, s0, s1, ins, outs, bars, self.controls,
-                              *arrays)
+            call_batch_kernel(kernel, block, s0, s1, ins, outs, bars, self.controls, *arrays)
             return
         cuts = np.linspace(0, groups, k + 1).astype(int)
         W = self.lanes
@@ -519,10 +509,32 @@ class BatchProgram:
         def share(j: int) -> None:
             g = slice(cuts[j], cuts[j + 1])
             e = slice(cuts[j] * W, min(cuts[j + 1] * W, self.batch))
-            call_batch_kernel(p.BATCH_KERNELS[0], block, s0, s1, ins[e], outs[e],
-                              bars[e],
+            call_batch_kernel(kernel, block, s0, s1, ins[e], outs[e], bars[e],
                               self.controls[e], *[a[g] for a in arrays])
         run_each(share, k, k)
+
+    def l2_sums(self, inputs, targets, n: int) -> np.ndarray:
+        """n samples of every instance, as `compute` would run them (the state advances
+        alike), returning instead of the outputs their L2 sums (B, outputs): row c <
+        k = LOSS_ROWS: Σ (out_c - t_c)², row r >= k: Σ out_r · (out_c - t_c) with
+        c = (r - k) mod k (a forward-mode partial of output c). targets (B, k, n). Each
+        sum runs sample by sample in its lane (an order of its own: it differs from
+        numpy's or losses._SUMS's in the last bits)."""
+        p = self.program
+        if not p.LOSS_KERNELS:
+            raise FaustError("this program has no loss kernel (a forward-mode GradProgram "
+                             "made by this version has one)")
+        ins, n = self._inputs(inputs, n)
+        t = np.ascontiguousarray(targets, dtype=np.float64)
+        if t.shape != (self.batch, p.LOSS_ROWS, n):
+            raise ValueError(f"l2_sums: targets must have shape ({self.batch}, "
+                             f"{p.LOSS_ROWS}, {n}), got {t.shape}")
+        if p.IN_OFFSET and ins.shape[1]:
+            ins = np.ascontiguousarray(np.pad(ins, ((0, 0), (0, 0), (p.IN_OFFSET, 0))))
+        acc = np.zeros((self.batch, self.num_outputs))
+        if n > 0:
+            self._run_groups(p.LOSS_KERNELS[0], ins, t, acc, 0, n, n)
+        return acc
 
     # ------------------------------------------------------------ single programs
 

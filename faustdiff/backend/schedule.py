@@ -150,7 +150,7 @@ class Plan:
     out_offset: int = 0            # columns of the outputs' rows before sample 0
     fastmath: tuple = ()           # LLVM fast-math flags of the kernels (codegen.FASTMATH_OK)
     batch: bool = True             # also generate the batch (lane) kernel (codegen.batch_kernel)
-    simd: bool = True              # ... in its explicit-SIMD form (backend.simd)
+    loss_rows: int = 0             # > 0: and its fused-L2 form (batch_kernel(loss=True))
 
     @property
     def main(self) -> Context:

@@ -23,13 +23,14 @@ one vector access when k is a scalar, a gather/scatter (lane b at k[b] * LANES +
 is a VecI (a delay or table index that differs between instances). `vgat(a, k)` reads a
 plain array (a waveform) at k or at each lane's k[b].
 
-Importing this module registers the types with Numba (the generated modules import it);
-LANES is the machine's: 8 doubles with AVX-512 (one zmm register), else 4 (one AVX
-register). Part of every module's cache key (`cache._key1`).
+Importing this module registers the types with Numba (the generated modules import it).
+LANES is 4 (one 256-bit register of doubles; see `_host_lanes`), or FAUSTDIFF_LANES=8 (one
+AVX-512 register); part of every module's cache key (`cache._key1`).
 """
 from __future__ import annotations
 
 import operator
+import os
 
 from llvmlite import ir
 from numba import types
@@ -40,13 +41,13 @@ from numba.extending import intrinsic, models, register_model
 
 
 def _host_lanes() -> int:
-    try:
-        import llvmlite.binding as llvm
-        feats = llvm.get_host_cpu_features()
-        if feats.get("avx512f", False):
-            return 8
-    except Exception:   # noqa: BLE001 (no feature query: the portable width)
-        pass
+    forced = os.environ.get("FAUSTDIFF_LANES", "")
+    if forced in ("4", "8"):   # (to compare the widths on one machine)
+        return int(forced)
+    # 4 even with AVX-512: measured on the one-pole's forward-mode batch (16 instances of
+    # 1 s), 8 lanes ran 0.66 -> 1.0 ms with the machine's other core busy, their staging
+    # (8 rows at once per transpose) the cost; the plain one-pole and the equaliser gain
+    # with 8 on a quiet machine (0.48 -> 0.32, 2.7 -> 2.2 ms): FAUSTDIFF_LANES=8
     return 4
 
 

@@ -128,6 +128,7 @@ def _flat(a) -> np.ndarray:
 class L2(Loss):
     """Mean squared error."""
     name = "l2"
+    nogil = True   # (`contract` runs in compiled code without the GIL: see _SUMS)
 
     def compute(self, y, t):
         # (the value summed as `contract` sums it: the same loss in both modes)

@@ -404,6 +404,11 @@ def _split_partials(programs, outs, n: int) -> list:
     return results
 
 
+def run_mode(mode: str, batch: int, vectorizable: bool) -> str:
+    """The mode `run_batch` runs a batch in ("auto" resolved by `pick_mode`)."""
+    return pick_mode(batch, vectorizable) if mode == "auto" else mode
+
+
 def pick_mode(batch: int, vectorizable: bool) -> str:
     """parallel="auto": the batch kernel for a batch of two or more when the program has
     one (measured: benchmarks/bench_train.py), else threads on several cores."""
@@ -572,20 +577,56 @@ class Trainer:
             return self._chunked(progs, list(xs), list(ts), int(chunk), outputs)
         n = ts[0].shape[1]
         xs = [None if x is None else x[:, :n] for x in xs]
-        per = self._evaluate(progs, xs, list(ts), n)
+        per = self._evaluate(progs, xs, list(ts), n, outputs)
         return [(v, gk) for v, gk, _ in per], ([y for _, _, y in per] if outputs else None)
 
-    def _evaluate(self, progs, xs, ts, n: int) -> list:
+    def _evaluate(self, progs, xs, ts, n: int, outputs: bool = True) -> list:
         """(loss, dL/dθ, outputs) of every example: programs[b] (parameters set, its state
-        where the previous block left it) renders xs[b] for n samples against ts[b]."""
+        where the previous block left it) renders xs[b] for n samples against ts[b]
+        (`outputs` False: the outputs may be None, see `_fused`)."""
         if self.grad_mode == "reverse":
             return self._reverse(progs, xs, ts, n)
+        if not outputs:
+            fused = self._fused(progs, xs, ts, n)
+            if fused is not None:
+                return fused
         results = run_batch(progs, xs, n, self.parallel)
-        per = []
-        # (the losses in a thread pool measured no faster: numpy holds the GIL too often)
-        for (y, d), t in zip(results, ts):
+        per: list = [None] * len(ts)
+
+        def one(k: int) -> None:
+            (y, d), t = results[k], ts[k]
             v, g = self.loss.contract(y, t, d)
-            per.append((v, g, y))
+            per[k] = (v, g, y)
+        # (a loss whose contraction is compiled without the GIL, L2's, on the batch's
+        # threads; numpy's, which holds the GIL too often, measured no faster there)
+        parallel = getattr(self.loss, "nogil", False) and self.parallel != "serial"
+        run_each(one, len(ts), _threads() if parallel else 1)
+        return per
+
+    def _fused(self, progs, xs, ts, n: int):
+        """_evaluate in forward mode on the batch kernel that sums the L2 loss itself
+        (runtime.BatchProgram.l2_sums: no outputs or partials written), when `parallel`
+        is "vectorized" (or "auto" picks it), the loss is L2 and the module has that
+        kernel; else None. The outputs are None. The sums run in another order than
+        `losses.L2.contract`'s: loss and gradient agree with the other modes to rounding
+        (~1e-14 relative), not bit for bit."""
+        inner = [getattr(p, "program", p) for p in progs]
+        mod = inner[0]
+        if type(self.loss) is not L.L2 or not getattr(mod, "LOSS_KERNELS", ()) or \
+                run_mode(self.parallel, len(progs), True) != "vectorized":
+            return None
+        bp = batch_runner(mod, len(progs))
+        k, nout = mod.LOSS_ROWS, mod.num_outputs
+        if bp is None or any(t.shape[0] != k for t in ts):
+            return None
+        bp.gather(inner)
+        acc = bp.l2_sums(stack_inputs(xs, mod.num_inputs, n), stack_inputs(ts, k, n), n)
+        bp.scatter(inner)
+        size = k * n
+        per = []
+        for b in range(len(progs)):
+            g = acc[b, k:].reshape(-1, k).sum(axis=1) * (2.0 / size)
+            per.append((float(acc[b, :k].sum()) / size, g, None))
         return per
 
     def _reverse(self, progs, xs, ts, n) -> list:
