@@ -224,7 +224,7 @@ def test_trainer_vectorized_equals_threads(grad_mode, params):
         with { p = exp(-2 * ma.PI * hslider("cutoff [scale:log]", 1000, 20, 20000, 1) / ma.SR); };
     """
     rng = np.random.default_rng(2)
-    xs = rng.uniform(-1, 1, (5, 1, 800))
+    xs = rng.uniform(-1, 1, (9, 1, 800))   # (lane groups of 4, 4 and 1: run at once)
     ts = 0.3 * xs
     res = {}
     for mode in ("threads", "vectorized"):
@@ -253,8 +253,10 @@ process = par(i, 2, *(g) : lp) : _, @(3);
 def test_l2_sums_equal_the_sums_of_the_outputs(threads):
     """BatchProgram.l2_sums (the batch kernel with the L2 loss in place of its outputs) of a
     forward-mode program with two outputs and two parameters, 11 instances (a padded lane
-    group), two blocks: Σ e_c² and Σ partial · e of `compute`'s outputs, to rounding (each
-    lane sums in order), and the state advanced as `compute` advances it."""
+    group), two blocks: Σ e_c² and Σ partial · e of `compute`'s outputs, each summed in
+    sample order as losses._l2_rows sums (bit for bit), and the state advanced as
+    `compute` advances it."""
+    from faustdiff.learn.losses import _l2_rows
     prog = faustdiff.compile_source(STEREO_GRAD, wrt=["gain", "cutoff"]).program
     assert prog.LOSS_ROWS == 2 and prog.LOSS_KERNELS
     B, rng = 11, np.random.default_rng(4)
@@ -265,14 +267,17 @@ def test_l2_sums_equal_the_sums_of_the_outputs(threads):
     for bp in (a, b):
         bp.set_param("cutoff", cutoffs)
         bp.reset()
-    for s, n in ((0, 700), (700, 400)):
-        got = a.l2_sums(x[:, :, s:s + n], t[:, :, s:s + n], n)
-        y = b.compute(x[:, :, s:s + n], n)
-        e = y[:, :2] - t[:, :, s:s + n]
+    for s0, n in ((0, 700), (700, 400)):
+        got = a.l2_sums(x[:, :, s0:s0 + n], t[:, :, s0:s0 + n], n)
+        y = b.compute(x[:, :, s0:s0 + n], n)
+        e = y[:, :2] - t[:, :, s0:s0 + n]
         want = np.concatenate([np.sum(e * e, axis=2)] + [
             np.sum(y[:, r] * e[:, (r - 2) % 2], axis=1)[:, None] for r in range(2, 6)], axis=1)
         assert got.shape == (B, 6)
         assert np.allclose(got, want, rtol=1e-12, atol=1e-300)
+        for k in range(B):
+            s, g = _l2_rows(y[k, :2], t[k, :, s0:s0 + n], y[k, 2:].reshape(2, 2, n))
+            assert np.array_equal(got[k], np.concatenate([s, g.reshape(-1)]))
     with pytest.raises(ValueError, match=r"l2_sums: targets must have shape \(11, 2, 5\), "
                                          r"got \(11, 1, 5\)"):
         a.l2_sums(x[:, :, :5], t[:, :1, :5], 5)
@@ -280,8 +285,8 @@ def test_l2_sums_equal_the_sums_of_the_outputs(threads):
 
 def test_trainer_vectorized_step_sums_the_loss_in_the_kernel():
     """A training step in forward mode, vectorised, with the L2 loss (no outputs asked
-    for): the fused kernel's loss and gradient equal the threads' to rounding, and `fit`
-    takes the same steps to 1e-12."""
+    for): the fused kernel's loss and gradient are the threads', bit for bit, and `fit`
+    takes the same steps."""
     from faustdiff.learn import train as T
     rng = np.random.default_rng(8)
     xs = rng.uniform(-1, 1, (9, 2, 900))
@@ -305,9 +310,9 @@ def test_trainer_vectorized_step_sums_the_loss_in_the_kernel():
     finally:
         runtime.BatchProgram.l2_sums = orig
     assert calls and set(calls) == {9} and ys is None
-    assert abs(v1 - v0) <= 1e-12 * abs(v0)
-    assert np.allclose(g1, g0, rtol=1e-12, atol=0)
-    assert np.allclose(r["vectorized"].losses, r["threads"].losses, rtol=1e-12, atol=0)
+    assert v1 == v0 and np.array_equal(g1, g0)
+    assert np.array_equal(r["vectorized"].losses, r["threads"].losses)
+    assert r["vectorized"].params == r["threads"].params
 
 
 def test_stack_inputs_reuses_the_array_the_examples_are_rows_of():

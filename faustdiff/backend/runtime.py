@@ -518,8 +518,7 @@ class BatchProgram:
         alike), returning instead of the outputs their L2 sums (B, outputs): row c <
         k = LOSS_ROWS: Σ (out_c - t_c)², row r >= k: Σ out_r · (out_c - t_c) with
         c = (r - k) mod k (a forward-mode partial of output c). targets (B, k, n). Each
-        sum runs sample by sample in its lane (an order of its own: it differs from
-        numpy's or losses._SUMS's in the last bits)."""
+        sum runs sample by sample from 0.0 in its lane, as losses._l2_rows sums."""
         p = self.program
         if not p.LOSS_KERNELS:
             raise FaustError("this program has no loss kernel (a forward-mode GradProgram "

@@ -92,37 +92,52 @@ class L1(Loss):
         return float(np.mean(np.abs(e))), np.sign(e) / e.size
 
 
-# The sums of L2 in compiled loops that LLVM may reassociate (so vectorise): one pass over
-# y and t, no error array (a training step of the one-pole on 16 examples of 1 s spent a
-# third of its time in numpy's y - t and einsums; BLAS's threads, through `@`, cost more than
-# they save on a busy machine). NaN and infinity propagate (no nnan/ninf).
-_SUMS = dict(cache=True, nogil=True, fastmath={"reassoc", "nsz", "contract"})
+# The sums of L2 in compiled loops, one pass over y and t per sum, no error array (a training
+# step of the one-pole on 16 examples of 1 s spent a third of its time in numpy's y - t and
+# einsums). Each sum runs in sample order, output by output (no fast-math): the order in
+# which the vectorised batch kernel's lanes sum the same loss (`runtime.BatchProgram.
+# l2_sums`), so that a step gives the same numbers whichever way its batch runs. NaN and
+# infinity propagate.
+_SUMS = dict(cache=True, nogil=True)
 
 
 @njit(**_SUMS)
-def _sum_sq_error(y, t):
-    """Σ_k (y[k] - t[k])² of two flat arrays."""
-    s = 0.0
-    for k in range(y.size):
-        e = y[k] - t[k]
-        s += e * e
-    return s
+def _l2_rows(y, t, d):
+    """s[c] = Σ_j e[c, j]² and g[i, c] = Σ_j d[i, c, j] e[c, j], e = y - t, of y, t (k, n)
+    and partials d (P, k, n) (P may be 0), each sum in sample order from 0.0."""
+    k, n = y.shape
+    s = np.empty(k)
+    g = np.empty((d.shape[0], k))
+    for c in range(k):
+        acc = 0.0
+        for j in range(n):
+            e = y[c, j] - t[c, j]
+            acc += e * e
+        s[c] = acc
+        for i in range(d.shape[0]):
+            acc = 0.0
+            for j in range(n):
+                acc += d[i, c, j] * (y[c, j] - t[c, j])
+            g[i, c] = acc
+    return s, g
 
 
-@njit(**_SUMS)
-def _dots_error(d, y, t):
-    """Σ_k d[i, k] (y[k] - t[k]) for every row i of d (partials, (P, m))."""
-    g = np.empty(d.shape[0])
-    for i in range(d.shape[0]):
-        s = 0.0
-        for k in range(y.size):
-            s += d[i, k] * (y[k] - t[k])
-        g[i] = s
-    return g
+def l2_total(rows) -> float:
+    """Σ of per-output sums, in output order (how `L2` and `Trainer._fused` add them)."""
+    total = 0.0
+    for v in rows:
+        total += float(v)
+    return total
 
 
-def _flat(a) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
+def l2_from_sums(s, g, size: int) -> tuple:
+    """(mean e², dL/dθ) from the per-output sums of `_l2_rows` (s (k,), g (P, k))."""
+    grad = np.array([l2_total(row) for row in g]) * (2.0 / size)
+    return l2_total(s) / size, grad
+
+
+def _rows(a, shape) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float64).reshape(shape)
 
 
 class L2(Loss):
@@ -132,18 +147,20 @@ class L2(Loss):
 
     def compute(self, y, t):
         # (the value summed as `contract` sums it: the same loss in both modes)
-        return _sum_sq_error(_flat(y), _flat(t)) / y.size, (2.0 / y.size) * (y - t)
+        k = y.shape[0] if y.ndim > 1 else 1
+        s, _ = _l2_rows(_rows(y, (k, -1)), _rows(t, (k, -1)), np.empty((0, k, y.size // k)))
+        return l2_total(s) / y.size, (2.0 / y.size) * (y - t)
 
     def contract(self, y, target, partials) -> tuple:
-        """(mean e², 2/N · partials · e), e = y - t, in one pass each (see _SUMS)."""
+        """(mean e², 2/N · partials · e), e = y - t, one pass per sum (see _SUMS)."""
         y = np.asarray(y, dtype=np.float64)
         t = np.asarray(target, dtype=np.float64)
         if y.shape != t.shape:
             return Loss.contract(self, y, t, partials)   # (its message)
-        yf, tf = _flat(y), _flat(t)
-        d = np.ascontiguousarray(partials, dtype=np.float64).reshape(-1, yf.size)
-        return (_sum_sq_error(yf, tf) / yf.size,
-                _dots_error(d, yf, tf) * (2.0 / yf.size))
+        k = y.shape[0] if y.ndim > 1 else 1
+        n = y.size // k
+        s, g = _l2_rows(_rows(y, (k, n)), _rows(t, (k, n)), _rows(partials, (-1, k, n)))
+        return l2_from_sums(s, g, y.size)
 
 
 MSE = L2

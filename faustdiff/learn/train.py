@@ -440,7 +440,7 @@ class Trainer:
                  threads, `numba.get_num_threads()`), falling back to threads where there are none (the
                  interpreter) or, in reverse mode, when the batch's tapes exceed
                  TAPE_BUDGET; "auto" picks it for two examples or more in forward
-                 mode (in reverse mode it keeps threads: see `_reverse_batch`)
+                 mode (in reverse mode it keeps threads: see `_reverse_batches`)
     grad_mode -- "auto" (default: forward for 1-2 parameters, else reverse), "forward" or
                  "reverse" (ignored for a compiled program: its own mode)
     schedule  -- learning-rate schedule over a `fit`: None (constant), "cosine" (lr·½(1 +
@@ -500,7 +500,7 @@ class Trainer:
         self.parallel = parallel
         self.schedule = _schedule(schedule)
         self._pool: list = [prog]
-        self._batches: dict = {}   # batch size -> ReverseBatch (reverse mode, vectorized)
+        self._batches: dict = {}   # (start, size) of a lane group -> its ReverseBatch
         self.theta = np.array([np.clip(s.init, s.lo, s.hi) for s in self.specs])
 
     def _check(self, label):
@@ -607,35 +607,31 @@ class Trainer:
         """_evaluate in forward mode on the batch kernel that sums the L2 loss itself
         (runtime.BatchProgram.l2_sums: no outputs or partials written), when `parallel`
         is "vectorized" (or "auto" picks it), the loss is L2 and the module has that
-        kernel; else None. The outputs are None. The sums run in another order than
-        `losses.L2.contract`'s: loss and gradient agree with the other modes to rounding
-        (~1e-14 relative), not bit for bit."""
+        kernel; else None. The outputs are None. Each lane sums in the order
+        `losses.L2.contract` sums: the same loss and gradient as the other modes, bit for
+        bit."""
         inner = [getattr(p, "program", p) for p in progs]
         mod = inner[0]
         if type(self.loss) is not L.L2 or not getattr(mod, "LOSS_KERNELS", ()) or \
                 run_mode(self.parallel, len(progs), True) != "vectorized":
             return None
         bp = batch_runner(mod, len(progs))
-        k, nout = mod.LOSS_ROWS, mod.num_outputs
+        k = mod.LOSS_ROWS
         if bp is None or any(t.shape[0] != k for t in ts):
             return None
         bp.gather(inner)
         acc = bp.l2_sums(stack_inputs(xs, mod.num_inputs, n), stack_inputs(ts, k, n), n)
         bp.scatter(inner)
-        size = k * n
-        per = []
-        for b in range(len(progs)):
-            g = acc[b, k:].reshape(-1, k).sum(axis=1) * (2.0 / size)
-            per.append((float(acc[b, :k].sum()) / size, g, None))
-        return per
+        return [L.l2_from_sums(acc[b, :k], acc[b, k:].reshape(-1, k), k * n) + (None,)
+                for b in range(len(progs))]
 
     def _reverse(self, progs, xs, ts, n) -> list:
         """_evaluate in reverse mode: render, dL/dy, one backward pass per example; the
         examples on threads as `parallel` says (each has its own program; the kernels
         release the GIL), the results in example order."""
-        rb = self._reverse_batch(len(ts), n)
-        if rb is not None:
-            return self._reverse_vectorized(rb, progs, xs, ts, n)
+        rbs = self._reverse_batches(len(ts), n)
+        if rbs is not None:
+            return self._reverse_vectorized(rbs, progs, xs, ts, n)
         per: list = [None] * len(ts)
 
         def one(k: int) -> None:
@@ -648,32 +644,52 @@ class Trainer:
         run_each(one, len(ts), 1 if serial else _threads())
         return per
 
-    def _reverse_batch(self, batch: int, n: int):
-        """The ReverseBatch of `batch` instances (kept, one per size) when `parallel` is
-        "vectorized" and the program has batch kernels, its block's tapes within the
-        budget; else None. ("auto" keeps threads in reverse mode: LLVM leaves a large
-        backward kernel's lanes scalar, its cost model finding the vector loop
-        unprofitable; measured on the 30-band equaliser, the batch step is slower.)"""
+    def _reverse_batches(self, batch: int, n: int):
+        """The ReverseBatches of the batch's lane groups (LANES examples each, the last
+        group the rest; kept, one per group) when `parallel` is "vectorized" and the program
+        has batch kernels, a group's tapes within the budget; else None. ("auto" keeps
+        threads in reverse mode: measured on the 30-band equaliser, the batch step is no
+        faster, see docs/architecture.md.)"""
         if self.parallel != "vectorized" or not getattr(self.program, "_compiled", False) \
                 or not getattr(self.program.forward, "BATCH_KERNELS", ()):
             return None
-        rb = self._batches.get(batch)
-        if rb is None:
-            rb = self._batches[batch] = self.program.batch(batch, _threads())
-        return rb if rb.fits(n) else None
+        W = int(self.program.forward.LANES)
+        rbs = []
+        for a in range(0, batch, W):   # (one per group: the groups run at the same time)
+            key = (a, min(W, batch - a))
+            rb = self._batches.get(key)
+            if rb is None:
+                rb = self._batches[key] = self.program.batch(key[1], 1)
+            if not rb.fits(n):
+                return None
+            rbs.append(rb)
+        return rbs
 
-    def _reverse_vectorized(self, rb, progs, xs, ts, n) -> list:
-        """_reverse on the batch kernels: the examples' programs as the lanes (their state
-        gathered, run, given back); dL/dy of each example from its own loss call."""
-        rb.gather(progs)
-        y = rb.compute(stack_inputs(xs, self.program.num_inputs, n), n)
-        values, ct = [], np.empty_like(y)
-        for b, t in enumerate(ts):
-            v, ct[b] = self.loss(y[b], t)
-            values.append(v)
-        dp, _ = rb.vjp(ct)
-        rb.scatter(progs)
-        return [(v, dp[b], y[b]) for b, v in enumerate(values)]
+    def _reverse_vectorized(self, rbs, progs, xs, ts, n) -> list:
+        """_reverse on the batch kernels, a lane group at a time on each of the threads:
+        its examples' programs as the lanes (their state gathered, run, given back), dL/dy
+        of each example from its own loss call, then the group's backward passes, which
+        read its forward kernel's tapes while they are still in cache (the whole batch's
+        at once, 56 MB for the equaliser's 16 examples of 1 s, went out to memory and
+        back)."""
+        per: list = [None] * len(ts)
+        W = int(self.program.forward.LANES)
+
+        def group(j: int) -> None:
+            sl = slice(j * W, min(j * W + W, len(ts)))
+            rb, members = rbs[j], progs[sl]
+            rb.gather(members)
+            y = rb.compute(stack_inputs(xs[sl], self.program.num_inputs, n), n)
+            values, ct = [], np.empty_like(y)
+            for b, t in enumerate(ts[sl]):
+                v, ct[b] = self.loss(y[b], t)
+                values.append(v)
+            dp, _ = rb.vjp(ct)
+            rb.scatter(members)
+            for b, v in enumerate(values):
+                per[sl.start + b] = (v, dp[b], y[b])
+        run_each(group, len(rbs), _threads())
+        return per
 
     def _chunked(self, progs, xs, ts, seg: int, outputs: bool):
         """example_terms in segments of `seg` samples (long files in chunks): each example
