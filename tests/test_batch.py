@@ -396,3 +396,31 @@ def test_random_programs_batch_equals_one_instance_at_a_time(exprs, seed):
     assert got[0] == "ok", (text, got)
     assert np.array_equal(got[1], np.stack([w[1] for w in want]), equal_nan=True), text
     assert np.array_equal(got[2], np.stack([w[2] for w in want]), equal_nan=True), text
+
+
+def test_eight_lanes_give_the_same_results(tmp_path):
+    """FAUSTDIFF_LANES=8 (one AVX-512 register of doubles; its own cache key): the batch of
+    the `recursions` and `delays` programs, 11 instances, equals one instance at a time."""
+    import subprocess
+    code = f"""
+import numpy as np, faustdiff
+from faustdiff.backend import simd
+assert simd.LANES == 8
+for text in {[PROGRAMS["recursions"], PROGRAMS["delays"]]!r}:
+    p = faustdiff.compile_source(text)
+    x = np.random.default_rng(1).uniform(-1, 1, (11, p.num_inputs, 500))
+    bp = p.batch(11)
+    lab = sorted(p.params)[0]
+    bp.set_param(lab, np.linspace(0, 1, 11) * p.params[lab] + 1)
+    y = bp.compute(x)
+    for b in range(11):
+        q = faustdiff.compile_source(text)
+        q.set_param(lab, float(np.linspace(0, 1, 11)[b] * p.params[lab] + 1))
+        q.reset()
+        assert np.array_equal(q.compute(x[b]), y[b], equal_nan=True), b
+assert p.LANES == 8
+print("ok")
+"""
+    env = dict(os.environ, FAUSTDIFF_LANES="8", FAUSTDIFF_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
