@@ -283,6 +283,28 @@ def test_l2_sums_equal_the_sums_of_the_outputs(threads):
         a.l2_sums(x[:, :, :5], t[:, :1, :5], 5)
 
 
+@pytest.mark.parametrize("P", [0, 1, 3, 5])
+def test_l2_rows_sum_each_row_in_sample_order(P):
+    """losses._l2_rows (four sums a pass) gives each sum exactly as one serial loop from
+    0.0 in sample order gives it: the order the batch kernel's lanes sum in."""
+    from faustdiff.learn.losses import _l2_rows
+    rng = np.random.default_rng(P)
+    y, t = rng.standard_normal((2, 300)), rng.standard_normal((2, 300))
+    d = rng.standard_normal((P, 2, 300))
+    s, g = _l2_rows(y, t, d)
+
+    def serial(terms):
+        acc = 0.0
+        for v in terms:
+            acc += v
+        return acc
+    for c in range(2):
+        e = [y[c, j] - t[c, j] for j in range(300)]
+        assert s[c] == serial(v * v for v in e)
+        for i in range(P):
+            assert g[i, c] == serial(d[i, c, j] * e[j] for j in range(300))
+
+
 def test_trainer_vectorized_step_sums_the_loss_in_the_kernel():
     """A training step in forward mode, vectorised, with the L2 loss (no outputs asked
     for): the fused kernel's loss and gradient are the threads', bit for bit, and `fit`

@@ -104,21 +104,46 @@ _SUMS = dict(cache=True, nogil=True)
 @njit(**_SUMS)
 def _l2_rows(y, t, d):
     """s[c] = Σ_j e[c, j]² and g[i, c] = Σ_j d[i, c, j] e[c, j], e = y - t, of y, t (k, n)
-    and partials d (P, k, n) (P may be 0), each sum in sample order from 0.0."""
+    and partials d (P, k, n) (P may be 0), each sum in sample order from 0.0. Four sums a
+    pass (the squares with rows 0-2, then rows four at a time), side by side: each sum is
+    one serial chain of additions, so several in flight keep the adder busy (a missing
+    row in a pass repeats the last one, its sum unused)."""
     k, n = y.shape
+    P = d.shape[0]
     s = np.empty(k)
-    g = np.empty((d.shape[0], k))
+    g = np.empty((P, k))
+    last = max(P - 1, 0)
     for c in range(k):
-        acc = 0.0
-        for j in range(n):
-            e = y[c, j] - t[c, j]
-            acc += e * e
-        s[c] = acc
-        for i in range(d.shape[0]):
-            acc = 0.0
+        a0 = a1 = a2 = a3 = 0.0
+        if P == 0:
             for j in range(n):
-                acc += d[i, c, j] * (y[c, j] - t[c, j])
-            g[i, c] = acc
+                e = y[c, j] - t[c, j]
+                a0 += e * e
+        else:
+            r1, r2 = min(1, last), min(2, last)
+            for j in range(n):
+                e = y[c, j] - t[c, j]
+                a0 += e * e
+                a1 += d[0, c, j] * e
+                a2 += d[r1, c, j] * e
+                a3 += d[r2, c, j] * e
+            g[0, c] = a1
+            g[r1, c] = a2
+            g[r2, c] = a3
+        s[c] = a0
+        for i0 in range(3, P, 4):
+            r1, r2, r3 = min(i0 + 1, last), min(i0 + 2, last), min(i0 + 3, last)
+            b0 = b1 = b2 = b3 = 0.0
+            for j in range(n):
+                e = y[c, j] - t[c, j]
+                b0 += d[i0, c, j] * e
+                b1 += d[r1, c, j] * e
+                b2 += d[r2, c, j] * e
+                b3 += d[r3, c, j] * e
+            g[r3, c] = b3
+            g[r2, c] = b2
+            g[r1, c] = b1
+            g[i0, c] = b0
     return s, g
 
 
