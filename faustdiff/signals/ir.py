@@ -484,17 +484,53 @@ def _simp_add(x, y):
         return to_type(x, t)
     if is_const(x, 0):
         return to_type(y, t)
-    if x.op == "const":
+    swapped = x.op == "const"
+    if swapped:
         x, y = y, x                       # the constant goes last
     if y.op == "const":
         if _is_plus_const(x):             # (a + c1) + c2 -> a + (c1 + c2)
             return prim("+", x.args[0], prim("+", x.args[1], y))
-        return None
+        if _is_const_minus(x):            # (c1 - a) + c2 -> (c1 + c2) - a
+            return prim("-", prim("+", x.args[0], y), x.args[1])
+        # built with the constant last even when written first, so that a later constant
+        # finds it: (1 + a) - 1 is a, as in Faust (aanl's sqrt(x - 1) of x = 1 + |s|)
+        return _raw_prim("+", (x, y)) if swapped else None
     if _is_plus_const(y):                 # x + (a + c) -> (x + a) + c
         return prim("+", prim("+", x, y.args[0]), y.args[1])
     if _is_plus_const(x):                 # (a + c) + y -> (a + y) + c
         return prim("+", prim("+", x.args[0], y), x.args[1])
     return None
+
+
+# Faust's normaliser rebuilds a sum from its terms grouped by rate and sign (aterm's
+# normalizedTree): the constant first, then for each rate from the samples' down to the
+# sample rate's, minus that rate's negative terms and plus its positive ones, the new terms
+# on the left: a + (c - y) when y's rate is a's or higher, (a + c) - y when lower. Its C++
+# prints `a + (b + c)` as `a + b + c` (unless b + c is shared), so a sum of positive terms is
+# computed from the left whatever their rates: (a + y) + c, the rules above. The rules below
+# rebuild differences of two terms (not themselves sums) and a constant that way; a group of
+# several terms of one rate is ordered by address in Faust, which we do not reproduce.
+
+def _atoms(*sigs) -> bool:
+    """Each of sigs is a real single term of a sum: not a constant, not itself a sum or
+    difference (integer sums are exact in any order, and keep the rules above)."""
+    return all(s.type == "real" and s.op != "const" and
+               not (s.op == "prim" and s.name in ("+", "-")) for s in sigs)
+
+
+def _rated_sum(a: Sig, c: Sig, y: Sig) -> Sig:
+    """a + c - y, with a and y terms of a sum and c a constant, in the shape of Faust's
+    normal form."""
+    if is_const(c, 0):
+        return _raw_prim("-", (a, y))
+    if y.rate >= a.rate:                  # y's rate meets the constant first, or with a's
+        return _raw_prim("+", (a, _raw_prim("-", (c, y))))
+    return _raw_prim("-", (_raw_prim("+", (a, c)), y))   # y's lower rate: subtracted last
+
+
+def _is_const_minus(s: Sig) -> bool:
+    """s is c - a, a constant minus a real term of a sum (Faust's sum of those two)."""
+    return s.op == "prim" and s.name == "-" and s.args[0].op == "const" and _atoms(s.args[1])
 
 
 def _simp_sub(x, y):
@@ -506,9 +542,24 @@ def _simp_sub(x, y):
         return _raw_prim("*", (real_const(-1.0), to_real(y)))
     if y.op == "const" and x.op != "const":   # x - c is x + (-c), exactly
         return prim("+", x, prim("-", zero(y.type), y))
+    if x.op == "const" and _is_plus_const(y) and _atoms(y.args[0]):
+        return prim("-", prim("-", x, y.args[1]), y.args[0])   # c1 - (a + c2): (c1 - c2) - a
+    if _is_plus_const(x) and _is_plus_const(y) and _atoms(x.args[0], y.args[0]):
+        return _rated_sum(x.args[0], prim("-", x.args[1], y.args[1]), y.args[0])
+    if _is_plus_const(x) and _atoms(x.args[0], y):
+        return _rated_sum(x.args[0], x.args[1], y)
+    if _is_plus_const(y) and _atoms(x, y.args[0]):   # x - (a + c): a's terms are negative
+        return _rated_negated(x, y.args[0], prim("-", zero(y.args[1].type), y.args[1]))
     if _is_plus_const(x) and y.op != "const":  # (a + c) - y -> (a - y) + c
         return prim("+", prim("-", x.args[0], y), x.args[1])
     return None
+
+
+def _rated_negated(x: Sig, a: Sig, c: Sig) -> Sig:
+    """x - a + c (x and a terms of a sum, c a nonzero constant) in Faust's normal form."""
+    if a.rate >= x.rate:                  # x + (c - a)
+        return _raw_prim("+", (x, _raw_prim("-", (c, a))))
+    return _raw_prim("-", (_raw_prim("+", (x, c)), a))
 
 
 def _simp_mul(x, y):
