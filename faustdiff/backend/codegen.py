@@ -1069,39 +1069,29 @@ class _Emitter:
         src += ["            q0 = b0   # a chunk: q0..q1-1 (c<k> are control values)",
                 "            while q0 < b1:",
                 f"                q1 = min(q0 + {ch}, b1)"]
+        rev = int(self.plan.reverse_io)
         if self.staged:
-            copies, moves = [], []
-            rev = int(self.plan.reverse_io)
+            rows = []
             for (row, shift), k in sorted(self.staged.items(), key=lambda kv: kv[1]):
                 at = at_in + (f" + {shift}" if shift > 0 else f" - {-shift}" if shift else "")
-                copies.append(f"st(xin, ({k * ch} + j) * {W} + b, "
-                              f"ld(ins, bb + {_row(row, 'ni')}{at}))")
-                moves.append(f"vtin(ins, g0, B, isz, {_row(row, 'ni')}{at}, xin, {k * ch} + j, "
-                             f"{rev})")
-            src += _staging("the chunk's inputs, lane order", "isz", copies, W, moves)
+                rows.append(("xin", k * ch, f"{_row(row, 'ni')}{at}"))
+            src += _staging("the chunk's inputs, lane order", "ins", "isz", rows, W, rev, True)
         if nk:
-            src += _staging("the chunk's targets, lane order", "tsz", [
-                f"st(tin, ({c * ch} + j) * {W} + b, ld(tgt, bb + {_row(c, 'nt')}i))"
-                for c in range(nk)], W,
-                [f"vtin(tgt, g0, B, tsz, {_row(c, 'nt')}i, tin, {c * ch} + j, 0)"
-                 for c in range(nk)])
+            src += _staging("the chunk's targets, lane order", "tgt", "tsz",
+                            [("tin", c * ch, f"{_row(c, 'nt')}i") for c in range(nk)], W, 0,
+                            True)
         # (every value a vector of the lanes' values, or one they share)
         src.append("                for j in range(q1 - q0):   # the lanes (simd)")
         src += ["                    " + line for line in lanes]
         src.append("                    t += 1")
-        rev = int(self.plan.reverse_io)
         if ctx.outputs and not nk:
-            src += _staging("the chunk's outputs", "osz", [
-                f"st(outs, bb + {_row(c, 'no')}{at_out}, ld(yout, ({c * ch} + j) * {W} + b))"
-                for c in range(len(ctx.outputs))], W,
-                [f"vtout(outs, g0, B, osz, {_row(c, 'no')}{at_out}, yout, {c * ch} + j, {rev})"
-                 for c in range(len(ctx.outputs))])
+            src += _staging("the chunk's outputs", "outs", "osz",
+                            [("yout", c * ch, f"{_row(c, 'no')}{at_out}")
+                             for c in range(len(ctx.outputs))], W, rev, False)
         if ctx.bargraphs and not nk:
-            src += _staging("the chunk's bargraphs", "bsz", [
-                f"st(bars, bb + {_row(c, 'nb')}i, ld(ybar, ({c * ch} + j) * {W} + b))"
-                for c in range(len(ctx.bargraphs))], W,
-                [f"vtout(bars, g0, B, bsz, {_row(c, 'nb')}i, ybar, {c * ch} + j, 0)"
-                 for c in range(len(ctx.bargraphs))])
+            src += _staging("the chunk's bargraphs", "bars", "bsz",
+                            [("ybar", c * ch, f"{_row(c, 'nb')}i")
+                             for c in range(len(ctx.bargraphs))], W, 0, False)
         src += ["                q0 = q1", "            b0 = b1"]
         if nk:   # (padding lanes repeat the last instance: not summed again)
             src += [f"        for b in range(min({W}, B - g0)):",
@@ -1116,30 +1106,37 @@ class _Emitter:
         text = "\n".join(src) + "\n"
         return re.sub(r"\bf2i\(", "f2iv(", text)
 
-def _staging(what: str, size: str, copies: list, lanes: int, moves=None) -> list:
-    """A batch kernel's copy loops between the instances' rows and a lane-order stack
-    buffer, over the chunk j = 0..q1-q0-1 (i = q0 + j): `moves` (simd.vtin/vtout calls,
-    one per row) copy blocks of `lanes` samples by transposes in registers, the last
-    samples of the chunk are copied one by one (`copies`). A few rows: sample by sample,
-    every lane of a sample together. More rows than lanes: lane by lane, row by row, the
-    samples innermost, so that each instance's row is a run of consecutive samples."""
+def _staging(what: str, array: str, size: str, rows: list, lanes: int, rev: int,
+             inward: bool) -> list:
+    """A batch kernel's copy loops between the instances' rows of `array` (B, rows, n) and
+    lane-order stack buffers, over the chunk j = 0..q1-q0-1 (i = q0 + j); rows: (buffer,
+    its first slot, the row's flat index in an instance at sample i); `inward`: into the
+    buffers. Blocks of `lanes` samples move by transposes in registers (simd.vtin/vtout,
+    one call per row; rev: the rows read or written last sample first), the chunk's last
+    samples one by one: with a few rows sample by sample, every lane of a sample together;
+    with more rows than lanes, lane by lane and row by row, the samples innermost, so that
+    each instance's row is a run of consecutive samples."""
     pad = " " * 16
-    if moves:   # (simd: blocks of `lanes` samples by transposes, then the rest as below)
-        head = [f"{pad}j0 = 0   # {what}: {lanes} samples at a time (simd.vtin/vtout)",
-                f"{pad}while j0 <= q1 - q0 - {lanes}:", f"{pad}    j = j0",
-                f"{pad}    i = q0 + j"] + [f"{pad}    {m}" for m in moves] + \
-               [f"{pad}    j0 += {lanes}"]
-        rest = _staging(what + ", the rest", size, copies, lanes)
-        return head + [line.replace("range(q1 - q0)", "range(j0, q1 - q0)") for line in rest]
+    move = "vtin" if inward else "vtout"
+    moves = [f"{move}({array}, g0, B, {size}, {at}, {buf}, {k0} + j, {rev})"
+             for buf, k0, at in rows]
+    copies = [f"st({buf}, ({k0} + j) * {lanes} + b, ld({array}, bb + {at}))" if inward else
+              f"st({array}, bb + {at}, ld({buf}, ({k0} + j) * {lanes} + b))"
+              for buf, k0, at in rows]
+    head = [f"{pad}j0 = 0   # {what}: {lanes} samples at a time (simd.vtin/vtout)",
+            f"{pad}while j0 <= q1 - q0 - {lanes}:", f"{pad}    j = j0",
+            f"{pad}    i = q0 + j"] + [f"{pad}    {m}" for m in moves] + \
+        [f"{pad}    j0 += {lanes}"]
+    what += ", the rest"
     if len(copies) <= lanes:
-        return [f"{pad}for j in range(q1 - q0):   # {what}", f"{pad}    i = q0 + j",
-                f"{pad}    for b in range({lanes}):",
-                f"{pad}        bb = min(g0 + b, B - 1) * {size}"] + \
-               [f"{pad}        {c}" for c in copies]
-    out = [f"{pad}for b in range({lanes}):   # {what}",
-           f"{pad}    bb = min(g0 + b, B - 1) * {size}"]
+        return head + [f"{pad}for j in range(j0, q1 - q0):   # {what}", f"{pad}    i = q0 + j",
+                       f"{pad}    for b in range({lanes}):",
+                       f"{pad}        bb = min(g0 + b, B - 1) * {size}"] + \
+            [f"{pad}        {c}" for c in copies]
+    out = head + [f"{pad}for b in range({lanes}):   # {what}",
+                  f"{pad}    bb = min(g0 + b, B - 1) * {size}"]
     for c in copies:
-        out += [f"{pad}    for j in range(q1 - q0):", f"{pad}        i = q0 + j",
+        out += [f"{pad}    for j in range(j0, q1 - q0):", f"{pad}        i = q0 + j",
                 f"{pad}        {c}"]
     return out
 
@@ -1155,11 +1152,12 @@ def generate(plan: Plan, source: str = "", key: str = "") -> str:
         em = _Emitter(plan, ctx)
         kernels.append(em.kernel())
         globs += em.globals
+    has_loss = bool(plan.batch and plan.loss_rows and not plan.reverse_io)
     if plan.batch:   # the lane form of the program's kernel (compiled on first use only)
         em = _Emitter(plan, main, batch=True)
         kernels.append(em.batch_kernel())
         globs += [g for g in em.globals if g not in globs]
-        if plan.loss_rows and not plan.reverse_io:
+        if has_loss:
             em = _Emitter(plan, main, batch=True)
             kernels.append(em.batch_kernel(loss=True))
             globs += [g for g in em.globals if g not in globs]
@@ -1227,8 +1225,8 @@ def generate(plan: Plan, source: str = "", key: str = "") -> str:
             f"    BATCH_KERNELS = {'(_v0,)' if plan.batch else '()'}",
             "    # (the batch kernel summing the L2 loss of its first LOSS_ROWS outputs, whose",
             "    # forward-mode partials follow: batch_kernel(loss=True); runtime.l2_sums)",
-            f"    LOSS_KERNELS = {'(_l0,)' if 'def _l0(' in code else '()'}",
-            f"    LOSS_ROWS = {plan.loss_rows if 'def _l0(' in code else 0}",
+            f"    LOSS_KERNELS = {'(_l0,)' if has_loss else '()'}",
+            f"    LOSS_ROWS = {plan.loss_rows if has_loss else 0}",
             f"    LANES = {LANES}",
             "    STATES = (",
             *[f"        {(c.niv, c.nfv, c.ndi, c.ndf, c.nhi, c.nhf)!r}," for c in plan.contexts],

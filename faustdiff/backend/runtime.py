@@ -460,6 +460,9 @@ class BatchProgram:
             raise ValueError(f"compute: inputs must have shape ({B}, {ni}, {n}), "
                              f"got {x.shape}")
         x = x[:, :, :n] if ni else self._empty
+        if self.program.IN_OFFSET and ni:   # (a backward program's history columns first)
+            return np.ascontiguousarray(np.pad(x, ((0, 0), (0, 0),
+                                                   (self.program.IN_OFFSET, 0)))), int(n)
         return np.ascontiguousarray(x), int(n)
 
     def compute(self, inputs=None, n: Optional[int] = None) -> np.ndarray:
@@ -475,8 +478,6 @@ class BatchProgram:
     def _go(self, inputs, n, block) -> np.ndarray:
         ins, n = self._inputs(inputs, n)
         p = self.program
-        if p.IN_OFFSET and ins.shape[1]:
-            ins = np.ascontiguousarray(np.pad(ins, ((0, 0), (0, 0), (p.IN_OFFSET, 0))))
         outs = np.empty((self.batch, self.num_outputs, p.OUT_OFFSET + n))
         nbars = len(self.bargraph_labels)
         bars = np.empty((self.batch, nbars, n)) if nbars else self._empty
@@ -528,8 +529,6 @@ class BatchProgram:
         if t.shape != (self.batch, p.LOSS_ROWS, n):
             raise ValueError(f"l2_sums: targets must have shape ({self.batch}, "
                              f"{p.LOSS_ROWS}, {n}), got {t.shape}")
-        if p.IN_OFFSET and ins.shape[1]:
-            ins = np.ascontiguousarray(np.pad(ins, ((0, 0), (0, 0), (p.IN_OFFSET, 0))))
         acc = np.zeros((self.batch, self.num_outputs))
         if n > 0:
             self._run_groups(p.LOSS_KERNELS[0], ins, t, acc, 0, n, n)

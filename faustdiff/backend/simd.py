@@ -518,19 +518,25 @@ def vld(typingctx, a, k):
         ptr = _lane_ptrs(context, builder, at, args[0], args[1], kt, True)
         elt = context.get_data_type(at.dtype)
         if isinstance(ptr, list):
-            vals = [builder.load(p) for p in ptr]
-        else:
-            vp = builder.bitcast(ptr, ir.VectorType(elt, LANES).as_pointer())
-            v = builder.load(vp, align=context.get_abi_sizeof(elt))
-            vals = None
-        if vals is not None:
-            v = ir.Constant(ir.VectorType(elt, LANES), ir.Undefined)
-            for b, x in enumerate(vals):
-                v = builder.insert_element(v, x, ir.Constant(_I32, b))
-        if isinstance(ret, VecI) and elt != _I32:
-            v = builder.trunc(v, _vty(veci)) if elt.width > 32 else builder.sext(v, _vty(veci))
-        return v
+            return _loaded(builder, ptr, elt, ret)
+        vp = builder.bitcast(ptr, ir.VectorType(elt, LANES).as_pointer())
+        return _as_lanes(builder, builder.load(vp, align=context.get_abi_sizeof(elt)), elt, ret)
     return ret(a, k), codegen
+
+
+def _as_lanes(builder, v, elt, ret):
+    """A vector of array elements `elt` as the lanes' type `ret` (integers: i32)."""
+    if isinstance(ret, VecI) and elt != _I32:
+        return builder.trunc(v, _vty(veci)) if elt.width > 32 else builder.sext(v, _vty(veci))
+    return v
+
+
+def _loaded(builder, ptrs, elt, ret):
+    """The vector of one load per lane (a gather) from `ptrs`, as `ret`."""
+    v = ir.Constant(ir.VectorType(elt, LANES), ir.Undefined)
+    for b, p in enumerate(ptrs):
+        v = builder.insert_element(v, builder.load(p), ir.Constant(_I32, b))
+    return _as_lanes(builder, v, elt, ret)
 
 
 @intrinsic
@@ -568,13 +574,7 @@ def vgat(typingctx, a, k):
         ptr = _lane_ptrs(context, builder, at, args[0], args[1], kt, False)
         if not vec:
             return builder.load(ptr)
-        elt = context.get_data_type(at.dtype)
-        v = ir.Constant(ir.VectorType(elt, LANES), ir.Undefined)
-        for b, p in enumerate(ptr):
-            v = builder.insert_element(v, builder.load(p), ir.Constant(_I32, b))
-        if isinstance(ret, VecI) and elt != _I32:
-            v = builder.trunc(v, _vty(veci)) if elt.width > 32 else builder.sext(v, _vty(veci))
-        return v
+        return _loaded(builder, ptr, context.get_data_type(at.dtype), ret)
     return ret(a, k), codegen
 
 

@@ -345,8 +345,8 @@ def run_batch(programs: Sequence, inputs: Sequence, n: int, mode: str = "auto"):
     if any(p is None for p in parts):
         return [p.compute_with_grad(x, n) for p, x in zip(programs, inputs)]
     B = len(programs)
-    if mode == "auto":   # measured (benchmarks/bench_train.py): see pick_mode
-        mode = pick_mode(B, bool(getattr(parts[0][0].FaustProgram, "BATCH_KERNELS", ())))
+    # ("auto": measured, benchmarks/bench_train.py; see pick_mode)
+    mode = run_mode(mode, B, bool(getattr(parts[0][0].FaustProgram, "BATCH_KERNELS", ())))
     if mode == "vectorized":
         outs = _vectorized(programs, inputs, n)
         if outs is not None:

@@ -549,17 +549,10 @@ def _simp_sub(x, y):
     if _is_plus_const(x) and _atoms(x.args[0], y):
         return _rated_sum(x.args[0], x.args[1], y)
     if _is_plus_const(y) and _atoms(x, y.args[0]):   # x - (a + c): a's terms are negative
-        return _rated_negated(x, y.args[0], prim("-", zero(y.args[1].type), y.args[1]))
+        return _rated_sum(x, prim("-", zero(y.args[1].type), y.args[1]), y.args[0])
     if _is_plus_const(x) and y.op != "const":  # (a + c) - y -> (a - y) + c
         return prim("+", prim("-", x.args[0], y), x.args[1])
     return None
-
-
-def _rated_negated(x: Sig, a: Sig, c: Sig) -> Sig:
-    """x - a + c (x and a terms of a sum, c a nonzero constant) in Faust's normal form."""
-    if a.rate >= x.rate:                  # x + (c - a)
-        return _raw_prim("+", (x, _raw_prim("-", (c, a))))
-    return _raw_prim("-", (_raw_prim("+", (x, c)), a))
 
 
 def _simp_mul(x, y):
